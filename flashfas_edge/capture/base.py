@@ -1,0 +1,68 @@
+"""The Camera interface (DESIGN.md §1 step 3): a ring buffer of timestamped frames.
+
+Real cameras (V4L2/OpenCV) and the simulated kiosk camera implement the same small protocol, so the
+pipeline cannot tell them apart. All times are on the host monotonic clock, in microseconds
+(``time.monotonic_ns() // 1000``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+
+class CameraError(RuntimeError):
+    """The camera is absent, stalled or returned something unusable."""
+
+
+@dataclass(frozen=True)
+class CameraInfo:
+    width: int
+    height: int
+    fps: float
+    exposure_us: int  # locked exposure time of every row
+    readout_us: int  # rolling-shutter readout: last row starts this long after the first
+    name: str = "camera"
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One camera frame.
+
+    ``image`` is uint8 [H, W, 3] RGB. ``t_start_us`` is when the exposure of the *first* row began;
+    row r starts at ``t_start_us + readout_us * r / (H - 1)`` and lasts ``exposure_us``.
+    ``meta`` carries optional side information (the simulated kiosk puts ground-truth landmarks
+    under ``"landmarks"`` as float32 [5, 2]); real cameras leave it empty.
+    """
+
+    index: int
+    t_start_us: int
+    exposure_us: int
+    readout_us: int
+    image: np.ndarray
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Camera(Protocol):
+    def start(self) -> None:
+        """Open the device, lock exposure and white balance, start filling the ring buffer."""
+
+    def stop(self) -> None:
+        """Stop capturing and release the device. Idempotent."""
+
+    def info(self) -> CameraInfo: ...
+
+    def frames_between(self, t0_us: int, t1_us: int, timeout_s: float) -> list[Frame]:
+        """Frames whose exposure starts in [t0_us, t1_us), oldest first.
+
+        Blocks until a frame starting at or after ``t1_us`` has arrived (so the list is complete)
+        or ``timeout_s`` has passed, in which case :class:`CameraError` is raised.
+        """
+        ...
+
+    def last_frame_time_us(self) -> int | None:
+        """Start time of the newest frame in the buffer (for the watchdog), None before the first."""
+        ...
