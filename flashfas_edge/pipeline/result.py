@@ -1,0 +1,53 @@
+"""What one liveness check answers (DESIGN.md §1 step 10): the seam between pipeline and API."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+import numpy as np
+
+
+class Verdict(str, Enum):
+    LIVE = "live"
+    SPOOF = "spoof"
+    RETRY = "retry"
+
+
+class Reason(str, Enum):
+    """Machine-readable reasons. Every ``retry`` carries one; ``spoof`` says why too."""
+
+    # live / spoof decisions
+    SCORE_ABOVE_THRESHOLD = "score_above_threshold"
+    SCORE_BELOW_THRESHOLD = "score_below_threshold"
+    CHALLENGE_MISMATCH = "challenge_mismatch"
+    # quality gates → retry
+    NO_FACE = "no_face"
+    MULTIPLE_FACES = "multiple_faces"
+    FACE_TOO_SMALL = "face_too_small"
+    FACE_TOO_LARGE = "face_too_large"
+    MOTION = "motion"
+    UNDEREXPOSED = "underexposed"
+    OVEREXPOSED = "overexposed"
+    LOW_FLASH_SNR = "low_flash_snr"
+    NO_CLEAN_FRAME = "no_clean_frame"
+    # failures of the check itself → retry, never live
+    STAGE_TIMEOUT = "stage_timeout"
+    INTERNAL_ERROR = "internal_error"
+
+
+@dataclass
+class CheckResult:
+    check_id: str
+    verdict: Verdict
+    reason: Reason
+    score: float | None  # P(live) from the backend; None when inference did not run
+    threshold: float
+    type_probs: dict[str, float] = field(default_factory=dict)
+    timings_ms: dict[str, float] = field(default_factory=dict)  # per stage of DESIGN.md §1
+    model: dict[str, Any] = field(default_factory=dict)  # bundle name, manifest sha256
+    backend: dict[str, Any] = field(default_factory=dict)  # BackendInfo as a dict
+    nonce: str = ""
+    depth: np.ndarray | None = None  # float32 [D, D] x̂, only kept when asked for
+    detail: dict[str, Any] = field(default_factory=dict)  # gate measurements behind the reason
