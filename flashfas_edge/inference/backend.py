@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from flashfas_edge.inference.bundle import Bundle
 
 ATTACK_TYPES = ("print", "replay", "mask")  # the M = 3 experts, in this order everywhere
 
@@ -36,11 +39,21 @@ class BackendInfo:
 
 @runtime_checkable
 class Backend(Protocol):
+    @property
+    def bundle(self) -> Bundle:
+        """The validated bundle: name, manifest_sha256, n0, input_size, normalisation,
+        threshold_default, … (flashfas_edge/inference/bundle.py)."""
+        ...
+
     def warm_up(self) -> None:
         """Run the networks once on zeros so the first real check is not slow."""
 
     def run(self, x: np.ndarray) -> ModelOutput:
         """x: float32 [N, 3, S, S] differential frames of one check (from ``_core.preprocess``)."""
+        ...
+
+    def run_batch(self, x: np.ndarray) -> list[ModelOutput]:
+        """x: float32 [B, N, 3, S, S], B checks at once (offline evaluation); one output each."""
         ...
 
     def info(self) -> BackendInfo: ...

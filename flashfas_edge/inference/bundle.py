@@ -1,0 +1,291 @@
+"""Model bundle loading: read ``manifest.json``, check every file, expose the bundle's facts.
+
+The contract is docs/MODEL_BUNDLE.md (DESIGN.md §4). The daemon never runs a model it cannot vouch
+for: a missing file, a sha256 mismatch, another format version, an input contract that differs from
+what the pipeline feeds, or ONNX tensor names that differ from the manifest are all a
+:class:`BundleError` that names the offending file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from flashfas_edge.inference.backend import ATTACK_TYPES, BundleError
+
+FORMAT_VERSION = 1
+MANIFEST_NAME = "manifest.json"
+EXPERT_MODULES = tuple(f"expert_{t}" for t in ATTACK_TYPES)
+MODULE_NAMES = ("stem", *EXPERT_MODULES, "type_gate", "attention_gate", "head")
+
+# Tensor names fixed by the contract; the gates may read either the raw input or the stem feature.
+_EXPECTED_IO: dict[str, tuple[tuple[tuple[str, ...], ...], tuple[str, ...]]] = {
+    "stem": ((("x",),), ("feat",)),
+    **{name: ((("feat",),), ("depth",)) for name in EXPERT_MODULES},
+    "type_gate": ((("x",), ("feat",)), ("logits",)),
+    "attention_gate": ((("x",), ("feat",)), ("attention",)),
+    "head": ((("depth",),), ("logit",)),
+}
+
+
+def sha256_of_file(path: Path, chunk_bytes: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(chunk_bytes):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class ModuleSpec:
+    """One ONNX file of the bundle, as the manifest lists it."""
+
+    name: str
+    path: Path
+    sha256: str
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class RoutingConfig:
+    """Sparse expert routing (beyond the paper): skip experts when the type gate is confident."""
+
+    sparse: bool = False
+    min_top_weight: float = 0.95
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A validated model bundle: the facts the pipeline needs plus the module files."""
+
+    directory: Path
+    name: str
+    manifest_sha256: str
+    n0: int
+    n_diff: int
+    input_size: int
+    depth_size: int
+    channel_order: str
+    layout: str
+    normalisation: dict[str, Any]
+    threshold_default: float
+    routing: RoutingConfig
+    modules: dict[str, ModuleSpec]
+    manifest: dict[str, Any] = field(repr=False)
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.directory / MANIFEST_NAME
+
+    @property
+    def input_shape(self) -> tuple[int, int, int, int]:
+        """Shape of one check's input, without the batch dimension: [N, 3, S, S]."""
+        return (self.n_diff, 3, self.input_size, self.input_size)
+
+
+def load_bundle(
+    bundle_dir: str | Path,
+    *,
+    expect_n0: int | None = None,
+    expect_input_size: int | None = None,
+    expect_normalisation: dict[str, Any] | None = None,
+    check_onnx_io: bool = True,
+) -> Bundle:
+    """Read and validate a bundle folder; raise :class:`BundleError` naming the file on any fault.
+
+    ``expect_*`` are what the caller (the pipeline) will feed; ``None`` skips that check.
+    """
+    directory = Path(bundle_dir)
+    manifest_path = directory / MANIFEST_NAME
+    if not directory.is_dir():
+        raise BundleError(f"{directory}: bundle folder does not exist")
+    if not manifest_path.is_file():
+        raise BundleError(f"{manifest_path}: manifest is missing")
+    raw = manifest_path.read_bytes()
+    try:
+        manifest = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise BundleError(f"{manifest_path}: not valid JSON ({exc})") from exc
+    if not isinstance(manifest, dict):
+        raise BundleError(f"{manifest_path}: top level must be a JSON object")
+
+    def field_of(key: str, kind: type | tuple[type, ...]) -> Any:
+        if key not in manifest:
+            raise BundleError(f"{manifest_path}: field {key!r} is missing")
+        value = manifest[key]
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise BundleError(f"{manifest_path}: field {key!r} has the wrong type ({value!r})")
+        return value
+
+    version = field_of("format_version", int)
+    if version != FORMAT_VERSION:
+        raise BundleError(
+            f"{manifest_path}: format_version {version} is not supported "
+            f"(this runtime reads version {FORMAT_VERSION})"
+        )
+    n0 = field_of("n0", int)
+    n_diff = field_of("n_diff", int)
+    input_size = field_of("input_size", int)
+    depth_size = field_of("depth_size", int)
+    if not 3 <= n0 <= 8:
+        raise BundleError(f"{manifest_path}: n0 = {n0} is outside 3…8")
+    if n_diff != 2 * (n0 - 2):  # ATR-FAS §3.2: N = 2(N0 − 2) differential frames
+        raise BundleError(f"{manifest_path}: n_diff = {n_diff} but n0 = {n0} needs {2 * (n0 - 2)}")
+    if expect_n0 is not None and n0 != expect_n0:
+        raise BundleError(
+            f"{manifest_path}: bundle was trained for n0 = {n0}, "
+            f"the pipeline feeds n0 = {expect_n0}"
+        )
+    if expect_input_size is not None and input_size != expect_input_size:
+        raise BundleError(
+            f"{manifest_path}: bundle input_size = {input_size}, "
+            f"the pipeline feeds {expect_input_size}×{expect_input_size}"
+        )
+    channel_order = manifest.get("channel_order", "RGB")
+    layout = manifest.get("layout", "NCHW")
+    if channel_order != "RGB" or layout != "NCHW":
+        raise BundleError(
+            f"{manifest_path}: channel_order/layout {channel_order}/{layout} "
+            "is not the RGB/NCHW the runtime feeds"
+        )
+    normalisation = manifest.get("normalisation", {})
+    if not isinstance(normalisation, dict):
+        raise BundleError(f"{manifest_path}: field 'normalisation' must be an object")
+    if expect_normalisation is not None and normalisation != expect_normalisation:
+        raise BundleError(
+            f"{manifest_path}: normalisation {normalisation} differs from what the pipeline "
+            f"feeds ({expect_normalisation})"
+        )
+    attack_types = tuple(manifest.get("attack_types", ATTACK_TYPES))
+    if attack_types != ATTACK_TYPES:
+        raise BundleError(
+            f"{manifest_path}: attack_types {list(attack_types)} differ from {list(ATTACK_TYPES)}"
+        )
+
+    threshold = manifest.get("threshold", {"default": 0.5})
+    threshold_default = threshold.get("default") if isinstance(threshold, dict) else None
+    if not isinstance(threshold_default, (int, float)) or not 0.0 <= threshold_default <= 1.0:
+        raise BundleError(f"{manifest_path}: threshold.default must be a number in [0, 1]")
+    routing = _parse_routing(manifest.get("routing", {}), manifest_path)
+
+    modules_raw = field_of("modules", dict)
+    modules = {
+        name: _check_module(name, modules_raw.get(name), directory, manifest_path)
+        for name in MODULE_NAMES
+    }
+    if check_onnx_io:
+        for spec in modules.values():
+            _check_onnx_io(spec, n_diff=n_diff, input_size=input_size, depth_size=depth_size)
+
+    return Bundle(
+        directory=directory,
+        name=str(manifest.get("name", directory.name)),
+        manifest_sha256=hashlib.sha256(raw).hexdigest(),
+        n0=n0,
+        n_diff=n_diff,
+        input_size=input_size,
+        depth_size=depth_size,
+        channel_order=channel_order,
+        layout=layout,
+        normalisation=normalisation,
+        threshold_default=float(threshold_default),
+        routing=routing,
+        modules=modules,
+        manifest=manifest,
+    )
+
+
+def _parse_routing(raw: Any, manifest_path: Path) -> RoutingConfig:
+    if not isinstance(raw, dict):
+        raise BundleError(f"{manifest_path}: field 'routing' must be an object")
+    sparse = raw.get("sparse", False)
+    min_top_weight = raw.get("min_top_weight", 0.95)
+    if not isinstance(sparse, bool):
+        raise BundleError(f"{manifest_path}: routing.sparse must be true or false")
+    if not isinstance(min_top_weight, (int, float)) or not 1 / len(ATTACK_TYPES) < min_top_weight:
+        raise BundleError(f"{manifest_path}: routing.min_top_weight must be in (1/M, 1]")
+    if min_top_weight > 1.0 or math.isnan(min_top_weight):
+        raise BundleError(f"{manifest_path}: routing.min_top_weight must be in (1/M, 1]")
+    return RoutingConfig(sparse=sparse, min_top_weight=float(min_top_weight))
+
+
+def _check_module(name: str, raw: Any, directory: Path, manifest_path: Path) -> ModuleSpec:
+    if not isinstance(raw, dict):
+        raise BundleError(f"{manifest_path}: module {name!r} is not listed")
+    file_name = raw.get("file")
+    expected_sha = raw.get("sha256")
+    if not isinstance(file_name, str) or not isinstance(expected_sha, str):
+        raise BundleError(f"{manifest_path}: module {name!r} needs 'file' and 'sha256'")
+    path = directory / file_name
+    if Path(file_name).is_absolute() or ".." in Path(file_name).parts:
+        raise BundleError(f"{manifest_path}: module {name!r} file {file_name!r} leaves the bundle")
+    if not path.is_file():
+        raise BundleError(f"{path}: module {name!r} file is missing")
+    actual_sha = sha256_of_file(path)
+    if actual_sha != expected_sha.lower():
+        raise BundleError(
+            f"{path}: sha256 mismatch for module {name!r} "
+            f"(manifest {expected_sha[:12]}…, file {actual_sha[:12]}…) — the file was altered"
+        )
+    inputs = tuple(raw.get("inputs", ()))
+    outputs = tuple(raw.get("outputs", ()))
+    allowed_inputs, expected_outputs = _EXPECTED_IO[name]
+    if inputs not in allowed_inputs or outputs != expected_outputs:
+        raise BundleError(
+            f"{manifest_path}: module {name!r} lists inputs {list(inputs)} / outputs "
+            f"{list(outputs)}; the contract allows {[list(i) for i in allowed_inputs]} / "
+            f"{list(expected_outputs)}"
+        )
+    return ModuleSpec(name=name, path=path, sha256=actual_sha, inputs=inputs, outputs=outputs)
+
+
+def _check_onnx_io(spec: ModuleSpec, *, n_diff: int, input_size: int, depth_size: int) -> None:
+    """The ONNX graph's tensor names (and static dims) must be what the manifest says."""
+    import onnx  # only at load time; ONNX parsing is cheap next to session creation
+
+    try:
+        model = onnx.load(str(spec.path), load_external_data=False)
+    except Exception as exc:  # onnx raises DecodeError and friends: all mean "not an ONNX file"
+        raise BundleError(f"{spec.path}: not a readable ONNX model ({exc})") from exc
+    graph = model.graph
+    initializer_names = {init.name for init in graph.initializer}
+    inputs = tuple(i.name for i in graph.input if i.name not in initializer_names)
+    outputs = tuple(o.name for o in graph.output)
+    if inputs != spec.inputs or outputs != spec.outputs:
+        raise BundleError(
+            f"{spec.path}: ONNX inputs {list(inputs)} / outputs {list(outputs)} do not match "
+            f"the manifest ({list(spec.inputs)} / {list(spec.outputs)})"
+        )
+    expected_dims = {
+        "x": (n_diff, 3, input_size, input_size),
+        "depth": (
+            (n_diff, depth_size, depth_size) if spec.name != "head" else (1, depth_size, depth_size)
+        ),
+        "attention": (n_diff, depth_size, depth_size),
+        "logits": (len(ATTACK_TYPES),),
+        "logit": (1,),
+    }
+    for value in (*graph.input, *graph.output):
+        if value.name not in expected_dims:
+            continue
+        dims = tuple(
+            d.dim_value if d.HasField("dim_value") else None
+            for d in value.type.tensor_type.shape.dim
+        )
+        want = expected_dims[value.name]
+        if len(dims) != len(want) + 1:
+            raise BundleError(
+                f"{spec.path}: tensor {value.name!r} has rank {len(dims)}, "
+                f"expected [B, {', '.join(map(str, want))}]"
+            )
+        for got, expected in zip(dims[1:], want, strict=True):
+            if got is not None and got != expected:
+                raise BundleError(
+                    f"{spec.path}: tensor {value.name!r} has shape {list(dims)}, "
+                    f"expected [B, {', '.join(map(str, want))}] from the manifest"
+                )

@@ -1,0 +1,100 @@
+"""The order in which a bundle's modules run, shared by every backend (DESIGN.md §1 step 9).
+
+stem → type gate → (routing) → experts → attention gate → mixing (ATR-FAS §3.4) → head.
+A backend only supplies a :class:`ModuleRunner` that runs one ONNX module on named arrays; this
+file turns module outputs into :class:`ModelOutput`. Errors are typed and fail closed: a shape
+or value problem raises :class:`BackendError`, never a "live" score.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+
+from flashfas_edge.inference.backend import ATTACK_TYPES, BackendError, ModelOutput
+from flashfas_edge.inference.bundle import EXPERT_MODULES, Bundle, RoutingConfig
+from flashfas_edge.inference.mixing import mix_depth, route_experts, sigmoid, softmax
+
+
+class ModuleRunner(Protocol):
+    def run_module(self, module: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Run one bundle module; ``inputs`` carry the batch dimension; returns outputs by name."""
+        ...
+
+
+class BundleForward:
+    """Runs a bundle through a :class:`ModuleRunner` and mixes the results."""
+
+    def __init__(self, bundle: Bundle, runner: ModuleRunner, routing: RoutingConfig) -> None:
+        self.bundle = bundle
+        self.runner = runner
+        self.routing = routing
+
+    def check_input(self, x: np.ndarray, batched: bool) -> np.ndarray:
+        expected = self.bundle.input_shape
+        shape = x.shape[1:] if batched else x.shape
+        if x.ndim != len(expected) + int(batched) or tuple(shape) != expected:
+            lead = "[B, " if batched else "["
+            raise BackendError(
+                f"input has shape {list(x.shape)}; bundle {self.bundle.name!r} expects "
+                f"{lead}{', '.join(map(str, expected))}] float32"
+            )
+        if batched and x.shape[0] == 0:
+            raise BackendError("empty batch")
+        if x.dtype != np.float32:
+            raise BackendError(f"input dtype is {x.dtype}, the bundle expects float32")
+        if not np.isfinite(x).all():
+            raise BackendError("input contains NaN or Inf")
+        return np.ascontiguousarray(x)
+
+    def run_batch(self, x: np.ndarray) -> list[ModelOutput]:
+        """x: float32 [B, N, 3, S, S]; one :class:`ModelOutput` per sample."""
+        return self._forward(self.check_input(x, batched=True))
+
+    def run(self, x: np.ndarray) -> ModelOutput:
+        """x: float32 [N, 3, S, S], one check."""
+        return self._forward(self.check_input(x, batched=False)[None])[0]
+
+    def _forward(self, x: np.ndarray) -> list[ModelOutput]:
+        specs = self.bundle.modules
+        values: dict[str, np.ndarray] = {"x": x}
+        values["feat"] = self.runner.run_module("stem", {"x": x})["feat"]
+
+        gate_in = specs["type_gate"].inputs[0]
+        logits = self.runner.run_module("type_gate", {gate_in: values[gate_in]})["logits"]
+        weights = softmax(logits.astype(np.float64), axis=1)
+        mask, mixing = route_experts(
+            weights, sparse=self.routing.sparse, min_top_weight=self.routing.min_top_weight
+        )
+
+        batch, d = x.shape[0], self.bundle.depth_size
+        # Zeros, not empty: a skipped expert's slot is multiplied by weight 0 and must not be NaN.
+        depths = np.zeros((batch, len(EXPERT_MODULES), self.bundle.n_diff, d, d), np.float32)
+        feat = values["feat"]
+        for m, expert in enumerate(EXPERT_MODULES):
+            rows = np.flatnonzero(mask[:, m])
+            if rows.size == 0:
+                continue
+            expert_feat = feat if rows.size == batch else np.ascontiguousarray(feat[rows])
+            depths[rows, m] = self.runner.run_module(expert, {"feat": expert_feat})["depth"]
+
+        att_in = specs["attention_gate"].inputs[0]
+        attention = self.runner.run_module("attention_gate", {att_in: values[att_in]})["attention"]
+        final_depth = mix_depth(depths, mixing, attention)  # [B, D, D]
+        logit = self.runner.run_module("head", {"depth": final_depth[:, None]})["logit"]
+        p_live = sigmoid(logit.reshape(batch).astype(np.float64))
+        if not (np.isfinite(p_live).all() and np.isfinite(final_depth).all()):
+            raise BackendError(f"bundle {self.bundle.name!r} produced NaN/Inf outputs")
+
+        outputs = []
+        for b in range(batch):
+            outputs.append(
+                ModelOutput(
+                    p_live=float(p_live[b]),
+                    type_probs={t: float(weights[b, i]) for i, t in enumerate(ATTACK_TYPES)},
+                    depth=final_depth[b],
+                    experts_run=tuple(t for i, t in enumerate(ATTACK_TYPES) if mask[b, i]),
+                )
+            )
+        return outputs

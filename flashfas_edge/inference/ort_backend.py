@@ -1,0 +1,123 @@
+"""ONNX Runtime backend (CPU): the default on every kiosk without an NVIDIA GPU (DESIGN.md §4).
+
+One InferenceSession per module, created once at start-up with the graph optimiser at its highest
+level. Thread counts are tuned for the small kiosk CPUs (2 cores here): one intra-op pool of at most
+2 threads, no inter-op parallelism — the modules run one after another anyway, and a second pool
+only contends for the same cores.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from flashfas_edge.inference.backend import BackendError, BackendInfo, BundleError, ModelOutput
+from flashfas_edge.inference.bundle import Bundle, RoutingConfig, load_bundle
+from flashfas_edge.inference.forward import BundleForward
+
+DEFAULT_MAX_INTRA_OP_THREADS = 2
+
+
+def default_intra_op_threads() -> int:
+    return max(1, min(DEFAULT_MAX_INTRA_OP_THREADS, os.cpu_count() or 1))
+
+
+class OrtModuleRunner:
+    """Runs the bundle's ONNX modules with ONNX Runtime sessions (CPU execution provider)."""
+
+    def __init__(
+        self,
+        bundle: Bundle,
+        *,
+        intra_op_threads: int | None = None,
+        allow_spinning: bool = True,
+        providers: tuple[str, ...] = ("CPUExecutionProvider",),
+    ) -> None:
+        import onnxruntime as ort
+
+        self.intra_op_threads = intra_op_threads or default_intra_op_threads()
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.intra_op_num_threads = self.intra_op_threads
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3  # warnings about unused initialisers are noise here
+        # Spinning keeps the pool threads hot between the 7 module calls of one check: lower
+        # latency at the price of CPU while a check runs (measured: see engines/README.md).
+        options.add_session_config_entry(
+            "session.intra_op.allow_spinning", "1" if allow_spinning else "0"
+        )
+        self.sessions: dict[str, Any] = {}
+        for name, spec in bundle.modules.items():
+            try:
+                self.sessions[name] = ort.InferenceSession(
+                    str(spec.path), sess_options=options, providers=list(providers)
+                )
+            except Exception as exc:  # ORT raises its own Fail/InvalidGraph types
+                raise BundleError(
+                    f"{spec.path}: ONNX Runtime cannot load module {name!r}: {exc}"
+                ) from exc
+        self.providers = tuple(self.sessions["stem"].get_providers())
+
+    def run_module(self, module: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        session = self.sessions[module]
+        try:
+            results = session.run(None, inputs)
+        except Exception as exc:
+            raise BackendError(f"ONNX Runtime failed in module {module!r}: {exc}") from exc
+        return {out.name: value for out, value in zip(session.get_outputs(), results, strict=True)}
+
+
+class OrtBackend:
+    """:class:`~flashfas_edge.inference.backend.Backend` on ONNX Runtime."""
+
+    def __init__(
+        self,
+        bundle: Bundle | str | Path,
+        *,
+        routing: RoutingConfig | None = None,
+        intra_op_threads: int | None = None,
+        allow_spinning: bool = True,
+    ) -> None:
+        self._bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
+        self.runner = OrtModuleRunner(
+            self._bundle, intra_op_threads=intra_op_threads, allow_spinning=allow_spinning
+        )
+        self.forward = BundleForward(self._bundle, self.runner, routing or self._bundle.routing)
+
+    @property
+    def bundle(self) -> Bundle:
+        return self._bundle
+
+    @property
+    def routing(self) -> RoutingConfig:
+        return self.forward.routing
+
+    def warm_up(self) -> None:
+        self.forward.run(np.zeros(self._bundle.input_shape, np.float32))
+
+    def run(self, x: np.ndarray) -> ModelOutput:
+        return self.forward.run(x)
+
+    def run_batch(self, x: np.ndarray) -> list[ModelOutput]:
+        return self.forward.run_batch(x)
+
+    def info(self) -> BackendInfo:
+        import onnxruntime as ort
+
+        return BackendInfo(
+            name="onnxruntime",
+            device="cpu",
+            precision="fp32",
+            versions={
+                "onnxruntime": ort.__version__,
+                "providers": ",".join(self.runner.providers),
+                "intra_op_threads": str(self.runner.intra_op_threads),
+                "bundle": self._bundle.name,
+                "bundle_manifest_sha256": self._bundle.manifest_sha256,
+                "sparse_routing": str(self.routing.sparse).lower(),
+            },
+        )

@@ -1,0 +1,126 @@
+"""Bundle validation: the daemon never runs a model it cannot vouch for; errors name the file."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+
+import pytest
+
+from flashfas_edge.inference.backend import BundleError
+from flashfas_edge.inference.bundle import MODULE_NAMES, load_bundle
+from flashfas_edge.inference.synthetic_bundle import write_synthetic_bundle
+
+
+@pytest.fixture(scope="module")
+def pristine(tmp_path_factory):
+    return write_synthetic_bundle(tmp_path_factory.mktemp("pristine"), input_size=32)
+
+
+@pytest.fixture
+def bundle_dir(pristine, tmp_path):
+    return shutil.copytree(pristine, tmp_path / "bundle")
+
+
+def _edit_manifest(bundle_dir, edit):
+    path = bundle_dir / "manifest.json"
+    manifest = json.loads(path.read_text())
+    edit(manifest)
+    path.write_text(json.dumps(manifest))
+
+
+def test_a_valid_bundle_loads_with_its_facts(bundle_dir):
+    bundle = load_bundle(bundle_dir, expect_n0=5, expect_input_size=32)
+    assert set(bundle.modules) == set(MODULE_NAMES)
+    assert bundle.input_shape == (6, 3, 32, 32)
+    raw = (bundle_dir / "manifest.json").read_bytes()
+    assert bundle.manifest_sha256 == hashlib.sha256(raw).hexdigest()
+
+
+def test_missing_module_file_names_the_file(bundle_dir):
+    (bundle_dir / "expert_mask.onnx").unlink()
+    with pytest.raises(BundleError, match=r"expert_mask\.onnx.*missing"):
+        load_bundle(bundle_dir)
+
+
+def test_missing_manifest_names_the_file(bundle_dir):
+    (bundle_dir / "manifest.json").unlink()
+    with pytest.raises(BundleError, match=r"manifest\.json: manifest is missing"):
+        load_bundle(bundle_dir)
+
+
+def test_altered_module_is_a_hash_mismatch_naming_the_file(bundle_dir):
+    path = bundle_dir / "head.onnx"
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0x01
+    path.write_bytes(bytes(data))
+    with pytest.raises(BundleError, match=r"head\.onnx: sha256 mismatch"):
+        load_bundle(bundle_dir)
+
+
+def test_wrong_format_version_is_refused(bundle_dir):
+    _edit_manifest(bundle_dir, lambda m: m.update(format_version=2))
+    with pytest.raises(BundleError, match=r"manifest\.json: format_version 2 is not supported"):
+        load_bundle(bundle_dir)
+
+
+def test_bundle_for_another_n0_is_refused(bundle_dir):
+    with pytest.raises(BundleError, match=r"manifest\.json: bundle was trained for n0 = 5.*n0 = 4"):
+        load_bundle(bundle_dir, expect_n0=4)
+
+
+def test_inconsistent_n_diff_is_refused(bundle_dir):
+    _edit_manifest(bundle_dir, lambda m: m.update(n_diff=5))
+    with pytest.raises(BundleError, match=r"n_diff = 5 but n0 = 5 needs 6"):
+        load_bundle(bundle_dir)
+
+
+def test_bundle_for_another_input_size_is_refused(bundle_dir):
+    with pytest.raises(BundleError, match=r"manifest\.json: bundle input_size = 32.*128"):
+        load_bundle(bundle_dir, expect_input_size=128)
+
+
+def test_manifest_input_size_that_the_onnx_files_contradict_is_refused(bundle_dir):
+    _edit_manifest(bundle_dir, lambda m: m.update(input_size=64, depth_size=16))
+    with pytest.raises(BundleError, match=r"stem\.onnx: tensor 'x' has shape"):
+        load_bundle(bundle_dir)
+
+
+def test_other_normalisation_is_refused(bundle_dir):
+    with pytest.raises(BundleError, match="normalisation"):
+        load_bundle(bundle_dir, expect_normalisation={"method": "per-frame-zscore"})
+
+
+def test_onnx_tensor_names_that_differ_from_the_manifest_are_refused(bundle_dir, tmp_path):
+    # A head whose output is called "score": real ONNX file, correct sha256, wrong contract.
+    other = write_synthetic_bundle(tmp_path / "other", input_size=32)
+    import onnx
+
+    model = onnx.load(str(other / "head.onnx"))
+    model.graph.node[-1].output[0] = "score"
+    model.graph.output[0].name = "score"
+    (bundle_dir / "head.onnx").write_bytes(model.SerializeToString())
+    digest = hashlib.sha256((bundle_dir / "head.onnx").read_bytes()).hexdigest()
+    _edit_manifest(bundle_dir, lambda m: m["modules"]["head"].update(sha256=digest))
+    expected = r"head\.onnx: ONNX inputs \['depth'\] / outputs \['score'\]"
+    with pytest.raises(BundleError, match=expected):
+        load_bundle(bundle_dir)
+
+
+def test_manifest_that_lists_wrong_tensor_names_is_refused(bundle_dir):
+    _edit_manifest(bundle_dir, lambda m: m["modules"]["stem"].update(outputs=["features"]))
+    with pytest.raises(BundleError, match=r"module 'stem' lists inputs"):
+        load_bundle(bundle_dir)
+
+
+def test_module_file_outside_the_bundle_is_refused(bundle_dir):
+    _edit_manifest(bundle_dir, lambda m: m["modules"]["stem"].update(file="../stem.onnx"))
+    with pytest.raises(BundleError, match="leaves the bundle"):
+        load_bundle(bundle_dir)
+
+
+def test_corrupt_manifest_names_the_file(bundle_dir):
+    (bundle_dir / "manifest.json").write_text("{ not json")
+    with pytest.raises(BundleError, match=r"manifest\.json: not valid JSON"):
+        load_bundle(bundle_dir)
