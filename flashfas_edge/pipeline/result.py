@@ -35,6 +35,9 @@ class Reason(str, Enum):
     # failures of the check itself → retry, never live
     STAGE_TIMEOUT = "stage_timeout"
     INTERNAL_ERROR = "internal_error"
+    CAMERA_UNAVAILABLE = "camera_unavailable"  # CameraError: absent, stalled, no frames (→ 503)
+    FLASH_UNAVAILABLE = "flash_unavailable"  # FlashError: surface absent or missed its schedule
+    INVALID_SESSION = "invalid_session"  # a recorded session that is inconsistent (→ 4xx)
 
 
 @dataclass
