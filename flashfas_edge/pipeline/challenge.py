@@ -1,0 +1,44 @@
+"""Step 1, the challenge: a fresh random play order of the N0 flash levels (and colours) + nonce.
+
+The order is unpredictable (``secrets``), so a recording of an earlier check, or a stream injected
+in place of the camera, reflects the wrong sequence; verification (``reflection_check.py``) then
+rejects it. Differential normalisation does not care about the play order: ``order`` tells it
+which played state is the brightest, the next, ..., the darkest (ATR-FAS §3.2).
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from flashfas_edge.flash.base import FlashSchedule, FlashState
+from flashfas_edge.pipeline.config import ChallengeConfig
+
+WHITE = (1.0, 1.0, 1.0)
+
+
+def _shuffled(n: int) -> list[int]:
+    """A uniformly random permutation of range(n) from the OS CSPRNG (Fisher–Yates)."""
+    items = list(range(n))
+    for i in range(n - 1, 0, -1):
+        j = secrets.randbelow(i + 1)
+        items[i], items[j] = items[j], items[i]
+    return items
+
+
+def draw_challenge(config: ChallengeConfig, supports_colour: bool) -> FlashSchedule:
+    """Draw one challenge. Colours are drawn per state only when the surface can show them."""
+    levels = config.levels  # sorted brightest first by the config validator
+    play_order = _shuffled(len(levels))  # play slot k shows level play_order[k]
+    palette = config.colour_palette if supports_colour else ()
+    states = []
+    for level_index in play_order:
+        rgb = palette[secrets.randbelow(len(palette))] if palette else WHITE
+        states.append(FlashState(rgb=tuple(float(c) for c in rgb), intensity=levels[level_index]))
+    # order[r] = play slot that shows the r-th brightest level.
+    order = tuple(play_order.index(r) for r in range(len(levels)))
+    return FlashSchedule(
+        states=tuple(states),
+        state_duration_us=config.state_duration_us,
+        nonce=secrets.token_hex(16),
+        order=order,
+    )

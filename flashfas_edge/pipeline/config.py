@@ -1,0 +1,121 @@
+"""The pipeline's section of the daemon configuration (DESIGN.md §1, §4): validated once, as data.
+
+The daemon's config tree (``flashfas_edge/api``) embeds :class:`PipelineConfig`; every value has a
+default that works on the simulated kiosk, and each field says what it bounds and why.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ChallengeConfig(_Section):
+    """Step 1: the random flash sequence. Levels are sorted brightest first for diffnorm."""
+
+    # N0 = 5 intensity levels (ATR-FAS §5.3.3); the darkest one shows the ambient-only face.
+    levels: tuple[float, ...] = (1.0, 0.75, 0.5, 0.25, 0.0)
+    # Colours the challenge may draw from where the flash surface can show colour ("dynamic flash
+    # in sequential colours with different intensity", ATR-FAS §3.2). Empty: white only.
+    colour_palette: tuple[tuple[float, float, float], ...] = ()
+    state_duration_us: int = Field(default=100_000, ge=10_000, le=2_000_000)
+
+    @field_validator("levels")
+    @classmethod
+    def _levels_valid(cls, levels: tuple[float, ...]) -> tuple[float, ...]:
+        if not 3 <= len(levels) <= 8:
+            raise ValueError(f"N0 must be in 3..8 levels, got {len(levels)}")
+        if any(not 0.0 <= v <= 1.0 for v in levels):
+            raise ValueError("every flash level must lie in [0, 1]")
+        if len(set(levels)) != len(levels):
+            raise ValueError("flash levels must be distinct (diffnorm sorts frames by level)")
+        return tuple(sorted(levels, reverse=True))
+
+    @field_validator("colour_palette")
+    @classmethod
+    def _palette_valid(
+        cls, palette: tuple[tuple[float, float, float], ...]
+    ) -> tuple[tuple[float, float, float], ...]:
+        for rgb in palette:
+            if any(not 0.0 <= c <= 1.0 for c in rgb) or max(rgb) <= 0.0:
+                raise ValueError(f"palette colour {rgb} must be in [0, 1] and not black")
+        return palette
+
+    @property
+    def n0(self) -> int:
+        return len(self.levels)
+
+
+class StageTimeouts(_Section):
+    """Upper bounds per stage (DESIGN.md §4 "timeouts on every stage"); exceeded → retry."""
+
+    flash_margin_s: float = Field(default=1.0, gt=0, le=30)  # beyond the sequence's own length
+    capture_s: float = Field(default=1.0, gt=0, le=30)  # waiting for the last frames after play
+    landmarks_s: float = Field(default=2.0, gt=0, le=60)
+    verify_s: float = Field(default=1.0, gt=0, le=60)
+    preprocess_s: float = Field(default=1.0, gt=0, le=60)
+    infer_s: float = Field(default=3.0, gt=0, le=120)
+
+
+class GateThresholds(_Section):
+    """Step 5 quality gates. Each failing gate is a ``retry`` with its own reason."""
+
+    min_face_score: float = Field(default=0.6, ge=0, le=1)
+    # A second face counts when its box is at least this fraction of the main face's box area.
+    second_face_min_area_ratio: float = Field(default=0.25, gt=0, le=1)
+    # Inter-ocular distance in pixels: below it the aligned crop is mostly interpolation.
+    min_interocular_px: float = Field(default=24.0, gt=0)
+    # Face box height over frame height: above it the face leaves the frame or the flash falloff
+    # across the face dominates.
+    max_face_height_frac: float = Field(default=0.9, gt=0, le=2)
+    # Landmark motion between state frames, in inter-ocular distances. Alignment removes a
+    # similarity transform per frame, but rotation in depth and blur do not align away.
+    max_motion_iod: float = Field(default=0.12, gt=0)
+    # Exposure of the face region (8-bit digital levels).
+    min_face_level: float = Field(default=20.0, ge=0, le=255)  # brightest state, face mean
+    saturation_level: int = Field(default=250, ge=1, le=255)
+    max_saturated_frac: float = Field(default=0.08, ge=0, le=1)  # in any state frame
+    # Flash response (brightest − darkest face mean) over the per-pixel noise of the darkest
+    # frame; and in absolute digital levels. Below either: too much ambient light.
+    min_flash_snr: float = Field(default=3.0, gt=0)
+    min_flash_response_dl: float = Field(default=3.0, ge=0)
+    # Challenge verification (anti-replay): correlation of the face's per-state response with the
+    # commanded excitation, and its margin over the best wrong-timing hypothesis.
+    # With N0 = 5 levels, one swapped adjacent pair already gives r ≈ 0.9, so 0.95 admits only
+    # the drawn order (a replay of a random earlier order passes with p ≈ 1/120 per attempt).
+    min_challenge_corr: float = Field(default=0.95, ge=0, le=1)
+    min_challenge_margin: float = Field(default=0.2, ge=0, le=1)
+
+
+class LandmarkConfig(_Section):
+    """Step 6: which LandmarkProvider (one file per provider in ``flashfas_edge/face``)."""
+
+    provider: Literal["ground_truth", "mtcnn"] = "mtcnn"
+    noise_px: float = Field(default=0.0, ge=0, le=20)  # ground_truth only: Gaussian σ per point
+    seed: int | None = None  # ground_truth noise seed (None: fresh entropy)
+    min_face_px: int = Field(default=40, ge=12, le=1000)  # mtcnn: smallest face searched
+    threads: int = Field(default=1, ge=1, le=16)  # mtcnn: ONNX Runtime intra-op threads
+
+
+class PipelineConfig(_Section):
+    challenge: ChallengeConfig = ChallengeConfig()
+    timeouts: StageTimeouts = StageTimeouts()
+    gates: GateThresholds = GateThresholds()
+    landmarks: LandmarkConfig = LandmarkConfig()
+    # Display/LED-to-camera latency (calibration writes it; DESIGN.md §5 `calibrate`).
+    latency_us: int = Field(default=0, ge=0, le=1_000_000)
+    # Camera transfer function (power law) used to linearise levels for challenge verification.
+    camera_gamma: float = Field(default=2.2, ge=1.0, le=3.0)
+    # Decision threshold from calibration; None: the bundle's default (MODEL_BUNDLE.md).
+    threshold_override: float | None = Field(default=None, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PipelineConfig:
+        if self.gates.min_challenge_corr < 0.5:
+            raise ValueError("challenge verification cannot be disabled (anti-replay)")
+        return self

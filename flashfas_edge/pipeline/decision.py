@@ -1,0 +1,33 @@
+"""Step 10, the decision: P(live) against the threshold, failing closed (DESIGN.md §1, §4)."""
+
+from __future__ import annotations
+
+import math
+
+from flashfas_edge.inference.backend import ModelOutput
+from flashfas_edge.pipeline.result import Reason, Verdict
+
+
+class ImplausibleModelOutput(RuntimeError):
+    """The backend returned a score that is not a probability (NaN, ±inf, outside [0, 1])."""
+
+
+def resolve_threshold(override: float | None, bundle_default: float) -> float:
+    """Calibration's threshold where one is set, else the bundle's (MODEL_BUNDLE.md)."""
+    threshold = bundle_default if override is None else override
+    if not (math.isfinite(threshold) and 0.0 < threshold <= 1.0):
+        # 0 would accept everything: refuse it rather than run an open door.
+        raise ValueError(f"decision threshold must be in (0, 1], got {threshold}")
+    return float(threshold)
+
+
+def decide(output: ModelOutput, threshold: float) -> tuple[Verdict, Reason]:
+    try:
+        p_live = float(output.p_live)
+    except (TypeError, ValueError) as exc:
+        raise ImplausibleModelOutput(f"P(live) = {output.p_live!r} is not a number") from exc
+    if not (math.isfinite(p_live) and 0.0 <= p_live <= 1.0):
+        raise ImplausibleModelOutput(f"P(live) = {p_live!r} is not a probability")
+    if p_live >= threshold:
+        return Verdict.LIVE, Reason.SCORE_ABOVE_THRESHOLD
+    return Verdict.SPOOF, Reason.SCORE_BELOW_THRESHOLD

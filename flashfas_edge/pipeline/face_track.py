@@ -1,0 +1,84 @@
+"""Step 6 + the face gates of step 5: one face, the right size, still enough, in every state frame.
+
+The provider runs on the N0 frames that sync chose. Each gate that fails stops the check with
+``retry`` and its reason; the measurements behind it go into ``detail``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from flashfas_edge.capture.base import Frame
+from flashfas_edge.face.base import FaceLandmarks, LandmarkProvider
+from flashfas_edge.pipeline.config import GateThresholds
+from flashfas_edge.pipeline.face_region import interocular_px
+from flashfas_edge.pipeline.rejection import retry
+from flashfas_edge.pipeline.result import Reason
+
+
+@dataclass(frozen=True)
+class FaceTrack:
+    landmarks: np.ndarray  # float32 [N0, 5, 2], one face per state frame (play order)
+    boxes: np.ndarray  # float32 [N0, 4]
+    interocular_px: float  # median over frames
+    motion_iod: float  # largest landmark excursion from the median, in IODs
+    detail: dict[str, Any]
+
+
+def _area(box: Sequence[float]) -> float:
+    return max(box[2] - box[0], 0.0) * max(box[3] - box[1], 0.0)
+
+
+def _pick_face(faces: list[FaceLandmarks], previous: FaceLandmarks | None) -> FaceLandmarks:
+    if previous is None:
+        return max(faces, key=lambda f: _area(f.box))
+    centre = previous.points.mean(axis=0)
+    return min(faces, key=lambda f: float(np.linalg.norm(f.points.mean(axis=0) - centre)))
+
+
+def track_face(
+    frames: Sequence[Frame], provider: LandmarkProvider, gates: GateThresholds
+) -> FaceTrack:
+    chosen: list[FaceLandmarks] = []
+    counts: list[int] = []
+    for slot, frame in enumerate(frames):
+        faces = [f for f in provider.detect(frame) if f.score >= gates.min_face_score]
+        counts.append(len(faces))
+        if not faces:
+            raise retry(Reason.NO_FACE, slot=slot, faces_per_frame=counts)
+        main = max(_area(f.box) for f in faces)
+        sizeable = [f for f in faces if _area(f.box) >= gates.second_face_min_area_ratio * main]
+        if len(sizeable) > 1:
+            raise retry(Reason.MULTIPLE_FACES, slot=slot, faces=len(sizeable))
+        chosen.append(_pick_face(sizeable, chosen[-1] if chosen else None))
+
+    landmarks = np.stack([f.points for f in chosen]).astype(np.float32)
+    boxes = np.array([f.box for f in chosen], dtype=np.float32)
+    iods = np.array([interocular_px(p) for p in landmarks])
+    iod = float(np.median(iods))
+    frame_h = frames[0].image.shape[0]
+    face_height_frac = float(np.median(boxes[:, 3] - boxes[:, 1]) / frame_h)
+    detail: dict[str, Any] = {
+        "interocular_px": round(iod, 2),
+        "face_height_frac": round(face_height_frac, 4),
+        "face_scores": [round(float(f.score), 4) for f in chosen],
+    }
+    if iod < gates.min_interocular_px:
+        raise retry(Reason.FACE_TOO_SMALL, **detail, min_interocular_px=gates.min_interocular_px)
+    if face_height_frac > gates.max_face_height_frac:
+        raise retry(
+            Reason.FACE_TOO_LARGE, **detail, max_face_height_frac=gates.max_face_height_frac
+        )
+    # Motion: how far any landmark strays from its median position over the state frames.
+    median_points = np.median(landmarks, axis=0)
+    motion_iod = float(np.linalg.norm(landmarks - median_points, axis=2).max() / iod)
+    detail["motion_iod"] = round(motion_iod, 4)
+    if motion_iod > gates.max_motion_iod:
+        raise retry(Reason.MOTION, **detail, max_motion_iod=gates.max_motion_iod)
+    return FaceTrack(
+        landmarks=landmarks, boxes=boxes, interocular_px=iod, motion_iod=motion_iod, detail=detail
+    )

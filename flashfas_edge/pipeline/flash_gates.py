@@ -1,0 +1,109 @@
+"""Step 5 on the face region: exposure, flash SNR, then challenge verification — in that order.
+
+Order matters for the verdict: a face the flash cannot be seen on (too much ambient light, a flash
+that never showed) is a ``retry`` — it proves nothing either way — and only a *visible* flash
+response that follows the wrong sequence is evidence of an attack (``spoof``,
+``challenge_mismatch``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from flashfas_edge.flash.base import FlashSchedule
+from flashfas_edge.pipeline.config import GateThresholds
+from flashfas_edge.pipeline.face_region import face_crop, pixel_noise_sigma
+from flashfas_edge.pipeline.reflection_check import ReflectionFit, fit_reflection
+from flashfas_edge.pipeline.rejection import CheckRejected, retry
+from flashfas_edge.pipeline.result import Reason, Verdict
+
+
+@dataclass(frozen=True)
+class FlashEvidence:
+    state_means_dl: np.ndarray  # float [N0, 3] face mean RGB per play slot
+    saturated_frac: np.ndarray  # float [N0] share of face pixels at or above saturation
+    noise_sigma_dl: float  # per-pixel noise of the darkest state's face region
+    response_dl: float  # observed range of the face mean luma over the state frames
+    fit: ReflectionFit
+    detail: dict[str, Any]
+
+
+def excitation_of(schedule: FlashSchedule) -> np.ndarray:
+    """Commanded light per play slot and channel: intensity × colour, float [N0, 3]."""
+    return np.array([[s.intensity * c for c in s.rgb] for s in schedule.states], dtype=np.float64)
+
+
+def measure_flash(
+    images: Sequence[np.ndarray],
+    landmarks: np.ndarray,
+    schedule: FlashSchedule,
+    gates: GateThresholds,
+    gamma: float,
+) -> FlashEvidence:
+    """Face-region statistics of the N0 state frames (play order) against the schedule."""
+    crops = [face_crop(img, pts) for img, pts in zip(images, landmarks, strict=True)]
+    if any(c.pixels.shape[0] < 16 for c in crops):
+        raise retry(Reason.NO_FACE, why="face region outside the frame")
+    means = np.stack([c.pixels.mean(axis=0) for c in crops]).astype(np.float64)
+    saturated = np.array(
+        [float((c.pixels.max(axis=1) >= gates.saturation_level).mean()) for c in crops]
+    )
+    # Visibility of the flash is measured on what was *observed* (the range over slots), not on
+    # what was commanded: a stream that follows another sequence must reach the verification
+    # below (spoof), not pass as "flash too weak" (retry).
+    luma = means.mean(axis=1)
+    darkest = int(np.argmin(luma))
+    noise = pixel_noise_sigma(crops[darkest])
+    response = float(luma.max() - luma.min())
+    fit = fit_reflection(means, excitation_of(schedule), gamma)
+    detail: dict[str, Any] = {
+        "face_mean_dl": [round(float(v), 2) for v in means.mean(axis=1)],
+        "saturated_frac_max": round(float(saturated.max()), 4),
+        "noise_sigma_dl": round(noise, 3),
+        "flash_response_dl": round(response, 3),
+        "flash_snr": round(response / noise, 3) if noise > 0 else None,
+        "challenge_corr": round(fit.corr, 4),
+        "challenge_best_shifted_corr": round(fit.best_shifted_corr, 4),
+        "challenge_best_shift": fit.best_shift,
+        "challenge_margin": round(fit.margin, 4),
+    }
+    return FlashEvidence(
+        state_means_dl=means,
+        saturated_frac=saturated,
+        noise_sigma_dl=noise,
+        response_dl=response,
+        fit=fit,
+        detail=detail,
+    )
+
+
+def gate_flash(evidence: FlashEvidence, gates: GateThresholds) -> None:
+    """Raise :class:`CheckRejected` for the first failing gate; return when all pass."""
+    detail = evidence.detail
+    if float(evidence.saturated_frac.max()) > gates.max_saturated_frac:
+        raise retry(Reason.OVEREXPOSED, **detail, max_saturated_frac=gates.max_saturated_frac)
+    if float(evidence.state_means_dl.mean(axis=1).max()) < gates.min_face_level:
+        raise retry(Reason.UNDEREXPOSED, **detail, min_face_level=gates.min_face_level)
+    snr = evidence.response_dl / evidence.noise_sigma_dl if evidence.noise_sigma_dl > 0 else 0.0
+    if evidence.response_dl < gates.min_flash_response_dl or snr < gates.min_flash_snr:
+        raise retry(
+            Reason.LOW_FLASH_SNR,
+            **detail,
+            min_flash_snr=gates.min_flash_snr,
+            min_flash_response_dl=gates.min_flash_response_dl,
+        )
+    fit = evidence.fit
+    if fit.corr < gates.min_challenge_corr or fit.margin < gates.min_challenge_margin:
+        raise CheckRejected(
+            Verdict.SPOOF,
+            Reason.CHALLENGE_MISMATCH,
+            {
+                **detail,
+                "min_challenge_corr": gates.min_challenge_corr,
+                "min_challenge_margin": gates.min_challenge_margin,
+            },
+        )

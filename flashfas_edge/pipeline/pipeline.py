@@ -1,0 +1,326 @@
+"""One liveness check end to end (DESIGN.md §1, steps 1–10) over the four small interfaces.
+
+``run_check`` drives the kiosk's flash and camera; ``run_recorded`` takes a recorded or uploaded
+:class:`~flashfas_edge.data.session.Session` through the same steps 4–10. Both return a
+:class:`CheckResult` and never raise for a check that goes wrong: gates give ``retry`` with their
+reason, a challenge mismatch gives ``spoof``, and any internal failure gives ``retry`` /
+``internal_error``. Only the decision stage can produce ``live``, and only from a finite P(live)
+at or above the threshold (fail closed).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from flashfas_edge import _core
+from flashfas_edge.capture.base import Camera, CameraError, Frame
+from flashfas_edge.data.session import Session
+from flashfas_edge.face.base import LandmarkProvider
+from flashfas_edge.face.ground_truth import GroundTruthLandmarks
+from flashfas_edge.face.template import canonical_template
+from flashfas_edge.flash.base import FlashDriver, FlashError, FlashSchedule, FlashState
+from flashfas_edge.inference.backend import Backend
+from flashfas_edge.pipeline.challenge import draw_challenge
+from flashfas_edge.pipeline.config import PipelineConfig
+from flashfas_edge.pipeline.decision import decide, resolve_threshold
+from flashfas_edge.pipeline.face_track import track_face
+from flashfas_edge.pipeline.flash_gates import gate_flash, measure_flash
+from flashfas_edge.pipeline.frame_selection import select_state_frames
+from flashfas_edge.pipeline.rejection import CheckRejected, retry
+from flashfas_edge.pipeline.result import CheckResult, Reason, Verdict
+from flashfas_edge.pipeline.session_check import SessionInvalid, validate_session
+from flashfas_edge.pipeline.stage_clock import StageClock, StageRunner, StageTimeoutError
+
+log = logging.getLogger(__name__)
+
+
+class PipelineSetupError(ValueError):
+    """The pipeline's parts do not fit together (e.g. the bundle's N0 differs from the config)."""
+
+
+@dataclasses.dataclass
+class _Capture:
+    """Steps 1–4 (or a session) reduced to what steps 5–10 need."""
+
+    schedule: FlashSchedule
+    state_frames: list[Frame]  # play order
+    provider: LandmarkProvider
+
+
+class Pipeline:
+    def __init__(
+        self,
+        camera: Camera | None,
+        flash: FlashDriver | None,
+        landmarks: LandmarkProvider,
+        backend: Backend,
+        config: PipelineConfig | None = None,
+    ) -> None:
+        self.config = config or PipelineConfig()
+        bundle = backend.bundle
+        if bundle.n0 != self.config.challenge.n0:
+            raise PipelineSetupError(
+                f"bundle {bundle.name!r} expects N0 = {bundle.n0} flash states, the challenge "
+                f"config has {self.config.challenge.n0} levels"
+            )
+        method = bundle.normalisation.get("method")
+        if method != _core.NORMALISATION:
+            raise PipelineSetupError(
+                f"bundle {bundle.name!r} was trained on {method!r} inputs, the C++ core "
+                f"produces {_core.NORMALISATION!r} (MODEL_BUNDLE.md normalisation)"
+            )
+        self._camera = camera
+        self._flash = flash
+        self._landmarks = landmarks
+        self._backend = backend
+        self._n0 = bundle.n0
+        self._input_size = bundle.input_size
+        self._template = canonical_template(bundle.input_size)
+        self.threshold = resolve_threshold(self.config.threshold_override, bundle.threshold_default)
+        self._model = {"name": bundle.name, "manifest_sha256": bundle.manifest_sha256}
+        self._backend_info = dataclasses.asdict(backend.info())
+        self._lock = threading.Lock()
+        self._runner = StageRunner()
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Open camera and flash and self-test the flash (the daemon calls this before READY)."""
+        if self._camera is None or self._flash is None:
+            raise PipelineSetupError("this pipeline has no camera/flash (recorded sessions only)")
+        self._camera.start()
+        self._flash.start()
+        self._flash.self_test()
+
+    def stop(self) -> None:
+        for device in (self._flash, self._camera):
+            if device is not None:
+                try:
+                    device.stop()
+                except Exception:  # stopping is best effort; the other device must still stop
+                    log.exception("stopping %s failed", type(device).__name__)
+        self._runner.close()
+
+    # -- the two entry points --------------------------------------------------------------------
+
+    def run_check(self, *, want_depth: bool = False) -> CheckResult:
+        """Steps 1–10 on the kiosk's camera and flash."""
+        return self._guarded(self._capture_live, want_depth)
+
+    def run_recorded(self, session: Session, *, want_depth: bool = False) -> CheckResult:
+        """Steps 4–10 on a recorded session (its own flash sequence is the challenge)."""
+        return self._guarded(lambda clock: self._capture_recorded(session, clock), want_depth)
+
+    # -- internals -------------------------------------------------------------------------------
+
+    def _guarded(self, capture: Callable[[StageClock], _Capture], want_depth: bool) -> CheckResult:
+        check_id = uuid.uuid4().hex
+        with self._lock:  # one camera, one flash: checks run one at a time
+            clock = StageClock(self._runner)
+            nonce = ""
+            try:
+                captured = capture(clock)
+                nonce = captured.schedule.nonce
+                return self._evaluate(check_id, captured, clock, want_depth)
+            except CheckRejected as rejected:
+                return self._result(
+                    check_id, rejected.verdict, rejected.reason, clock, nonce, rejected.detail
+                )
+            except StageTimeoutError as exc:
+                detail = {"stage": exc.stage, "timeout_s": exc.timeout_s}
+                return self._result(
+                    check_id, Verdict.RETRY, Reason.STAGE_TIMEOUT, clock, nonce, detail
+                )
+            except CameraError as exc:
+                detail = {"error": str(exc)}
+                return self._result(
+                    check_id, Verdict.RETRY, Reason.CAMERA_UNAVAILABLE, clock, nonce, detail
+                )
+            except FlashError as exc:
+                detail = {"error": str(exc)}
+                return self._result(
+                    check_id, Verdict.RETRY, Reason.FLASH_UNAVAILABLE, clock, nonce, detail
+                )
+            except SessionInvalid as exc:
+                detail = {"error": str(exc)}
+                return self._result(
+                    check_id, Verdict.RETRY, Reason.INVALID_SESSION, clock, nonce, detail
+                )
+            except Exception as exc:  # fail closed: whatever broke, the answer is not "live"
+                log.exception("check %s failed", check_id)
+                detail = {"error": f"{type(exc).__name__}: {exc}"}
+                return self._result(
+                    check_id, Verdict.RETRY, Reason.INTERNAL_ERROR, clock, nonce, detail
+                )
+
+    def _capture_live(self, clock: StageClock) -> _Capture:
+        if self._camera is None or self._flash is None:
+            raise PipelineSetupError("this pipeline has no camera/flash (recorded sessions only)")
+        camera, flash, cfg = self._camera, self._flash, self.config
+        # 1. challenge
+        schedule = clock.timed(
+            "challenge", lambda: draw_challenge(cfg.challenge, flash.supports_colour())
+        )
+        # 2. flash: blocks for the sequence itself, bounded by its length plus a margin
+        sequence_s = schedule.n0 * schedule.state_duration_us / 1e6
+        playback = clock.timed(
+            "flash",
+            lambda: flash.play(schedule, timeout_s=sequence_s + cfg.timeouts.flash_margin_s),
+        )
+        if len(playback.onsets_us) != schedule.n0:
+            raise FlashError(
+                f"flash reported {len(playback.onsets_us)} onsets for {schedule.n0} states"
+            )
+        # 3. capture: every frame that can be clean for some state (exposure starts inside the
+        # states' on-camera window), waiting until the last one has arrived
+        t0_us = int(playback.onsets_us[0]) + cfg.latency_us
+        t1_us = int(playback.end_us) + cfg.latency_us
+        frames = clock.timed(
+            "capture", lambda: camera.frames_between(t0_us, t1_us, cfg.timeouts.capture_s)
+        )
+        # 4. sync
+        if not frames:
+            raise retry(Reason.NO_CLEAN_FRAME, frames=0, states=schedule.n0)
+        chosen = clock.timed(
+            "sync",
+            lambda: select_state_frames(
+                [f.t_start_us for f in frames],
+                frames[0].exposure_us,
+                frames[0].readout_us,
+                playback.onsets_us,
+                cfg.latency_us,
+                schedule.state_duration_us,
+            ),
+        )
+        return _Capture(schedule, [frames[int(i)] for i in chosen], self._landmarks)
+
+    def _capture_recorded(self, session: Session, clock: StageClock) -> _Capture:
+        validate_session(session, self._n0)
+        states = tuple(
+            FlashState(rgb=tuple(float(c) for c in rgb), intensity=float(level))
+            for rgb, level in zip(session.flash_rgb, session.flash_intensity, strict=True)
+        )
+        schedule = FlashSchedule(
+            states=states,
+            state_duration_us=int(session.state_duration_us),
+            nonce=session.nonce,
+            order=tuple(int(i) for i in session.order),
+        )
+        chosen = clock.timed(
+            "sync",
+            lambda: select_state_frames(
+                session.frame_times_us,
+                session.exposure_us,
+                session.readout_us,
+                session.flash_onsets_us,
+                session.latency_us,
+                session.state_duration_us,
+            ),
+        )
+        frames = []
+        for i in chosen:
+            meta: dict[str, Any] = {}
+            if session.landmarks is not None:
+                meta["landmarks"] = session.landmarks[int(i)]
+            frames.append(
+                Frame(
+                    index=int(i),
+                    t_start_us=int(session.frame_times_us[int(i)]),
+                    exposure_us=int(session.exposure_us),
+                    readout_us=int(session.readout_us),
+                    image=session.frames[int(i)],
+                    meta=meta,
+                )
+            )
+        # Landmarks stored with the session (renderer ground truth or the recorder's detector)
+        # are used as they are; without them the configured detector runs.
+        provider = GroundTruthLandmarks() if session.landmarks is not None else self._landmarks
+        return _Capture(schedule, frames, provider)
+
+    def _evaluate(
+        self, check_id: str, cap: _Capture, clock: StageClock, want_depth: bool
+    ) -> CheckResult:
+        cfg, t = self.config, self.config.timeouts
+        detail: dict[str, Any] = {"frames_used": [f.index for f in cap.state_frames]}
+        # 6. landmarks + face gates
+        track = clock.bounded(
+            "landmarks",
+            lambda: track_face(cap.state_frames, cap.provider, cfg.gates),
+            t.landmarks_s,
+        )
+        detail.update(track.detail)
+        images = _stack_images(cap.state_frames)
+        # 5. verify: exposure, flash SNR, challenge
+        evidence = clock.bounded(
+            "verify",
+            lambda: measure_flash(
+                images, track.landmarks, cap.schedule, cfg.gates, cfg.camera_gamma
+            ),
+            t.verify_s,
+        )
+        detail.update(evidence.detail)
+        try:
+            gate_flash(evidence, cfg.gates)
+        except CheckRejected as rejected:
+            rejected.detail = {**detail, **rejected.detail}
+            raise
+        # 7–8. align + diffnorm (fused in the C++ core)
+        order = np.asarray(cap.schedule.order, dtype=np.int64)
+        x = clock.bounded(
+            "preprocess",
+            lambda: _core.preprocess(
+                images, track.landmarks, self._template, order, self._n0, self._input_size
+            ),
+            t.preprocess_s,
+        )
+        # 9. infer
+        output = clock.bounded("infer", lambda: self._backend.run(x), t.infer_s)
+        # 10. decide
+        verdict, reason = clock.timed("decide", lambda: decide(output, self.threshold))
+        result = self._result(check_id, verdict, reason, clock, cap.schedule.nonce, detail)
+        result.score = float(output.p_live)
+        result.type_probs = {k: float(v) for k, v in output.type_probs.items()}
+        if want_depth:
+            result.depth = np.asarray(output.depth, dtype=np.float32)
+        return result
+
+    def _result(
+        self,
+        check_id: str,
+        verdict: Verdict,
+        reason: Reason,
+        clock: StageClock,
+        nonce: str,
+        detail: dict[str, Any],
+    ) -> CheckResult:
+        timings = {k: round(v, 3) for k, v in clock.timings_ms.items()}
+        timings["total"] = round(clock.total_ms(), 3)
+        return CheckResult(
+            check_id=check_id,
+            verdict=verdict,
+            reason=reason,
+            score=None,
+            threshold=self.threshold,
+            timings_ms=timings,
+            model=dict(self._model),
+            backend=dict(self._backend_info),
+            nonce=nonce,
+            detail=detail,
+        )
+
+
+def _stack_images(frames: Sequence[Frame]) -> np.ndarray:
+    shapes = {f.image.shape for f in frames}
+    if len(shapes) != 1:
+        raise retry(Reason.NO_CLEAN_FRAME, why="state frames differ in size", shapes=str(shapes))
+    images = np.stack([f.image for f in frames])
+    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[3] != 3:
+        raise ValueError(f"frames must be uint8 [H, W, 3], got {images.dtype} {images.shape[1:]}")
+    return np.ascontiguousarray(images)

@@ -1,0 +1,82 @@
+"""Times each stage of a check into ``timings_ms`` and bounds it by a timeout (DESIGN.md §4).
+
+Blocking I/O stages (flash, capture) carry their own timeouts into the driver calls; compute
+stages run on one worker thread and are abandoned when their deadline passes. A Python thread
+cannot be killed, so an abandoned stage may still finish in the background; the worker is then
+replaced so the next check does not queue behind it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+class StageTimeoutError(RuntimeError):
+    """A stage of the check ran past its timeout."""
+
+    def __init__(self, stage: str, timeout_s: float) -> None:
+        super().__init__(f"stage {stage!r} exceeded its {timeout_s:g} s timeout")
+        self.stage = stage
+        self.timeout_s = timeout_s
+
+
+class StageRunner:
+    """Owns the worker thread for compute stages; one per Pipeline."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="flashfas-stage")
+
+    def submit(self, fn: Callable[[], T]) -> Future[T]:
+        with self._lock:
+            return self._executor.submit(fn)
+
+    def abandon(self) -> None:
+        """Forget a worker that is stuck in a timed-out stage."""
+        with self._lock:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="flashfas-stage")
+
+    def close(self) -> None:
+        with self._lock:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+class StageClock:
+    """Per-check stopwatch: ``timings_ms[stage]`` for every stage that ran (also failed ones)."""
+
+    def __init__(self, runner: StageRunner) -> None:
+        self._runner = runner
+        self.timings_ms: dict[str, float] = {}
+        self._t0 = time.perf_counter()
+
+    def timed(self, stage: str, fn: Callable[[], T]) -> T:
+        """Run ``fn`` on this thread and record its duration (its own timeouts apply)."""
+        start = time.perf_counter()
+        try:
+            return fn()
+        finally:
+            self.timings_ms[stage] = (time.perf_counter() - start) * 1e3
+
+    def bounded(self, stage: str, fn: Callable[[], T], timeout_s: float) -> T:
+        """Run ``fn`` on the stage worker; raise :class:`StageTimeoutError` past ``timeout_s``."""
+        start = time.perf_counter()
+        future = self._runner.submit(fn)
+        try:
+            return future.result(timeout=timeout_s)
+        except FutureTimeout:
+            future.cancel()
+            self._runner.abandon()
+            raise StageTimeoutError(stage, timeout_s) from None
+        finally:
+            self.timings_ms[stage] = (time.perf_counter() - start) * 1e3
+
+    def total_ms(self) -> float:
+        return (time.perf_counter() - self._t0) * 1e3

@@ -1,0 +1,66 @@
+"""Step 1: every check draws a fresh, unpredictable flash order (and colours) with a nonce."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+from pydantic import ValidationError
+
+from flashfas_edge.pipeline.challenge import WHITE, draw_challenge
+from flashfas_edge.pipeline.config import ChallengeConfig, PipelineConfig
+
+PALETTE = ((1.0, 0.2, 0.2), (0.2, 1.0, 0.2), (0.2, 0.2, 1.0))
+
+
+def test_challenge_plays_each_level_once_and_order_sorts_them_brightest_first():
+    config = ChallengeConfig()
+    schedule = draw_challenge(config, supports_colour=False)
+    levels = [s.intensity for s in schedule.states]
+    assert sorted(levels, reverse=True) == list(config.levels)
+    assert [levels[i] for i in schedule.order] == list(config.levels)
+    assert schedule.state_duration_us == config.state_duration_us
+    assert all(s.rgb == WHITE for s in schedule.states)
+
+
+def test_every_challenge_has_a_fresh_nonce_and_orders_vary():
+    config = ChallengeConfig()
+    draws = [draw_challenge(config, supports_colour=False) for _ in range(600)]
+    assert len({d.nonce for d in draws}) == len(draws)
+    assert all(len(d.nonce) == 32 for d in draws)
+    orders = Counter(tuple(s.intensity for s in d.states) for d in draws)
+    # 120 permutations of 5 levels: 600 draws see most of them, none dominates.
+    assert len(orders) > 90
+    assert max(orders.values()) < 20
+    # Each level appears in each play slot about equally often (uniform shuffle).
+    first_slot = Counter(d.states[0].intensity for d in draws)
+    assert min(first_slot.values()) > 600 / 5 * 0.6
+
+
+def test_colours_are_drawn_only_when_the_surface_shows_colour():
+    config = ChallengeConfig(colour_palette=PALETTE)
+    mono = draw_challenge(config, supports_colour=False)
+    assert {s.rgb for s in mono.states} == {WHITE}
+    colours = Counter(
+        s.rgb for _ in range(200) for s in draw_challenge(config, supports_colour=True).states
+    )
+    assert set(colours) == set(PALETTE)
+
+
+def test_config_rejects_bad_levels_and_palettes():
+    with pytest.raises(ValidationError):
+        ChallengeConfig(levels=(1.0, 0.5))
+    with pytest.raises(ValidationError):
+        ChallengeConfig(levels=(1.0, 0.5, 0.5, 0.0))
+    with pytest.raises(ValidationError):
+        ChallengeConfig(levels=(1.0, 0.5, 1.5))
+    with pytest.raises(ValidationError):
+        ChallengeConfig(colour_palette=((0.0, 0.0, 0.0),))
+    with pytest.raises(ValidationError):
+        PipelineConfig(gates={"min_challenge_corr": 0.1})
+    with pytest.raises(ValidationError):
+        PipelineConfig(unknown_field=1)
+
+
+def test_config_sorts_levels_brightest_first():
+    assert ChallengeConfig(levels=(0.0, 1.0, 0.5)).levels == (1.0, 0.5, 0.0)

@@ -1,0 +1,161 @@
+"""Step 5/6 quality gates on synthetic frames: each failing gate is a retry with its reason."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from flashfas_edge.capture.base import Frame
+from flashfas_edge.face.ground_truth import GroundTruthLandmarks
+from flashfas_edge.flash.base import FlashSchedule, FlashState
+from flashfas_edge.pipeline.config import GateThresholds
+from flashfas_edge.pipeline.face_region import face_crop, pixel_noise_sigma
+from flashfas_edge.pipeline.face_track import track_face
+from flashfas_edge.pipeline.flash_gates import gate_flash, measure_flash
+from flashfas_edge.pipeline.rejection import CheckRejected
+from flashfas_edge.pipeline.result import Reason, Verdict
+
+H, W = 240, 320
+LEVELS = (1.0, 0.75, 0.5, 0.25, 0.0)
+GATES = GateThresholds()
+
+
+def _landmarks(cx=160.0, cy=120.0, iod=50.0):
+    unit = np.array([[-0.5, -0.3], [0.5, -0.3], [0.0, 0.15], [-0.4, 0.6], [0.4, 0.6]])
+    return (unit * iod + [cx, cy]).astype(np.float32)
+
+
+def _schedule(play=(2, 0, 4, 1, 3)):
+    states = tuple(FlashState((1.0, 1.0, 1.0), LEVELS[i]) for i in play)
+    order = tuple(int(np.argsort(play)[r]) for r in range(5))
+    return FlashSchedule(states=states, state_duration_us=100_000, nonce="n", order=order)
+
+
+def _face_image(level, ambient=0.15, gain=0.5, noise_dl=1.5, seed=0, points=None):
+    """A shaded elliptic 'face' lit by ambient + flash, gamma 2.2, with camera noise."""
+    rng = np.random.default_rng(seed)
+    pts = _landmarks() if points is None else points
+    yy, xx = np.mgrid[0:H, 0:W].astype(np.float64)
+    cx, cy = pts[:, 0].mean(), pts[:, 1].mean()
+    r2 = ((xx - cx) / 60) ** 2 + ((yy - cy) / 75) ** 2
+    shading = np.clip(1 - r2, 0, 1) ** 0.5  # cos θ of a dome facing the camera
+    linear = np.where(r2 < 1, ambient * 0.6 + gain * level * shading, ambient * 0.3)
+    img = 255 * np.clip(linear, 0, 1) ** (1 / 2.2)
+    img = img[..., None] * np.array([1.0, 0.85, 0.75]) + rng.normal(0, noise_dl, (H, W, 3))
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def _evidence(schedule, **kwargs):
+    images = [_face_image(s.intensity, seed=k, **kwargs) for k, s in enumerate(schedule.states)]
+    marks = np.stack([_landmarks()] * len(images))
+    return measure_flash(images, marks, schedule, GATES, gamma=2.2)
+
+
+def _frames(images, landmarks):
+    return [
+        Frame(index=k, t_start_us=k, exposure_us=1, readout_us=0, image=img, meta={"landmarks": lm})
+        for k, (img, lm) in enumerate(zip(images, landmarks, strict=True))
+    ]
+
+
+def _reason(fn):
+    with pytest.raises(CheckRejected) as info:
+        fn()
+    return info.value
+
+
+def test_noise_estimate_recovers_the_added_noise():
+    img = _face_image(0.5, noise_dl=3.0)
+    sigma = pixel_noise_sigma(face_crop(img, _landmarks()))
+    # σ of the channel mean (the luma the response is measured on): 3 / sqrt(3) ≈ 1.73.
+    assert 1.5 < sigma < 2.1
+    quiet = pixel_noise_sigma(face_crop(_face_image(0.5, noise_dl=0.0), _landmarks()))
+    assert quiet < 0.6
+
+
+def test_a_good_capture_passes_every_flash_gate():
+    evidence = _evidence(_schedule())
+    gate_flash(evidence, GATES)
+    assert evidence.fit.corr > 0.98
+    assert evidence.detail["flash_snr"] > 10
+
+
+def test_overexposed_face_gets_retry():
+    rejected = _reason(lambda: gate_flash(_evidence(_schedule(), ambient=0.9, gain=1.0), GATES))
+    assert (rejected.verdict, rejected.reason) == (Verdict.RETRY, Reason.OVEREXPOSED)
+
+
+def test_underexposed_face_gets_retry():
+    rejected = _reason(lambda: gate_flash(_evidence(_schedule(), ambient=0.0, gain=0.004), GATES))
+    assert (rejected.verdict, rejected.reason) == (Verdict.RETRY, Reason.UNDEREXPOSED)
+
+
+def test_flash_drowned_by_ambient_light_gets_low_snr_retry():
+    rejected = _reason(
+        lambda: gate_flash(_evidence(_schedule(), ambient=0.8, gain=0.01, noise_dl=3), GATES)
+    )
+    assert (rejected.verdict, rejected.reason) == (Verdict.RETRY, Reason.LOW_FLASH_SNR)
+
+
+def test_flash_never_seen_gives_retry_not_spoof_or_live():
+    rejected = _reason(lambda: gate_flash(_evidence(_schedule(), gain=0.0), GATES))
+    assert (rejected.verdict, rejected.reason) == (Verdict.RETRY, Reason.LOW_FLASH_SNR)
+
+
+def test_reflections_of_another_sequence_are_a_challenge_mismatch():
+    recorded = _schedule(play=(4, 3, 0, 2, 1))
+    images = [_face_image(s.intensity, seed=k) for k, s in enumerate(recorded.states)]
+    marks = np.stack([_landmarks()] * 5)
+    evidence = measure_flash(images, marks, _schedule(), GATES, gamma=2.2)
+    rejected = _reason(lambda: gate_flash(evidence, GATES))
+    assert (rejected.verdict, rejected.reason) == (Verdict.SPOOF, Reason.CHALLENGE_MISMATCH)
+    assert rejected.detail["challenge_corr"] < GATES.min_challenge_corr
+
+
+def test_one_face_still_and_well_sized_passes_the_face_gates():
+    marks = [_landmarks()] * 5
+    track = track_face(_frames([_face_image(0.5)] * 5, marks), GroundTruthLandmarks(), GATES)
+    assert track.landmarks.shape == (5, 5, 2)
+    assert track.interocular_px == pytest.approx(50.0)
+    assert track.motion_iod == 0.0
+
+
+def test_no_face_gets_retry():
+    frames = _frames([_face_image(0.5)] * 5, [_landmarks()] * 4 + [None])
+    rejected = _reason(lambda: track_face(frames, GroundTruthLandmarks(), GATES))
+    assert rejected.reason is Reason.NO_FACE
+
+
+def test_two_faces_get_retry_but_a_tiny_background_face_does_not():
+    two = np.stack([_landmarks(100, 120, 50), _landmarks(230, 120, 45)])
+    rejected = _reason(
+        lambda: track_face(
+            _frames([_face_image(0.5)] * 5, [two] * 5), GroundTruthLandmarks(), GATES
+        )
+    )
+    assert rejected.reason is Reason.MULTIPLE_FACES
+    small = np.stack([_landmarks(150, 120, 50), _landmarks(290, 40, 10)])
+    track = track_face(_frames([_face_image(0.5)] * 5, [small] * 5), GroundTruthLandmarks(), GATES)
+    assert track.interocular_px == pytest.approx(50.0)
+
+
+def test_face_too_small_and_too_large_get_retry():
+    small = _frames([_face_image(0.5)] * 5, [_landmarks(iod=12)] * 5)
+    assert _reason(lambda: track_face(small, GroundTruthLandmarks(), GATES)).reason is (
+        Reason.FACE_TOO_SMALL
+    )
+    large = _frames([_face_image(0.5)] * 5, [_landmarks(iod=120)] * 5)
+    assert _reason(lambda: track_face(large, GroundTruthLandmarks(), GATES)).reason is (
+        Reason.FACE_TOO_LARGE
+    )
+
+
+def test_motion_beyond_the_alignment_budget_gets_retry():
+    moving = [_landmarks(cx=140 + 6 * k) for k in range(5)]  # 24 px = 0.48 IOD over the sequence
+    rejected = _reason(
+        lambda: track_face(_frames([_face_image(0.5)] * 5, moving), GroundTruthLandmarks(), GATES)
+    )
+    assert rejected.reason is Reason.MOTION
+    assert rejected.detail["motion_iod"] > GATES.max_motion_iod
+    steady = [_landmarks(cx=160 + 0.5 * k) for k in range(5)]
+    track_face(_frames([_face_image(0.5)] * 5, steady), GroundTruthLandmarks(), GATES)

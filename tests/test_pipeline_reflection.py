@@ -1,0 +1,82 @@
+"""Step 5: the face must reflect this check's flash sequence, in order and in time."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from flashfas_edge.pipeline.reflection_check import fit_reflection
+
+LEVELS = np.array([1.0, 0.75, 0.5, 0.25, 0.0])
+
+
+def _observed(excitation, ambient=0.1, gain=(0.5, 0.35, 0.3), noise=0.0, gamma=2.2, seed=0):
+    """Face means (camera levels) of a Lambertian face under the given excitation."""
+    rng = np.random.default_rng(seed)
+    linear = ambient + excitation * np.asarray(gain)
+    linear = linear + rng.normal(0, noise, size=linear.shape)
+    return 255.0 * np.clip(linear, 0, 1) ** (1 / gamma)
+
+
+def _white(levels):
+    return np.repeat(np.asarray(levels)[:, None], 3, axis=1)
+
+
+def test_true_reflection_matches_its_challenge():
+    play = LEVELS[[2, 0, 4, 1, 3]]
+    fit = fit_reflection(_observed(_white(play), noise=0.002), _white(play))
+    assert fit.corr > 0.99
+    assert fit.margin > 0.5
+    assert all(g > 0 for g in fit.gain)
+
+
+def test_every_other_order_of_the_levels_fails_the_default_threshold():
+    """A replay follows an earlier random order: only the drawn order itself reaches r ≥ 0.95."""
+    import itertools
+
+    challenge = _white(LEVELS[[2, 0, 4, 1, 3]])
+    passing = []
+    for perm in itertools.permutations(range(5)):
+        seen = _observed(_white(LEVELS[list(perm)]), noise=0.001)
+        if fit_reflection(seen, challenge).corr >= 0.95:
+            passing.append(perm)
+    assert passing == [(2, 0, 4, 1, 3)]
+
+
+def test_stream_delayed_by_one_state_matches_a_shifted_challenge_better():
+    play = _white(LEVELS[[1, 3, 0, 4, 2]])
+    delayed = np.roll(play, 1, axis=0)  # slot k shows what slot k−1 commanded
+    fit = fit_reflection(_observed(delayed), play)
+    assert fit.best_shift == 1
+    assert fit.margin < 0
+
+
+def test_colour_challenge_is_checked_per_channel():
+    rng = np.random.default_rng(3)
+    palette = np.array([[1, 0.2, 0.2], [0.2, 1, 0.2], [0.2, 0.2, 1]])
+    colours = palette[rng.integers(0, 3, size=5)]
+    play = LEVELS[[4, 2, 0, 3, 1]][:, None] * colours
+    good = fit_reflection(_observed(play, noise=0.002), play)
+    assert good.corr > 0.98
+    other_colours = palette[(rng.integers(0, 3, size=5))]
+    other = LEVELS[[4, 2, 0, 3, 1]][:, None] * other_colours
+    if not np.allclose(other, play):
+        assert fit_reflection(_observed(other, noise=0.002), play).corr < good.corr
+
+
+def test_a_face_that_does_not_react_has_no_correlation():
+    play = _white(LEVELS[[0, 1, 2, 3, 4]])
+    flat = np.full((5, 3), 120.0)
+    fit = fit_reflection(flat, play)
+    assert fit.corr == 0.0
+
+
+def test_darker_with_more_flash_is_not_a_reflection():
+    play = _white(LEVELS[[0, 1, 2, 3, 4]])
+    inverted = _observed(_white(LEVELS[[4, 3, 2, 1, 0]]))
+    assert fit_reflection(inverted, play).corr == 0.0
+
+
+def test_shapes_are_checked():
+    with pytest.raises(ValueError):
+        fit_reflection(np.zeros((5, 3)), np.zeros((4, 3)))
