@@ -1,0 +1,327 @@
+"""LandmarkProvider for real cameras: MTCNN (Zhang et al., IEEE SPL 2016) on ONNX Runtime.
+
+Why MTCNN: it gives exactly the 5 landmarks the project aligns on (both eyes, nose tip, both mouth
+corners, image-left first — LANDMARK_NAMES), its trained weights ship inside a well-kept MIT
+licensed PyPI package (``mtcnn`` ≥ 1.0, ~1.9 MB of weights, deps joblib + lz4 only), and it runs
+offline on numpy 2. That package runs the networks with TensorFlow, which we do not want on a
+kiosk; its *weights* are plain arrays, so this file rebuilds the three small networks (P-Net,
+R-Net, O-Net) as ONNX graphs in memory and runs them on ONNX Runtime, which the daemon already
+uses. The weight files are located through package metadata without importing ``mtcnn`` (its
+``__init__`` imports TensorFlow).
+
+The cascade follows the reference implementation: an image pyramid through P-Net (12×12 cells,
+stride 2) → NMS → R-Net on 24×24 crops → NMS → O-Net on 48×48 crops (boxes + 5 landmarks) → NMS.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from importlib import metadata
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from flashfas_edge.capture.base import Frame
+from flashfas_edge.face.base import FaceLandmarks
+
+
+class DetectorUnavailable(RuntimeError):
+    """The MTCNN weights (PyPI package ``mtcnn``) are not installed or unreadable."""
+
+
+_OPSET = 17
+_PNET_STRIDE = 2
+_PNET_CELL = 12
+
+
+def mtcnn_weights_dir() -> Path:
+    try:
+        dist = metadata.distribution("mtcnn")
+    except metadata.PackageNotFoundError as exc:
+        raise DetectorUnavailable(
+            "the 'mtcnn' package (MTCNN weights) is not installed: pip install 'mtcnn>=1.0'"
+        ) from exc
+    folder = Path(str(dist.locate_file("mtcnn/assets/weights")))
+    if not (folder / "onet.lz4").is_file():
+        raise DetectorUnavailable(f"MTCNN weights not found under {folder}")
+    return folder
+
+
+def _load_weights(folder: Path, name: str) -> list[np.ndarray]:
+    import joblib  # a dependency of the mtcnn package; lz4-compressed pickled arrays
+
+    weights = joblib.load(folder / f"{name}.lz4")
+    return [np.asarray(w, dtype=np.float32) for w in weights]
+
+
+class _GraphBuilder:
+    """Keras layers of the reference networks, mapped one to one onto ONNX nodes (NCHW)."""
+
+    def __init__(self, weights: list[np.ndarray]) -> None:
+        from onnx import helper, numpy_helper
+
+        self._helper, self._numpy_helper = helper, numpy_helper
+        self._weights = iter(weights)
+        self.nodes: list = []
+        self.inits: list = []
+        self._n = 0
+
+    def _name(self, stem: str) -> str:
+        self._n += 1
+        return f"{stem}{self._n}"
+
+    def _const(self, value: np.ndarray) -> str:
+        name = self._name("w")
+        self.inits.append(self._numpy_helper.from_array(np.ascontiguousarray(value), name))
+        return name
+
+    def _node(self, op: str, inputs: list[str], **attrs) -> str:
+        out = self._name(op.lower())
+        self.nodes.append(self._helper.make_node(op, inputs, [out], **attrs))
+        return out
+
+    def conv(self, x: str) -> str:
+        kernel, bias = next(self._weights), next(self._weights)  # Keras [kh, kw, cin, cout]
+        w = self._const(kernel.transpose(3, 2, 0, 1))
+        return self._node("Conv", [x, w, self._const(bias)])
+
+    def prelu(self, x: str, spatial: bool = True) -> str:
+        alpha = next(self._weights)  # Keras PReLU, shared over H and W: (1, 1, C)
+        slope = alpha.reshape(-1, 1, 1) if spatial else alpha.reshape(-1)
+        return self._node("PRelu", [x, self._const(slope)])
+
+    def max_pool(self, x: str, k: int, s: int, same: bool) -> str:
+        # TF "same" pads the end more than the start, like ONNX SAME_UPPER; padding never wins.
+        pad = {"auto_pad": "SAME_UPPER"} if same else {}
+        return self._node("MaxPool", [x], kernel_shape=[k, k], strides=[s, s], **pad)
+
+    def flatten_keras(self, x: str) -> str:
+        # Keras Permute((2, 1, 3)) + Flatten on NHWC = order (W, H, C): NCHW → NWHC → flat.
+        t = self._node("Transpose", [x], perm=[0, 3, 2, 1])
+        return self._node("Flatten", [t], axis=1)
+
+    def dense(self, x: str) -> str:
+        kernel, bias = next(self._weights), next(self._weights)  # Keras [in, out]
+        return self._node("Gemm", [x, self._const(kernel), self._const(bias)])
+
+    def softmax(self, x: str) -> str:
+        return self._node("Softmax", [x], axis=1)
+
+    def model(self, name: str, size: int | None, outputs: list[tuple[str, str, list]]):
+        from onnx import TensorProto
+
+        h = self._helper
+        dims: list = ["n", 3, size or "h", size or "w"]
+        graph = h.make_graph(
+            self.nodes,
+            name,
+            [h.make_tensor_value_info("x", TensorProto.FLOAT, dims)],
+            [
+                h.make_tensor_value_info(alias, TensorProto.FLOAT, shape)
+                for alias, _, shape in outputs
+            ],
+            initializer=self.inits,
+        )
+        for alias, source, _ in outputs:
+            graph.node.append(h.make_node("Identity", [source], [alias]))
+        model = h.make_model(graph, opset_imports=[h.make_opsetid("", _OPSET)])
+        model.ir_version = 8
+        return model
+
+
+def build_pnet(weights: list[np.ndarray]):
+    g = _GraphBuilder(weights)
+    x = g.max_pool(g.prelu(g.conv("x")), 2, 2, same=True)
+    x = g.prelu(g.conv(x))
+    x = g.prelu(g.conv(x))
+    reg = g.conv(x)
+    prob = g.softmax(g.conv(x))
+    return g.model(
+        "pnet", None, [("reg", reg, ["n", 4, "a", "b"]), ("prob", prob, ["n", 2, "a", "b"])]
+    )
+
+
+def build_rnet(weights: list[np.ndarray]):
+    g = _GraphBuilder(weights)
+    x = g.max_pool(g.prelu(g.conv("x")), 3, 2, same=True)
+    x = g.max_pool(g.prelu(g.conv(x)), 3, 2, same=False)
+    x = g.prelu(g.conv(x))
+    x = g.prelu(g.dense(g.flatten_keras(x)), spatial=False)
+    reg = g.dense(x)
+    prob = g.softmax(g.dense(x))
+    return g.model("rnet", 24, [("reg", reg, ["n", 4]), ("prob", prob, ["n", 2])])
+
+
+def build_onet(weights: list[np.ndarray]):
+    g = _GraphBuilder(weights)
+    x = g.max_pool(g.prelu(g.conv("x")), 3, 2, same=True)
+    x = g.max_pool(g.prelu(g.conv(x)), 3, 2, same=False)
+    x = g.max_pool(g.prelu(g.conv(x)), 2, 2, same=True)
+    x = g.prelu(g.conv(x))
+    x = g.prelu(g.dense(g.flatten_keras(x)), spatial=False)
+    reg = g.dense(x)
+    marks = g.dense(x)
+    prob = g.softmax(g.dense(x))
+    return g.model(
+        "onet", 48, [("reg", reg, ["n", 4]), ("marks", marks, ["n", 10]), ("prob", prob, ["n", 2])]
+    )
+
+
+def _iou(box: np.ndarray, boxes: np.ndarray, by_min: bool) -> np.ndarray:
+    x1 = np.maximum(box[0], boxes[:, 0])
+    y1 = np.maximum(box[1], boxes[:, 1])
+    x2 = np.minimum(box[2], boxes[:, 2])
+    y2 = np.minimum(box[3], boxes[:, 3])
+    inter = np.maximum(x2 - x1, 0) * np.maximum(y2 - y1, 0)
+    area = (box[2] - box[0]) * (box[3] - box[1])
+    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    denominator = np.minimum(area, areas) if by_min else area + areas - inter
+    return inter / np.maximum(denominator, 1e-9)
+
+
+def nms(
+    boxes: np.ndarray, scores: np.ndarray, threshold: float, by_min: bool = False
+) -> np.ndarray:
+    """Indices kept by greedy non-maximum suppression, best score first."""
+    order = np.argsort(-scores, kind="stable")
+    keep: list[int] = []
+    while order.size:
+        best = int(order[0])
+        keep.append(best)
+        rest = order[1:]
+        order = rest[_iou(boxes[best], boxes[rest], by_min) <= threshold]
+    return np.asarray(keep, dtype=np.int64)
+
+
+def _square(boxes: np.ndarray) -> np.ndarray:
+    out = boxes.copy()
+    w = boxes[:, 2] - boxes[:, 0]
+    h = boxes[:, 3] - boxes[:, 1]
+    side = np.maximum(w, h)
+    out[:, 0] = boxes[:, 0] + (w - side) / 2
+    out[:, 1] = boxes[:, 1] + (h - side) / 2
+    out[:, 2] = out[:, 0] + side
+    out[:, 3] = out[:, 1] + side
+    return out
+
+
+def _crops(image: np.ndarray, boxes: np.ndarray, size: int) -> np.ndarray:
+    """Bilinear crops of ``boxes`` resized to size×size, zero (mid-grey) outside: NCHW float32."""
+    out = np.empty((len(boxes), 3, size, size), np.float32)
+    for i, (x1, y1, x2, y2) in enumerate(boxes[:, :4]):
+        sx = (x2 - x1) / (size - 1)
+        sy = (y2 - y1) / (size - 1)
+        affine = np.array([[sx, 0, x1], [0, sy, y1]], np.float64)
+        crop = cv2.warpAffine(
+            image,
+            affine,
+            (size, size),
+            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+            borderMode=cv2.BORDER_CONSTANT,
+            borderValue=(0.0, 0.0, 0.0),
+        )
+        out[i] = crop.transpose(2, 0, 1)
+    return out
+
+
+class MtcnnLandmarks:
+    """Faces with 5 landmarks from MTCNN. Thresholds are the reference implementation's."""
+
+    def __init__(
+        self,
+        min_face_px: int = 40,
+        threads: int = 1,
+        scale_factor: float = 0.709,
+        thresholds: tuple[float, float, float] = (0.6, 0.7, 0.8),
+    ) -> None:
+        import onnxruntime as ort
+
+        if min_face_px < 12:
+            raise ValueError("MTCNN cannot find faces smaller than its 12-pixel cell")
+        folder = mtcnn_weights_dir()
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        self._sessions = {}
+        for name, build in (("pnet", build_pnet), ("rnet", build_rnet), ("onet", build_onet)):
+            model = build(_load_weights(folder, name))
+            self._sessions[name] = ort.InferenceSession(
+                model.SerializeToString(), options, providers=["CPUExecutionProvider"]
+            )
+        self.min_face_px = min_face_px
+        self.scale_factor = scale_factor
+        self.thresholds = thresholds
+        self._lock = threading.Lock()  # ORT sessions are thread-safe; the pyramid buffers not
+
+    def _run(self, net: str, x: np.ndarray) -> list[np.ndarray]:
+        return self._sessions[net].run(None, {"x": np.ascontiguousarray(x, np.float32)})
+
+    def _proposals(self, image: np.ndarray) -> np.ndarray:
+        h, w = image.shape[:2]
+        scale = _PNET_CELL / self.min_face_px
+        found = []
+        while min(h, w) * scale >= _PNET_CELL:
+            sw, sh = int(math.ceil(w * scale)), int(math.ceil(h * scale))
+            scaled = cv2.resize(image, (sw, sh), interpolation=cv2.INTER_AREA)
+            reg, prob = self._run("pnet", scaled.transpose(2, 0, 1)[None])
+            ys, xs = np.nonzero(prob[0, 1] > self.thresholds[0])
+            if ys.size:
+                dx1, dy1, dx2, dy2 = (reg[0, k, ys, xs] for k in range(4))
+                x1 = xs * _PNET_STRIDE + dx1 * _PNET_CELL
+                y1 = ys * _PNET_STRIDE + dy1 * _PNET_CELL
+                x2 = xs * _PNET_STRIDE + _PNET_CELL + dx2 * _PNET_CELL
+                y2 = ys * _PNET_STRIDE + _PNET_CELL + dy2 * _PNET_CELL
+                boxes = np.stack([x1, y1, x2, y2], axis=1) / scale
+                scores = prob[0, 1, ys, xs]
+                keep = nms(boxes, scores, 0.5)
+                found.append(np.column_stack([boxes[keep], scores[keep]]))
+            scale *= self.scale_factor
+        if not found:
+            return np.empty((0, 5), np.float32)
+        boxes = np.concatenate(found)
+        boxes = boxes[nms(boxes[:, :4], boxes[:, 4], 0.7)]
+        boxes[:, :4] = _square(boxes[:, :4])
+        return boxes
+
+    @staticmethod
+    def _refine(boxes: np.ndarray, reg: np.ndarray) -> np.ndarray:
+        out = boxes.copy()
+        w = boxes[:, 2] - boxes[:, 0] + 1
+        h = boxes[:, 3] - boxes[:, 1] + 1
+        out[:, :4] += reg * np.stack([w, h, w, h], axis=1)
+        return out
+
+    def detect(self, frame: Frame) -> list[FaceLandmarks]:
+        image = (frame.image.astype(np.float32) - 127.5) / 128.0  # RGB, as trained
+        with self._lock:
+            boxes = self._proposals(image)
+            if not len(boxes):
+                return []
+            reg, prob = self._run("rnet", _crops(image, boxes, 24))
+            boxes[:, 4] = prob[:, 1]
+            boxes = self._refine(boxes, reg)[prob[:, 1] > self.thresholds[1]]
+            if not len(boxes):
+                return []
+            boxes = boxes[nms(boxes[:, :4], boxes[:, 4], 0.7)]
+            boxes[:, :4] = _square(boxes[:, :4])
+            reg, marks, prob = self._run("onet", _crops(image, boxes, 48))
+        w = boxes[:, 2:3] - boxes[:, 0:1] + 1
+        h = boxes[:, 3:4] - boxes[:, 1:2] + 1
+        xs = w * marks[:, 0:5] + boxes[:, 0:1] - 1
+        ys = h * marks[:, 5:10] + boxes[:, 1:2] - 1
+        boxes[:, 4] = prob[:, 1]
+        boxes = self._refine(boxes, reg)
+        good = prob[:, 1] > self.thresholds[2]
+        boxes, xs, ys = boxes[good], xs[good], ys[good]
+        keep = nms(boxes[:, :4], boxes[:, 4], 0.7, by_min=True)
+        faces = [
+            FaceLandmarks(
+                points=np.stack([xs[k], ys[k]], axis=1).astype(np.float32),
+                box=tuple(float(v) for v in boxes[k, :4]),
+                score=float(boxes[k, 4]),
+            )
+            for k in keep
+        ]
+        return faces  # nms kept them best score first
