@@ -1,0 +1,179 @@
+"""Sub-commands of the daemon area: ``serve``, ``check``, ``record``, ``demo``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+EX_CONFIG = 78  # sysexits.h; the unit's RestartPreventExitStatus: a bad config won't heal itself
+
+_SERVE_EPILOG = """examples:
+  flashfas-edge serve --sim --config config/flashfas-edge.example.toml
+  flashfas-edge serve                       # /etc/flashfas-edge/flashfas-edge.toml, real kiosk
+  flashfas-edge serve --sim --port 0        # a free loopback port, printed as 'listening on …'
+exit codes: 0 stopped cleanly, 78 invalid configuration / API key file / model bundle
+"""
+_CHECK_EPILOG = """examples:
+  flashfas-edge check                       # one check, human-readable
+  flashfas-edge check --json --url http://127.0.0.1:8787 --api-key-file ./api-key
+  flashfas-edge check --url unix:/run/flashfas-edge/api.sock
+exit codes: 0 live, 1 spoof or retry (the door stays closed), 2 the daemon could not answer
+"""
+_RECORD_EPILOG = """examples:
+  flashfas-edge record --sim --out /tmp/rec --n 5 --scene print --ambient office
+  flashfas-edge record --config /etc/flashfas-edge/flashfas-edge.toml --out /data/site1 --n 20
+(stop the daemon first on a real kiosk: the camera and the flash are one resource)
+"""
+_DEMO_EPILOG = """examples:
+  flashfas-edge demo                        # what `make demo` runs
+  flashfas-edge demo --ambients office dark_room --repeats 2 --json-out /tmp/demo.json
+exit codes: 0 no attack accepted, 1 an attack was accepted as live, 2 the daemon failed
+"""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    fmt = argparse.RawDescriptionHelpFormatter
+
+    serve = subparsers.add_parser(
+        "serve", help="run the liveness daemon (REST API on 127.0.0.1)", epilog=_SERVE_EPILOG,
+        formatter_class=fmt)
+    serve.add_argument("--config", type=Path, help="TOML configuration file")
+    serve.add_argument("--sim", action="store_true", help="use the simulated kiosk")
+    serve.add_argument("--host", help="override server.host (an IP address)")
+    serve.add_argument("--port", type=int, help="override server.port (0: a free port)")
+    serve.add_argument("--unix-socket", type=Path, help="listen on this Unix socket instead")
+    serve.add_argument("--api-key-file", type=Path, help="override server.api_key_file")
+    serve.add_argument("--bundle", type=Path, help="override model.bundle")
+    serve.add_argument("--log-level", default="info",
+                       choices=["debug", "info", "warning", "error"])
+    serve.set_defaults(func=_serve)
+
+    check = subparsers.add_parser(
+        "check", help="run one liveness check against a running daemon", epilog=_CHECK_EPILOG,
+        formatter_class=fmt)
+    _client_arguments(check)
+    check.add_argument("--json", action="store_true", help="print the daemon's JSON answer")
+    check.add_argument("--depth-png", type=Path, help="also save the depth map PNG here")
+    check.set_defaults(func=_check)
+
+    record = subparsers.add_parser(
+        "record", help="record kiosk sessions in the dataset format", epilog=_RECORD_EPILOG,
+        formatter_class=fmt)
+    record.add_argument("--config", type=Path, help="TOML configuration file")
+    record.add_argument("--sim", action="store_true", help="record from the simulated kiosk")
+    record.add_argument("--out", type=Path, required=True, help="output folder")
+    record.add_argument("--n", type=int, default=1, help="number of sessions")
+    record.add_argument("--scene", help="sim only: live | print | replay | mask")
+    record.add_argument("--ambient", help="sim only: ambient scenario")
+    record.add_argument("--seed", type=int, help="sim only: first scene seed")
+    record.add_argument("--label", help="attack_type label to store (real kiosk)")
+    record.set_defaults(func=_record)
+
+    demo = subparsers.add_parser(
+        "demo", help="simulated kiosk + default bundle: live faces and attacks over HTTP",
+        epilog=_DEMO_EPILOG, formatter_class=fmt)
+    demo.add_argument("--bundle", type=Path, help="model bundle (default: engines/edge-default)")
+    demo.add_argument("--ambients", nargs="+", help="ambient scenarios to run")
+    demo.add_argument("--scenes", nargs="+", help="scenes (default: live and every attack)")
+    demo.add_argument("--repeats", type=int, default=1, help="checks per scene and ambient")
+    demo.add_argument("--json-out", type=Path, help="also write every row as JSON here")
+    demo.add_argument("--timeout", type=float, default=180.0,
+                      help="seconds to wait for the daemon to become ready")
+    demo.set_defaults(func=_demo)
+
+
+def _client_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--url", default="http://127.0.0.1:8787",
+                        help="daemon address: http://host:port or unix:/path")
+    parser.add_argument("--api-key-file", type=Path, default=Path("/etc/flashfas-edge/api-key"))
+    parser.add_argument("--timeout", type=float, default=30.0, help="seconds")
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from flashfas_edge.api.auth import ApiKeyFileError
+    from flashfas_edge.api.sd_notify import SystemdNotifier
+    from flashfas_edge.api.server import configure_logging, run_daemon
+    from flashfas_edge.config import DEFAULT_CONFIG_PATH, ConfigError, load_config
+    from flashfas_edge.inference.backend import BackendError, BundleError
+
+    configure_logging(args.log_level)
+    config_path = args.config
+    if config_path is None and DEFAULT_CONFIG_PATH.is_file():
+        config_path = DEFAULT_CONFIG_PATH
+    server: dict[str, object] = {}
+    for key in ("host", "port", "unix_socket", "api_key_file"):
+        value = getattr(args, key)
+        if value is not None:
+            server[key] = str(value) if isinstance(value, Path) else value
+    overrides: dict[str, dict[str, object]] = {"server": server} if server else {}
+    if args.bundle is not None:
+        overrides["model"] = {"bundle": str(args.bundle)}
+    try:
+        config = load_config(config_path, sim=args.sim, overrides=overrides)
+        # The only place the daemon reads its environment: what systemd hands a notify service.
+        notifier = SystemdNotifier.from_environment(os.environ)
+        return run_daemon(config, notifier, log_level=args.log_level)
+    except (ConfigError, ApiKeyFileError, BundleError, BackendError) as exc:
+        print(f"flashfas-edge serve: {exc}", file=sys.stderr)
+        return EX_CONFIG
+
+
+def _check(args: argparse.Namespace) -> int:
+    import base64
+
+    from flashfas_edge.api.client import ApiClientError, LivenessClient, read_key_file
+
+    try:
+        key = read_key_file(args.api_key_file)
+        with LivenessClient(args.url, key, timeout_s=args.timeout) as client:
+            answer = client.check(want_depth=args.depth_png is not None)
+    except ApiClientError as exc:
+        if args.json:
+            print(json.dumps({"error": {"status": exc.status, "code": exc.code,
+                                        "message": exc.message}}))
+        else:
+            print(f"check failed: {exc}", file=sys.stderr)
+        return 2
+    if args.depth_png is not None and answer.get("depth_png_base64"):
+        args.depth_png.write_bytes(base64.b64decode(answer["depth_png_base64"]))
+    if args.json:
+        print(json.dumps(answer, indent=2, sort_keys=True))
+    else:
+        score = answer.get("score")
+        shown = "n/a" if score is None else f"{score:.3f}"
+        print(f"verdict   {answer['verdict'].upper()}  ({answer['reason']})")
+        print(f"score     {shown}  (threshold {answer['threshold']:.3f})")
+        if answer.get("type_probs"):
+            print("type      " + "  ".join(f"{k} {v:.2f}" for k, v in answer["type_probs"].items()))
+        total = answer.get("timings_ms", {}).get("total")
+        stages = "  ".join(f"{k} {v:.0f}" for k, v in answer.get("timings_ms", {}).items()
+                           if k != "total")
+        print(f"timings   {stages}" + (f"  | total {total:.0f} ms" if total is not None else ""))
+        print(f"check_id  {answer['check_id']}")
+    return 0 if answer.get("verdict") == "live" else 1
+
+
+def _record(args: argparse.Namespace) -> int:
+    from flashfas_edge.api.record import record_sessions
+    from flashfas_edge.config import DEFAULT_CONFIG_PATH, ConfigError, load_config
+
+    config_path = args.config
+    if config_path is None and not args.sim and DEFAULT_CONFIG_PATH.is_file():
+        config_path = DEFAULT_CONFIG_PATH
+    try:
+        config = load_config(config_path, sim=args.sim)
+    except ConfigError as exc:
+        print(f"flashfas-edge record: {exc}", file=sys.stderr)
+        return EX_CONFIG
+    return record_sessions(config, args.out, args.n, scene=args.scene, ambient=args.ambient,
+                           seed=args.seed, label=args.label)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from flashfas_edge.api.demo import run_demo
+
+    return run_demo(bundle=args.bundle, ambients=args.ambients, scenes=args.scenes,
+                    repeats=args.repeats, json_out=args.json_out, ready_timeout_s=args.timeout)

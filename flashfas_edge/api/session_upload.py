@@ -1,0 +1,97 @@
+"""Strict validation of a session uploaded to ``POST /v1/liveness/recorded``.
+
+The body is one session in the dataset format (read by ``flashfas_edge.data``). Whatever the
+reader accepts is checked again here against the shapes, dtypes and ranges the pipeline relies on,
+so a malformed upload is a 422 naming the field — never a crash or a verdict.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from flashfas_edge.api.errors import InvalidUpload
+from flashfas_edge.data.session import LABELS, Session
+
+MAX_FRAMES = 64
+MAX_SIDE_PX = 2048
+MIN_SIDE_PX = 32
+
+
+def _fail(field: str, message: str) -> InvalidUpload:
+    return InvalidUpload(f"invalid session: {field}: {message}",
+                         details=[{"field": field, "msg": message}])
+
+
+def _array(session: Session, name: str, dtype: type, shape: tuple[int | None, ...]) -> np.ndarray:
+    value = getattr(session, name)
+    if not isinstance(value, np.ndarray):
+        raise _fail(name, f"must be an array, got {type(value).__name__}")
+    if value.dtype != np.dtype(dtype):
+        raise _fail(name, f"dtype must be {np.dtype(dtype)}, got {value.dtype}")
+    if value.ndim != len(shape) or any(
+        want is not None and got != want for got, want in zip(value.shape, shape, strict=False)
+    ):
+        shown = tuple("*" if s is None else s for s in shape)
+        raise _fail(name, f"shape must be {shown}, got {value.shape}")
+    if value.dtype.kind == "f" and not np.all(np.isfinite(value)):
+        raise _fail(name, "holds NaN or infinity")
+    return value
+
+
+def validate_session(session: Session) -> Session:
+    """Raise :class:`InvalidUpload` naming the first field that breaks the contract."""
+    frames = _array(session, "frames", np.uint8, (None, None, None, 3))
+    t, h, w, _ = frames.shape
+    if not 1 <= t <= MAX_FRAMES:
+        raise _fail("frames", f"1..{MAX_FRAMES} frames expected, got {t}")
+    if not (MIN_SIDE_PX <= h <= MAX_SIDE_PX and MIN_SIDE_PX <= w <= MAX_SIDE_PX):
+        raise _fail("frames", f"frame size {w}x{h} outside {MIN_SIDE_PX}..{MAX_SIDE_PX} px")
+    times = _array(session, "frame_times_us", np.int64, (t,))
+    if t > 1 and not np.all(np.diff(times) > 0):
+        raise _fail("frame_times_us", "must increase strictly")
+    rgb = _array(session, "flash_rgb", np.float32, (None, 3))
+    n0 = rgb.shape[0]
+    if not 3 <= n0 <= 8:
+        raise _fail("flash_rgb", f"N0 must be 3..8 flash states, got {n0}")
+    intensity = _array(session, "flash_intensity", np.float32, (n0,))
+    for name, values in (("flash_rgb", rgb), ("flash_intensity", intensity)):
+        if np.any(values < 0) or np.any(values > 1):
+            raise _fail(name, "values must lie in [0, 1]")
+    onsets = _array(session, "flash_onsets_us", np.int64, (n0,))
+    if not np.all(np.diff(onsets) > 0):
+        raise _fail("flash_onsets_us", "must increase strictly")
+    order = _array(session, "order", np.int64, (n0,))
+    if sorted(order.tolist()) != list(range(n0)):
+        raise _fail("order", f"must be a permutation of 0..{n0 - 1}")
+    for name in ("exposure_us", "readout_us", "state_duration_us", "latency_us"):
+        value = getattr(session, name)
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            raise _fail(name, "must be an integer")
+        if value < 0 or value > 10_000_000 or (name in {"exposure_us", "state_duration_us"}
+                                               and value == 0):
+            raise _fail(name, f"out of range: {value}")
+    if session.landmarks is not None:
+        _array(session, "landmarks", np.float32, (t, 5, 2))
+    if not isinstance(session.nonce, str) or len(session.nonce) > 128:
+        raise _fail("nonce", "must be a string of at most 128 characters")
+    if session.attack_type is not None and session.attack_type not in LABELS:
+        raise _fail("attack_type", f"must be one of {LABELS}")
+    return session
+
+
+SESSION_MEDIA_TYPES = frozenset({"application/octet-stream", "application/x-npz"})
+
+
+def decode_uploaded_session(raw: bytes, media_type: str) -> Session:
+    """Bytes of one session file in the dataset format → a validated :class:`Session`."""
+    from flashfas_edge.data.session_io import SessionFormatError, read_session_bytes
+
+    if not raw:
+        raise _fail("body", "the upload is empty")
+    try:
+        session = read_session_bytes(raw)
+    except SessionFormatError as exc:
+        raise InvalidUpload(f"not a session in the dataset format: {exc}") from exc
+    except Exception as exc:  # noqa: BLE001 - any parser failure on untrusted bytes is a 422
+        raise InvalidUpload(f"corrupt session upload ({type(exc).__name__})") from exc
+    return validate_session(session)

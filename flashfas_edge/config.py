@@ -1,0 +1,242 @@
+"""The daemon's configuration: one validated pydantic tree, loaded once at start (STYLE.md).
+
+Sources, in order: the defaults below, one TOML file (``--config``), the calibration file it names
+(written by ``flashfas-edge calibrate``), and the command-line switches the CLI passes in (e.g.
+``--sim``). Nothing else in the package reads files or environment variables for configuration.
+Every section forbids unknown keys, so a typo is a start-up error that names the key.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from flashfas_edge.pipeline.config import PipelineConfig
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+DEFAULT_CONFIG_PATH = Path("/etc/flashfas-edge/flashfas-edge.toml")
+
+
+class ConfigError(ValueError):
+    """The configuration or calibration file is missing, unreadable or invalid; names the file."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerConfig(_Section):
+    # Loopback only by default: the kiosk app runs on the same board (DESIGN.md §4).
+    host: str = "127.0.0.1"
+    port: int = Field(default=8787, ge=0, le=65535)  # 0: pick a free port (tests, demo)
+    # When set, the API listens on this Unix socket instead of TCP (file permissions then
+    # decide who may connect, in addition to the API key).
+    unix_socket: Path | None = None
+    api_key_file: Path = Path("/etc/flashfas-edge/api-key")
+    # Largest accepted body of POST /v1/liveness/recorded (one session: ~5–10 frames).
+    max_upload_bytes: int = Field(default=32 * 1024 * 1024, ge=1024, le=1024**3)
+    max_json_bytes: int = Field(default=4096, ge=64, le=1024 * 1024)
+
+    @field_validator("host")
+    @classmethod
+    def _host_literal(cls, host: str) -> str:
+        import ipaddress
+
+        try:
+            ipaddress.ip_address(host)
+        except ValueError as exc:
+            raise ValueError(f"host must be an IP address literal, got {host!r}") from exc
+        return host
+
+
+class QueueConfig(_Section):
+    # Checks that may wait while one runs; beyond that: 429 with Retry-After.
+    max_waiting: int = Field(default=4, ge=0, le=100)
+    # Request-level deadline of one check (the pipeline's own stage timeouts come first).
+    check_timeout_s: float = Field(default=5.0, gt=0, le=120)
+
+
+class AuditConfig(_Section):
+    path: Path = Path("/var/log/flashfas-edge/audit.jsonl")
+    max_bytes: int = Field(default=10 * 1024 * 1024, ge=4096)
+    backups: int = Field(default=5, ge=0, le=100)
+    # Face images are personal data: off unless the site allows it (DESIGN.md §4 privacy).
+    store_images: bool = False
+    images_dir: Path = Path("/var/lib/flashfas-edge/audit-images")
+
+
+class WatchdogConfig(_Section):
+    # No frame for this long: the camera has stalled → no WATCHDOG=1 ping, health degraded.
+    frame_stale_s: float = Field(default=2.0, gt=0, le=60)
+    # A check running this many times its deadline means the worker is stuck → stop pinging.
+    stuck_check_factor: float = Field(default=3.0, ge=1, le=100)
+
+
+class CameraConfig(_Section):
+    device: str = "/dev/video0"
+    width: int = Field(default=640, ge=64, le=8192)
+    height: int = Field(default=480, ge=64, le=8192)
+    fps: float = Field(default=30.0, gt=0, le=240)
+
+
+class FlashConfig(_Section):
+    kind: Literal["display", "led_serial"] = "display"
+    serial_port: str = "/dev/ttyACM0"
+    baudrate: int = Field(default=115200, ge=1200)
+
+
+class SimConfig(_Section):
+    """The simulated kiosk (DESIGN.md §1): what stands in front of the virtual camera."""
+
+    scene: str = "live"  # live | print | replay | mask (the renderer's attack types)
+    ambient: str = "office"  # one of the renderer's ambient scenarios
+    seed: int | None = None
+    fps: float = Field(default=30.0, gt=0, le=240)
+    # Sim-only route PUT /v1/sim/scene lets the demo/tests change the scene through the API.
+    scene_route: bool = True
+
+
+class KioskConfig(_Section):
+    mode: Literal["real", "sim"] = "real"
+    camera: CameraConfig = CameraConfig()
+    flash: FlashConfig = FlashConfig()
+    sim: SimConfig = SimConfig()
+
+
+class ModelConfig(_Section):
+    bundle: Path | None = None  # None: the default bundle engines/edge-default
+    backend: Literal["auto", "onnxruntime", "tensorrt"] = "onnxruntime"
+    threads: int = Field(default=2, ge=1, le=64)  # ONNX Runtime intra-op threads
+
+
+class CalibrationFile(_Section):
+    """What ``flashfas-edge calibrate`` measures at the install site (DESIGN.md §5)."""
+
+    format_version: Literal[1] = 1
+    created: str | None = None
+    device: str | None = None  # camera/flash identity the values belong to
+    latency_us: int = Field(ge=0, le=1_000_000)  # display/LED-to-camera latency
+    threshold: float | None = Field(default=None, ge=0, le=1)  # decision threshold on P(live)
+    exposure_us: int | None = Field(default=None, gt=0)
+    white_balance_gains: tuple[float, float, float] | None = None
+    flash_snr: float | None = None  # flash response over ambient noise at the site
+    measurements: dict[str, Any] = Field(default_factory=dict)  # free-form extra evidence
+
+
+class DaemonConfig(_Section):
+    server: ServerConfig = ServerConfig()
+    queue: QueueConfig = QueueConfig()
+    audit: AuditConfig = AuditConfig()
+    watchdog: WatchdogConfig = WatchdogConfig()
+    kiosk: KioskConfig = KioskConfig()
+    model: ModelConfig = ModelConfig()
+    calibration_file: Path | None = None
+    pipeline: PipelineConfig = PipelineConfig()
+
+
+@dataclass(frozen=True)
+class LoadedConfig:
+    """The validated tree plus where it came from; ``pipeline`` has calibration applied."""
+
+    daemon: DaemonConfig
+    pipeline: PipelineConfig
+    calibration: CalibrationFile | None
+    source: Path | None
+
+    @property
+    def sim(self) -> bool:
+        return self.daemon.kiosk.mode == "sim"
+
+
+def _format_validation(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        lines.append(f"  {where}: {err['msg']}")
+    return "\n".join(lines)
+
+
+def _read_table(path: Path) -> dict[str, Any]:
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
+    try:
+        if path.suffix == ".json":
+            data = json.loads(raw)
+        else:
+            data = tomllib.loads(raw.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:  # TOMLDecodeError/JSONDecodeError
+        raise ConfigError(f"{path} is not valid {path.suffix.lstrip('.') or 'TOML'}: {exc}") \
+            from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a table/object at the top level")
+    return data
+
+
+def load_calibration(path: Path) -> CalibrationFile:
+    data = _read_table(path)
+    try:
+        return CalibrationFile.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"invalid calibration file {path}:\n{_format_validation(exc)}") from exc
+
+
+def _resolve_relative(data: dict[str, Any], base: Path) -> None:
+    """Relative paths in a config file are relative to that file, not to the working directory."""
+    sections = {
+        ("server", "api_key_file"), ("server", "unix_socket"), ("audit", "path"),
+        ("audit", "images_dir"), ("model", "bundle"),
+    }
+    for section, key in sections:
+        table = data.get(section)
+        if isinstance(table, dict) and isinstance(table.get(key), str) and table[key]:
+            if not Path(table[key]).is_absolute():
+                table[key] = str(base / table[key])
+    cal = data.get("calibration_file")
+    if isinstance(cal, str) and cal and not Path(cal).is_absolute():
+        data["calibration_file"] = str(base / cal)
+
+
+def load_config(
+    path: Path | None,
+    *,
+    sim: bool = False,
+    overrides: dict[str, dict[str, Any]] | None = None,
+) -> LoadedConfig:
+    """Load and validate everything once. ``overrides`` are section→key→value from the CLI."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        data = _read_table(path)
+        _resolve_relative(data, path.resolve().parent)
+    if sim:
+        data.setdefault("kiosk", {})["mode"] = "sim"
+    for section, values in (overrides or {}).items():
+        target = data.setdefault(section, {})
+        if not isinstance(target, dict):
+            raise ConfigError(f"[{section}] in {path} must be a table")
+        target.update(values)
+    try:
+        daemon = DaemonConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(
+            f"invalid configuration {path or '(defaults)'}:\n{_format_validation(exc)}"
+        ) from exc
+    calibration = load_calibration(daemon.calibration_file) if daemon.calibration_file else None
+    pipeline = daemon.pipeline
+    if calibration is not None:
+        # Calibration measured at the site wins over the file's generic values (DESIGN.md §5).
+        update: dict[str, Any] = {"latency_us": calibration.latency_us}
+        if calibration.threshold is not None:
+            update["threshold_override"] = calibration.threshold
+        pipeline = PipelineConfig.model_validate({**pipeline.model_dump(), **update})
+    return LoadedConfig(daemon=daemon, pipeline=pipeline, calibration=calibration, source=path)
