@@ -64,11 +64,11 @@ class GroundTruthLandmarks:
         for k, pts in enumerate(points):
             if self.noise_px > 0:
                 pts = pts + self._rng.normal(0.0, self.noise_px, size=pts.shape).astype(np.float32)
-            box = (
-                tuple(float(v) for v in np.asarray(boxes)[k])
-                if boxes is not None
-                else box_from_landmarks(pts)
-            )
+            if boxes is not None:
+                x0, y0, x1, y1 = (float(v) for v in np.asarray(boxes)[k])
+                box = (x0, y0, x1, y1)
+            else:
+                box = box_from_landmarks(pts)
             faces.append(FaceLandmarks(points=np.ascontiguousarray(pts), box=box, score=1.0))
         # "Most confident first": all are certain, so the largest face leads.
         faces.sort(key=lambda f: -(f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))

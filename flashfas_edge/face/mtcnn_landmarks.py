@@ -319,7 +319,12 @@ class MtcnnLandmarks:
         faces = [
             FaceLandmarks(
                 points=np.stack([xs[k], ys[k]], axis=1).astype(np.float32),
-                box=tuple(float(v) for v in boxes[k, :4]),
+                box=(
+                    float(boxes[k, 0]),
+                    float(boxes[k, 1]),
+                    float(boxes[k, 2]),
+                    float(boxes[k, 3]),
+                ),
                 score=float(boxes[k, 4]),
             )
             for k in keep

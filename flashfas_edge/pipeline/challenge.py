@@ -32,8 +32,8 @@ def draw_challenge(config: ChallengeConfig, supports_colour: bool) -> FlashSched
     palette = config.colour_palette if supports_colour else ()
     states = []
     for level_index in play_order:
-        rgb = palette[secrets.randbelow(len(palette))] if palette else WHITE
-        states.append(FlashState(rgb=tuple(float(c) for c in rgb), intensity=levels[level_index]))
+        r, g, b = palette[secrets.randbelow(len(palette))] if palette else WHITE
+        states.append(FlashState(rgb=(float(r), float(g), float(b)), intensity=levels[level_index]))
     # order[r] = play slot that shows the r-th brightest level.
     order = tuple(play_order.index(r) for r in range(len(levels)))
     return FlashSchedule(

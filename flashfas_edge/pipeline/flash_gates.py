@@ -38,7 +38,7 @@ def excitation_of(schedule: FlashSchedule) -> np.ndarray:
 
 
 def measure_flash(
-    images: Sequence[np.ndarray],
+    images: Sequence[np.ndarray] | np.ndarray,
     landmarks: np.ndarray,
     schedule: FlashSchedule,
     gates: GateThresholds,

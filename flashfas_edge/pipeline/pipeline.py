@@ -204,8 +204,8 @@ class Pipeline:
     def _capture_recorded(self, session: Session, clock: StageClock) -> _Capture:
         validate_session(session, self._n0)
         states = tuple(
-            FlashState(rgb=tuple(float(c) for c in rgb), intensity=float(level))
-            for rgb, level in zip(session.flash_rgb, session.flash_intensity, strict=True)
+            FlashState(rgb=(float(r), float(g), float(b)), intensity=float(level))
+            for (r, g, b), level in zip(session.flash_rgb, session.flash_intensity, strict=True)
         )
         schedule = FlashSchedule(
             states=states,
