@@ -1,0 +1,105 @@
+"""Preprocessed-sample cache: align every session once, train many epochs on the result.
+
+Rendering + alignment cost far more than a training step on this CPU, so each split is aligned once
+into ``<cache>/<split>-s<S>/`` (uint8 aligned frames, brightest first; labels; 64×64 depth; meta)
+and every config (any input mode, any depth size) builds its tensors from that in memory.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from flashfas_edge.data.session import Session
+from flashfas_edge.inference.backend import ATTACK_TYPES
+from flashfas_edge.train.sample import SampleError, align_session, network_input
+
+CACHE_VERSION = 1
+
+
+class CacheError(RuntimeError):
+    """A cache folder is missing, stale or inconsistent."""
+
+
+def build_cache(sessions: Iterable[Session], out_dir: Path, size: int, source: str = "") -> dict:
+    """Align ``sessions`` into ``out_dir``; returns the info dict (counts, skipped reasons)."""
+    aligned, attack, depth, meta = [], [], [], []
+    skipped: Counter[str] = Counter()
+    for session in sessions:
+        try:
+            sample = align_session(session, size)
+        except SampleError as exc:
+            skipped[str(exc).split(" (")[0]] += 1
+            continue
+        aligned.append(sample.aligned)
+        attack.append(sample.attack_index)
+        depth.append(sample.depth.astype(np.float16))
+        meta.append(sample.meta)
+    if not aligned:
+        raise CacheError(f"no usable session for {out_dir} (skipped: {dict(skipped)})")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    np.save(out_dir / "aligned.npy", np.stack(aligned))
+    np.save(out_dir / "attack.npy", np.asarray(attack, dtype=np.int8))
+    np.save(out_dir / "depth.npy", np.stack(depth))
+    (out_dir / "meta.json").write_text(json.dumps(meta, default=str))
+    info = {
+        "version": CACHE_VERSION,
+        "size": size,
+        "count": len(aligned),
+        "skipped": dict(skipped),
+        "source": source,
+    }
+    (out_dir / "info.json").write_text(json.dumps(info, indent=1))
+    return info
+
+
+def read_cache_info(cache_dir: Path) -> dict:
+    try:
+        info = json.loads((cache_dir / "info.json").read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise CacheError(f"{cache_dir}: no readable cache ({exc})") from exc
+    if info.get("version") != CACHE_VERSION:
+        raise CacheError(f"{cache_dir}: cache version {info.get('version')} != {CACHE_VERSION}")
+    return info
+
+
+@dataclass
+class SplitTensors:
+    """One split, ready for the network: everything in memory (a few hundred MB at most)."""
+
+    x: torch.Tensor  # float16 [n, N, 3, S, S]
+    attack_index: torch.Tensor  # long [n], −1 live
+    depth: torch.Tensor  # float32 [n, D, D]
+    meta: list[dict]
+
+    def __len__(self) -> int:
+        return int(self.x.shape[0])
+
+    @property
+    def labels(self) -> list[str]:
+        return ["live" if i < 0 else ATTACK_TYPES[i] for i in self.attack_index.tolist()]
+
+    @property
+    def live(self) -> torch.Tensor:
+        return (self.attack_index < 0).float()
+
+
+def load_split(cache_dir: Path, input_mode: str, depth_size: int) -> SplitTensors:
+    read_cache_info(cache_dir)
+    aligned = np.load(cache_dir / "aligned.npy", mmap_mode="r")
+    x = torch.from_numpy(
+        np.stack([network_input(np.asarray(a), input_mode) for a in aligned]).astype(np.float16)
+    )
+    depth = torch.from_numpy(np.load(cache_dir / "depth.npy").astype(np.float32))
+    if depth.shape[-1] != depth_size:  # area average keeps the mean depth of each cell
+        depth = F.interpolate(depth[:, None], size=(depth_size, depth_size), mode="area")[:, 0]
+    attack = torch.from_numpy(np.load(cache_dir / "attack.npy").astype(np.int64))
+    meta = json.loads((cache_dir / "meta.json").read_text())
+    return SplitTensors(x=x, attack_index=attack, depth=depth, meta=meta)

@@ -1,0 +1,246 @@
+"""`flashfas-edge train | eval | export`: the model's life cycle (issue 4, DESIGN.md §2–§4).
+
+torch is imported inside the commands only, so ``flashfas-edge --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+TRAIN_EPILOG = """examples:
+  flashfas-edge train --config edge --data /work/data/ds --out runs/edge-s0
+  flashfas-edge train --config ablation-memm-avg --data /work/data/ds --out runs/avg --epochs 6
+  flashfas-edge train --config edge --data DS --out runs/edge-s0 --resume
+  torchrun --nproc_per_node 4 -m flashfas_edge.cli train --config paper --data DS --out runs/p
+presets: edge, paper, tiny, ablation-{wo-memm,memm-avg,memm-sum,memm-cat,wo-memm-att,memm-att,
+  memm-rg,memm-rg-att,memm-tg,dgm,wo-dn,aurora-guard}, moesa, baseline-binary-cnn; or a JSON file
+"""
+
+EVAL_EPILOG = """examples:
+  flashfas-edge eval --model engines/edge-default --data /work/data/ds --out runs/eval
+  flashfas-edge eval --model runs/edge-s0/best.pt --data /work/data/ds --out runs/eval-ckpt
+  flashfas-edge eval --model engines/edge-default --data /work/data/fresh-test
+With dev/ and test/ splits the threshold is fixed at the dev EER; with a single split the
+threshold stored in the bundle (dev EER at training time) is used.
+"""
+
+EXPORT_EPILOG = """examples:
+  flashfas-edge export --checkpoint runs/edge-s0/best.pt --out engines/edge-default
+  flashfas-edge export --checkpoint runs/edge-s0/best.pt --out engines/edge-default \\
+      --data /work/data/ds --report runs/eval/report.json
+"""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    fmt = argparse.RawDescriptionHelpFormatter
+    p = subparsers.add_parser(
+        "train",
+        help="train an ATR-FAS model (or an ablation/baseline) on a dataset",
+        epilog=TRAIN_EPILOG,
+        formatter_class=fmt,
+    )
+    p.add_argument("--config", default="edge", help="preset name or JSON config file")
+    p.add_argument("--data", type=Path, required=True, help="dataset folder with train/ dev/")
+    p.add_argument("--out", type=Path, required=True, help="run folder (checkpoints, history)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--epochs", type=int, help="override the config's epoch count")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    p.add_argument(
+        "--hard-examples",
+        type=int,
+        metavar="EPOCH",
+        help="re-sample hard examples from this epoch on (MoESA §3.3)",
+    )
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--device", help="cpu, cuda, cuda:1 … (default: cuda if present, else cpu)")
+    p.add_argument("--max-steps", type=int, help="cap steps per epoch (smoke runs)")
+    p.add_argument("--max-train", type=int, help="use only the first N training samples")
+    p.add_argument("--cache", type=Path, help="cache folder (default DATA/.flashfas-cache)")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=run_train)
+
+    p = subparsers.add_parser(
+        "eval",
+        help="error rates (EER, HTER, ISO/IEC 30107-3) of a bundle or checkpoint",
+        epilog=EVAL_EPILOG,
+        formatter_class=fmt,
+    )
+    p.add_argument("--model", type=Path, required=True, help="bundle folder or checkpoint .pt")
+    p.add_argument("--data", type=Path, required=True, help="dataset (dev/ + test/) or a split")
+    p.add_argument("--out", type=Path, help="report folder (default: runs/eval-<model name>)")
+    p.add_argument("--backend", default="onnxruntime", help="bundle backend: onnxruntime|tensorrt")
+    p.add_argument("--cache", type=Path)
+    p.add_argument("--threads", type=int)
+    p.add_argument("--json", action="store_true", help="print the whole report as JSON")
+    p.set_defaults(func=run_eval)
+
+    p = subparsers.add_parser(
+        "export",
+        help="write a checkpoint as an ONNX model bundle (docs/MODEL_BUNDLE.md)",
+        epilog=EXPORT_EPILOG,
+        formatter_class=fmt,
+    )
+    p.add_argument("--checkpoint", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True, help="bundle folder to write")
+    p.add_argument("--name", help="bundle name (default: the folder name)")
+    p.add_argument("--data", type=Path, help="dataset: parity check on real dev samples")
+    p.add_argument("--report", type=Path, help="eval report.json to record as provenance metrics")
+    p.add_argument("--cache", type=Path)
+    p.add_argument("--tolerance", type=float, default=1e-4, help="max |ΔP(live)| ORT vs PyTorch")
+    p.set_defaults(func=run_export)
+
+
+def _fail(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return 1
+
+
+def run_train(args: argparse.Namespace) -> int:
+    import torch
+
+    from flashfas_edge.train.config import ConfigError, load_config
+    from flashfas_edge.train.splits import DataError, dataset_info, find_split, load_split_for
+    from flashfas_edge.train.trainer import CheckpointError, TrainOptions, train_model
+
+    try:
+        config = load_config(args.config)
+        optim: dict = {}
+        if args.epochs is not None:
+            optim["epochs"] = args.epochs
+        if args.hard_examples is not None:
+            optim["hard_example_epoch"] = args.hard_examples
+        if optim:
+            config = config.replace(optim=optim)
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        train_dir, dev_dir = find_split(args.data, "train"), find_split(args.data, "dev")
+        if train_dir is None or dev_dir is None:
+            raise DataError(f"{args.data}: needs train/ and dev/ split folders")
+        progress = not args.no_progress
+        train = load_split_for(train_dir, config.model, args.cache, progress)
+        if args.max_train:
+            from flashfas_edge.train.cache import SplitTensors
+
+            n = args.max_train
+            train = SplitTensors(
+                train.x[:n], train.attack_index[:n], train.depth[:n], train.meta[:n]
+            )
+        dev = load_split_for(dev_dir, config.model, args.cache, progress)
+        info = {
+            "path": str(args.data.resolve()),
+            "train": len(train),
+            "dev": len(dev),
+            "dataset": dataset_info(args.data),
+        }
+        summary = train_model(
+            TrainOptions(
+                config=config,
+                out_dir=args.out,
+                seed=args.seed,
+                resume=args.resume,
+                device=args.device,
+                max_steps_per_epoch=args.max_steps,
+                progress=progress,
+                data_info=info,
+            ),
+            train,
+            dev,
+        )
+    except (ConfigError, DataError, CheckpointError) as exc:
+        return _fail(str(exc))
+    if summary.history:
+        best = min(summary.history, key=lambda r: (r["dev_eer"], r["dev_bce"]))
+        print(
+            f"trained {config.name} in {summary.train_seconds:.0f} s; best dev EER "
+            f"{100 * best['dev_eer']:.2f}% (epoch {best['epoch']}) → {summary.best_checkpoint}"
+        )
+    return 0
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    from flashfas_edge.inference.backend import BackendError, BundleError
+    from flashfas_edge.train.evaluate import run_evaluation, summary_lines
+    from flashfas_edge.train.metrics import MetricsError
+    from flashfas_edge.train.splits import DataError
+    from flashfas_edge.train.trainer import CheckpointError
+
+    out = args.out or Path("runs") / f"eval-{args.model.stem or args.model.name}"
+    try:
+        report = run_evaluation(
+            args.model,
+            args.data,
+            out,
+            backend=args.backend,
+            cache_root=args.cache,
+            threads=args.threads,
+        )
+    except (DataError, BundleError, BackendError, CheckpointError, MetricsError) as exc:
+        return _fail(str(exc))
+    if args.json:
+        print(json.dumps(report, indent=1))
+    else:
+        print("\n".join(summary_lines(report)))
+        print(f"report: {out / 'report.json'}  DET: {out / 'det.png'}")
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    import numpy as np
+    import torch
+
+    from flashfas_edge.inference.backend import BackendError, BundleError
+    from flashfas_edge.train.export import ExportError, check_parity, export_bundle, write_manifest
+    from flashfas_edge.train.splits import DataError, find_split, load_split_for
+    from flashfas_edge.train.trainer import CheckpointError, load_checkpoint, model_from_checkpoint
+
+    try:
+        state = load_checkpoint(args.checkpoint)
+        model, config = model_from_checkpoint(state)
+        provenance = {
+            "checkpoint_epoch": state["epoch"] + 1,
+            "seed": state.get("seed"),
+            "data": state.get("data", {}),
+            "data_seed": state.get("data", {}).get("dataset", {}).get("seed"),
+            "history": state.get("history", []),
+            "metrics": {},
+        }
+        if args.report:
+            report = json.loads(args.report.read_text())
+            provenance["metrics"] = {
+                k: report.get(k) for k in ("threshold", "dev", "test", "data", "model")
+            }
+        result = export_bundle(
+            model,
+            config,
+            args.out,
+            name=args.name or args.out.name,
+            threshold=float(state["dev_threshold"]),
+            threshold_source=f"dev EER (PyTorch, epoch {state['epoch'] + 1})",
+            provenance=provenance,
+        )
+        if args.data is not None:
+            dev_dir = find_split(args.data, "dev") or find_split(args.data, "test")
+            if dev_dir is None:
+                raise DataError(f"{args.data}: no dev or test split for the parity check")
+            x = load_split_for(dev_dir, config.model, args.cache).x[:64].float().numpy()
+            source = f"{dev_dir.name} samples"
+        else:
+            x = torch.randn(16, *(config.model.n_frames, 3), *(config.model.input_size,) * 2)
+            x = x.numpy()
+            source = "random inputs"
+        parity = check_parity(model, args.out, np.ascontiguousarray(x))
+        result.manifest["provenance"]["parity"] = {**parity.__dict__, "inputs": source}
+        write_manifest(args.out, result.manifest)
+    except (CheckpointError, ExportError, DataError, BundleError, BackendError, OSError) as exc:
+        return _fail(str(exc))
+    print(
+        f"bundle {args.out}: {len(result.manifest['modules'])} modules, "
+        f"{result.files_bytes / 1e6:.2f} MB; ORT vs PyTorch on {parity.samples} {source}: "
+        f"max |ΔP(live)| {parity.max_abs_p_live:.2e}, max |Δdepth| {parity.max_abs_depth:.2e}"
+    )
+    if parity.max_abs_p_live > args.tolerance:
+        return _fail(f"parity {parity.max_abs_p_live:.2e} exceeds tolerance {args.tolerance}")
+    return 0

@@ -1,0 +1,76 @@
+"""Dataset folders → cached split tensors.
+
+``--data DIR`` is a dataset written by ``flashfas-edge synth`` (or ``record``): either a folder with
+``train/``, ``dev/``, ``test/`` split sub-folders (the renderer's protocol: splits differ in
+ambient scenario, identity and device profile), or a single split folder. Each split is aligned
+once into a cache (default ``DIR/.flashfas-cache/``) and loaded into memory per run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from flashfas_edge.train.cache import CacheError, SplitTensors, build_cache, load_split
+from flashfas_edge.train.config import ModelConfig
+
+SPLITS = ("train", "dev", "test")
+
+
+class DataError(RuntimeError):
+    """A dataset folder or split is missing or unreadable."""
+
+
+def find_split(data_dir: Path, name: str) -> Path | None:
+    """``DIR/name`` if it exists; a folder without split sub-folders counts as its own ``test``."""
+    candidate = data_dir / name
+    if candidate.is_dir():
+        return candidate
+    if name == "test" and data_dir.is_dir() and not any((data_dir / s).is_dir() for s in SPLITS):
+        return data_dir
+    return None
+
+
+def _iter_sessions(split_dir: Path):
+    from flashfas_edge.data import iter_sessions  # the dataset-format reader
+
+    return iter_sessions(split_dir)
+
+
+def dataset_info(data_dir: Path) -> dict:
+    """Provenance of a dataset (seed, protocol …) as its writer recorded it, if it did."""
+    for candidate in (data_dir / "dataset.json", data_dir.parent / "dataset.json"):
+        if candidate.is_file():
+            try:
+                return json.loads(candidate.read_text())
+            except json.JSONDecodeError:
+                break
+    return {}
+
+
+def cache_dir_for(split_dir: Path, size: int, cache_root: Path | None) -> Path:
+    root = cache_root or split_dir.parent / ".flashfas-cache"
+    tag = hashlib.sha256(str(split_dir.resolve()).encode()).hexdigest()[:8]
+    return root / f"{split_dir.name}-{tag}-s{size}"
+
+
+def load_split_for(
+    split_dir: Path, model: ModelConfig, cache_root: Path | None = None, progress: bool = True
+) -> SplitTensors:
+    if not split_dir.is_dir():
+        raise DataError(f"{split_dir}: split folder does not exist")
+    cache_dir = cache_dir_for(split_dir, model.input_size, cache_root)
+    if not (cache_dir / "info.json").is_file():
+        sessions = _iter_sessions(split_dir)
+        if progress:
+            from tqdm import tqdm
+
+            sessions = tqdm(sessions, desc=f"aligning {split_dir.name}", leave=False)
+        info = build_cache(sessions, cache_dir, model.input_size, source=str(split_dir.resolve()))
+        if progress and info["skipped"]:
+            print(f"{split_dir.name}: {info['count']} samples, skipped {info['skipped']}")
+    try:
+        return load_split(cache_dir, model.input_mode, model.depth_size)
+    except CacheError as exc:
+        raise DataError(str(exc)) from exc

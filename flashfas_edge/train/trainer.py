@@ -1,0 +1,241 @@
+"""The training loop: seeded, resumable, data-parallel under torchrun, dev EER every epoch.
+
+ATR-FAS §5.1: Adam with exponential learning-rate decay. Optional hard-example re-sampling (MoESA
+§3.3): from ``hard_example_epoch`` on, the current model scores the training set at the start of
+each epoch and the misclassified / highest-loss examples are drawn ``hard_example_factor`` times
+as often.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from flashfas_edge.train.cache import SplitTensors
+from flashfas_edge.train.config import TrainConfig, from_dict
+from flashfas_edge.train.distributed import ParallelContext, init_parallel, shutdown_parallel
+from flashfas_edge.train.losses import Targets, total_loss
+from flashfas_edge.train.metrics import MetricsError, eer_threshold
+from flashfas_edge.train.model import build_model
+
+LAST = "last.pt"
+BEST = "best.pt"
+HARD_QUANTILE = 0.9  # the top 10 % of per-example loss count as hard, besides misclassified ones
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint is missing or does not fit the configuration."""
+
+
+@dataclass
+class TrainOptions:
+    config: TrainConfig
+    out_dir: Path
+    seed: int = 0
+    resume: bool = False
+    device: str | None = None
+    max_steps_per_epoch: int | None = None  # for tests and smoke runs
+    progress: bool = True
+    data_info: dict[str, Any] = field(default_factory=dict)  # provenance, copied to checkpoints
+
+
+@dataclass
+class TrainSummary:
+    history: list[dict[str, Any]]
+    best_checkpoint: Path
+    last_checkpoint: Path
+    train_seconds: float
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def batch_targets(split: SplitTensors, index: torch.Tensor, device: torch.device) -> Targets:
+    attack = split.attack_index[index].to(device)
+    return Targets(
+        live=(attack < 0).float(), attack_index=attack, depth=split.depth[index].to(device)
+    )
+
+
+@torch.no_grad()
+def predict(
+    model: nn.Module, split: SplitTensors, device: torch.device, batch_size: int = 64
+) -> tuple[np.ndarray, np.ndarray]:
+    """(P(live) float64 [n], per-example BCE [n]) in eval mode."""
+    model.eval()
+    logits = []
+    for start in range(0, len(split), batch_size):
+        x = split.x[start : start + batch_size].to(device).float()
+        logits.append(model(x).logit.double().cpu())
+    logit = torch.cat(logits)
+    bce = F.binary_cross_entropy_with_logits(logit, split.live.double(), reduction="none")
+    return torch.sigmoid(logit).numpy(), bce.numpy()
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint does not exist")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # pickle/zip errors: all mean "not a checkpoint"
+        raise CheckpointError(f"{path}: not a readable checkpoint ({exc})") from exc
+
+
+def model_from_checkpoint(checkpoint: dict[str, Any]) -> tuple[nn.Module, TrainConfig]:
+    config = from_dict(checkpoint["config"])
+    model = build_model(config.model)
+    model.load_state_dict(checkpoint["model"])
+    model.eval()
+    return model, config
+
+
+def _epoch_order(n: int, epoch: int, seed: int, weights: np.ndarray | None) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed * 1000 + epoch)
+    if weights is None:
+        return torch.randperm(n, generator=generator)
+    return torch.multinomial(torch.from_numpy(weights), n, replacement=True, generator=generator)
+
+
+def _hard_weights(
+    model: nn.Module, train: SplitTensors, device: torch.device, factor: float
+) -> tuple[np.ndarray, int]:
+    p_live, bce = predict(model, train, device)
+    wrong = (p_live >= 0.5) != (train.live.numpy() > 0.5)
+    hard = wrong | (bce >= np.quantile(bce, HARD_QUANTILE))
+    return np.where(hard, factor, 1.0), int(hard.sum())
+
+
+def train_model(options: TrainOptions, train: SplitTensors, dev: SplitTensors) -> TrainSummary:
+    config = options.config
+    ctx: ParallelContext = init_parallel(options.device)
+    seed_everything(options.seed + ctx.rank)
+    torch.manual_seed(options.seed)  # identical initial weights on every rank
+    model = build_model(config.model).to(ctx.device)
+    optimiser = torch.optim.Adam(
+        model.parameters(), lr=config.optim.lr, weight_decay=config.optim.weight_decay
+    )
+    scheduler = torch.optim.lr_scheduler.ExponentialLR(optimiser, gamma=config.optim.lr_decay)
+    history: list[dict[str, Any]] = []
+    best_key: tuple[float, float] = (float("inf"), float("inf"))
+    start_epoch = 0
+    out = options.out_dir
+    if ctx.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+    if options.resume and (out / LAST).is_file():
+        state = load_checkpoint(out / LAST)
+        if state["config"] != config.to_dict():
+            raise CheckpointError(f"{out / LAST}: saved with another config; use a new --out")
+        model.load_state_dict(state["model"])
+        optimiser.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        history = state["history"]
+        best_key = tuple(state["best_key"])  # type: ignore[assignment]
+        start_epoch = state["epoch"] + 1
+    net: nn.Module = model
+    if ctx.distributed:
+        ids = [ctx.device.index] if ctx.device.type == "cuda" else None
+        net = nn.parallel.DistributedDataParallel(model, device_ids=ids)
+
+    started = time.perf_counter()
+    prior_seconds = history[-1]["elapsed_s"] if history else 0.0
+    batch = config.optim.batch_size
+    for epoch in range(start_epoch, config.optim.epochs):
+        weights, n_hard = None, 0
+        if 0 < config.optim.hard_example_epoch <= epoch:
+            weights, n_hard = _hard_weights(
+                model, train, ctx.device, config.optim.hard_example_factor
+            )
+        order = _epoch_order(len(train), epoch, options.seed, weights)
+        per_rank = len(order) // ctx.world_size
+        order = order[ctx.rank :: ctx.world_size][:per_rank]
+        steps = per_rank // batch
+        if options.max_steps_per_epoch is not None:
+            steps = min(steps, options.max_steps_per_epoch)
+        net.train()
+        sums: dict[str, float] = {}
+        bar = tqdm(
+            range(steps),
+            desc=f"{config.name} epoch {epoch + 1}/{config.optim.epochs}",
+            disable=not (options.progress and ctx.is_main),
+            leave=False,
+        )
+        aug = torch.Generator().manual_seed(options.seed * 7919 + epoch * 31 + ctx.rank)
+        for step in bar:
+            index = order[step * batch : (step + 1) * batch]
+            x = train.x[index].to(ctx.device).float()
+            targets = batch_targets(train, index, ctx.device)
+            if config.optim.augment:  # mirror the whole check: the template is symmetric
+                flip = (torch.rand(len(index), generator=aug) < 0.5).to(ctx.device)
+                x = torch.where(flip[:, None, None, None, None], x.flip(-1), x)
+                targets.depth = torch.where(
+                    flip[:, None, None], targets.depth.flip(-1), targets.depth
+                )
+            result = net(x)
+            loss, parts = total_loss(result, targets, config.model, config.loss)
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            parts["total"] = float(loss.detach())
+            for key, value in parts.items():
+                sums[key] = sums.get(key, 0.0) + value
+            bar.set_postfix(loss=f"{sums['total'] / (step + 1):.3f}")
+        scheduler.step()
+        record: dict[str, Any] = {
+            "epoch": epoch + 1,
+            "lr": optimiser.param_groups[0]["lr"],
+            "hard_examples": n_hard,
+            **{f"train_{k}": v / max(steps, 1) for k, v in sums.items()},
+        }
+        if ctx.is_main:
+            p_live, bce = predict(model, dev, ctx.device)
+            try:
+                dev_eer, dev_threshold = eer_threshold(p_live, dev.labels)
+            except MetricsError:
+                dev_eer, dev_threshold = float("nan"), 0.5
+            record.update(dev_eer=dev_eer, dev_threshold=dev_threshold, dev_bce=float(bce.mean()))
+            record["elapsed_s"] = prior_seconds + time.perf_counter() - started
+            history.append(record)
+            key = (dev_eer if np.isfinite(dev_eer) else 1.0, float(bce.mean()))
+            improved = key < best_key
+            best_key = min(best_key, key)
+            state = {
+                "config": config.to_dict(),
+                "model": model.state_dict(),
+                "optimizer": optimiser.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "epoch": epoch,
+                "history": history,
+                "best_key": list(best_key),
+                "seed": options.seed,
+                "data": options.data_info,
+                "dev_threshold": dev_threshold,
+                "torch": torch.__version__,
+            }
+            torch.save(state, out / LAST)
+            if improved:
+                torch.save(state, out / BEST)
+            if options.progress:
+                tqdm.write(
+                    f"{config.name} epoch {epoch + 1}: loss {record.get('train_total', 0):.4f} "
+                    f"dev EER {100 * dev_eer:.2f}% dev BCE {record['dev_bce']:.4f}"
+                    f"{' *' if improved else ''} ({record['elapsed_s']:.0f} s)"
+                )
+            (out / "history.json").write_text(json.dumps(history, indent=1))
+        if ctx.distributed:
+            torch.distributed.barrier()
+    shutdown_parallel(ctx)
+    elapsed = history[-1]["elapsed_s"] if history else 0.0
+    return TrainSummary(history, out / BEST, out / LAST, elapsed)

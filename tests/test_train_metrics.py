@@ -1,0 +1,52 @@
+"""ISO/IEC 30107-3 and ATR-FAS §4.2 error rates on hand-made score sets."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from flashfas_edge.train.metrics import MetricsError, eer_threshold, evaluate_scores
+
+
+def test_separable_scores_have_zero_eer_and_zero_errors_at_the_dev_threshold():
+    scores = np.array([0.9, 0.8, 0.95, 0.1, 0.2, 0.05])
+    labels = ["live", "live", "live", "print", "replay", "mask"]
+    eer, threshold = eer_threshold(scores, labels)
+    assert eer == 0.0
+    report = evaluate_scores(scores, labels, threshold)
+    assert report.hter == 0.0 and report.acer == 0.0
+    assert report.bpcer_at_apcer_1pct == 0.0 and report.apcer_at_bpcer_1pct == 0.0
+
+
+def test_apcer_is_counted_per_attack_species_and_acer_uses_the_worst():
+    live = np.linspace(0.6, 1.0, 10)
+    prints = np.array([0.1] * 9 + [0.7])  # one print of ten accepted at t = 0.5
+    masks = np.array([0.1] * 5 + [0.7] * 5)  # half the masks accepted
+    scores = np.concatenate([live, prints, masks])
+    labels = ["live"] * 10 + ["print"] * 10 + ["mask"] * 10
+    report = evaluate_scores(scores, labels, threshold=0.5)
+    assert report.apcer == {"mask": 0.5, "print": 0.1}
+    assert report.apcer_max == 0.5
+    assert report.bpcer == 0.0
+    assert report.apcer_pooled == pytest.approx(0.3)
+    assert report.hter == pytest.approx(0.15)
+    assert report.acer == pytest.approx(0.25)
+
+
+def test_rates_at_fixed_operating_points():
+    live = np.array([0.2] + [0.9] * 99)  # one bona fide scored low
+    attack = np.array([0.95] + [0.1] * 99)  # one attack scored high
+    scores = np.concatenate([live, attack])
+    labels = ["live"] * 100 + ["replay"] * 100
+    report = evaluate_scores(scores, labels, threshold=0.5)
+    # At t = 0.2 only the one high attack passes (APCER 1 %) and no bona fide is rejected.
+    assert report.bpcer_at_apcer_1pct == 0.0
+    assert report.bpcer == pytest.approx(0.01)
+    assert report.apcer_at_bpcer_1pct == pytest.approx(0.01)
+    eer, _ = eer_threshold(scores, labels)
+    assert eer == pytest.approx(0.01)
+
+
+def test_a_split_without_bona_fide_samples_is_an_error_not_a_number():
+    with pytest.raises(MetricsError):
+        eer_threshold(np.array([0.1, 0.2]), ["print", "mask"])

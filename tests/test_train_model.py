@@ -1,0 +1,145 @@
+"""The ATR-FAS network, its ablation configs, the losses and the ONNX export (on tensors)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from flashfas_edge.inference.bundle import load_bundle
+from flashfas_edge.train.cache import SplitTensors
+from flashfas_edge.train.config import ConfigError, load_config
+from flashfas_edge.train.export import check_parity, export_bundle
+from flashfas_edge.train.losses import Targets, gate_target, total_loss
+from flashfas_edge.train.model import build_model
+from flashfas_edge.train.presets import PRESETS, TINY
+from flashfas_edge.train.trainer import TrainOptions, load_checkpoint, train_model
+
+torch.set_num_threads(1)
+
+
+def _toy_split(n: int, size: int, seed: int) -> SplitTensors:
+    """Live checks carry a centred bright blob in every differential frame, attacks do not."""
+    g = torch.Generator().manual_seed(seed)
+    attack = torch.tensor([-1, 0, 1, 2] * (n // 4))
+    x = torch.randn(n, 6, 3, size, size, generator=g) * 0.3
+    yy, xx = torch.meshgrid(torch.linspace(-1, 1, size), torch.linspace(-1, 1, size), indexing="ij")
+    blob = torch.exp(-(xx**2 + yy**2) * 3)
+    x[attack < 0] += blob
+    d = size // 4
+    depth = torch.nn.functional.interpolate(blob[None, None], size=(d, d), mode="area")[0, 0]
+    return SplitTensors(
+        x=x.half(),
+        attack_index=attack,
+        depth=depth.expand(n, d, d).clone(),
+        meta=[{}] * n,
+    )
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_every_preset_builds_and_runs_forward(name):
+    config = PRESETS[name]
+    if name == "paper":  # 256² forward is slow on this CPU; the shapes are checked by build
+        model = build_model(config.model)
+        assert sum(p.numel() for p in model.parameters()) > 1_000_000
+        return
+    model = build_model(config.model).eval()
+    s = config.model.input_size
+    with torch.no_grad():
+        out = model(torch.randn(1, config.model.n_frames, 3, s, s))
+    assert out.logit.shape == (1,)
+    if out.depth is not None:
+        assert out.depth.shape == (1, s // 4, s // 4)
+        assert float(out.depth.min()) >= 0.0 and float(out.depth.max()) <= 1.0
+    if out.attention is not None:
+        assert torch.allclose(out.attention.sum(dim=1), torch.ones(1, s // 4, s // 4), atol=1e-5)
+
+
+def test_bad_configs_are_rejected_with_a_clear_error(tmp_path):
+    with pytest.raises(ConfigError, match="unknown config"):
+        load_config("no-such-preset")
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"base": "edge", "model": {"mixing": "median"}}))
+    with pytest.raises(ConfigError, match="mixing"):
+        load_config(str(bad))
+    with pytest.raises(ConfigError, match="exportable"):
+        PRESETS["edge"].replace(model={"attention": False})
+
+
+def test_live_gate_target_is_uniform_and_attacks_are_one_hot():
+    targets = Targets(
+        live=torch.tensor([1.0, 0.0, 0.0]),
+        attack_index=torch.tensor([-1, 0, 2]),
+        depth=torch.zeros(3, 4, 4),
+    )
+    expected = torch.tensor([[1 / 3, 1 / 3, 1 / 3], [1, 0, 0], [0, 0, 1]])
+    assert torch.allclose(gate_target(targets, 3, uniform_live=True), expected)
+    assert gate_target(targets, 3, uniform_live=False)[0].sum() == 0
+
+
+def test_total_loss_has_all_three_terms_for_the_full_model():
+    config = TINY
+    model = build_model(config.model)
+    split = _toy_split(4, config.model.input_size, seed=0)
+    result = model(split.x.float())
+    targets = Targets(split.live, split.attack_index, split.depth)
+    loss, parts = total_loss(result, targets, config.model, config.loss)
+    assert set(parts) == {"cls", "depth", "gate"}
+    assert torch.isfinite(loss)
+    # Depth CE over 256 bins of an untrained network is near log(256).
+    assert 3.0 < parts["depth"] < 8.0
+
+
+def test_tiny_model_training_reduces_the_loss_and_checkpoints(tmp_path):
+    config = TINY.replace(optim={"epochs": 3, "batch_size": 8, "lr": 5e-3})
+    train = _toy_split(64, config.model.input_size, seed=1)
+    dev = _toy_split(32, config.model.input_size, seed=2)
+    summary = train_model(
+        TrainOptions(config=config, out_dir=tmp_path / "run", seed=0, progress=False), train, dev
+    )
+    losses = [r["train_total"] for r in summary.history]
+    assert losses[-1] < losses[0]
+    assert summary.history[-1]["dev_eer"] <= 0.25
+    state = load_checkpoint(summary.best_checkpoint)
+    assert state["config"] == config.to_dict()
+
+
+def test_training_resumes_from_the_last_checkpoint(tmp_path):
+    config = TINY.replace(optim={"epochs": 1, "batch_size": 8})
+    train = _toy_split(32, config.model.input_size, seed=1)
+    dev = _toy_split(16, config.model.input_size, seed=2)
+    options = TrainOptions(config=config, out_dir=tmp_path, seed=0, progress=False)
+    train_model(options, train, dev)
+    longer = config.replace(optim={"epochs": 2})
+    options = TrainOptions(config=longer, out_dir=tmp_path, seed=0, progress=False, resume=True)
+    with pytest.raises(RuntimeError, match="another config"):
+        train_model(options, train, dev)
+
+
+def test_exported_bundle_matches_pytorch_through_the_daemon_backend(tmp_path: Path):
+    config = TINY
+    model = build_model(config.model)
+    model.train()
+    with torch.no_grad():  # non-trivial batch-norm statistics
+        model(torch.randn(8, 6, 3, 32, 32))
+    model.eval()
+    result = export_bundle(
+        model,
+        config,
+        tmp_path / "bundle",
+        name="tiny-test",
+        threshold=0.4,
+        threshold_source="test",
+        provenance={"data_seed": 7},
+    )
+    bundle = load_bundle(tmp_path / "bundle")
+    assert bundle.threshold_default == pytest.approx(0.4)
+    assert bundle.input_size == 32 and bundle.n_diff == 6
+    assert set(result.manifest["modules"]) == set(bundle.modules)
+    x = np.random.default_rng(0).standard_normal((5, 6, 3, 32, 32)).astype(np.float32)
+    parity = check_parity(model, tmp_path / "bundle", x)
+    assert parity.max_abs_p_live < 1e-5
+    assert parity.max_abs_depth < 1e-5
