@@ -176,8 +176,8 @@ def _read_table(path: Path) -> dict[str, Any]:
         else:
             data = tomllib.loads(raw.decode("utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:  # TOMLDecodeError/JSONDecodeError
-        raise ConfigError(f"{path} is not valid {path.suffix.lstrip('.') or 'TOML'}: {exc}") \
-            from exc
+        kind = "JSON" if path.suffix == ".json" else "TOML"
+        raise ConfigError(f"{path} is not valid {kind}: {exc}") from exc
     if not isinstance(data, dict):
         raise ConfigError(f"{path} must hold a table/object at the top level")
     return data

@@ -1,0 +1,147 @@
+"""The systemd deployment: install target, unit verification, hardening, sysusers/tmpfiles."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from flashfas_edge.config import load_config
+
+REPO = Path(__file__).resolve().parents[1]
+BINDIR = Path(sys.executable).parent  # holds the flashfas-edge entry point of this install
+
+
+@pytest.fixture(scope="module")
+def staged(tmp_path_factory) -> Path:
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    root = tmp_path_factory.mktemp("stage")
+    subprocess.run(
+        ["make", "-s", "-C", str(REPO / "systemd"), "install-systemd", f"DESTDIR={root}",
+         "NO_SYSTEMCTL=1", f"BINDIR={BINDIR}"],
+        check=True, capture_output=True, text=True, timeout=60,
+    )
+    return root
+
+
+def _unit(staged: Path) -> Path:
+    return staged / "usr/lib/systemd/system/flashfas-edge.service"
+
+
+def _directives(path: Path) -> list[tuple[str, str]]:
+    pairs = []
+    for line in path.read_text().splitlines():
+        if "=" in line and not line.lstrip().startswith(("#", "[")):
+            key, _, value = line.partition("=")
+            pairs.append((key.strip(), value.strip()))
+    return pairs
+
+
+def test_install_target_writes_units_config_and_a_private_api_key(staged):
+    unit = _unit(staged)
+    assert unit.is_file()
+    assert (staged / "usr/lib/sysusers.d/flashfas-edge.conf").is_file()
+    assert (staged / "usr/lib/tmpfiles.d/flashfas-edge.conf").is_file()
+    key = staged / "etc/flashfas-edge/api-key"
+    assert re.fullmatch(r"[0-9a-f]{64}\n", key.read_text())
+    assert stat.S_IMODE(key.stat().st_mode) == 0o640
+    config = staged / "etc/flashfas-edge/flashfas-edge.toml"
+    assert stat.S_IMODE(config.stat().st_mode) == 0o640
+    assert f"ExecStart={BINDIR}/flashfas-edge serve --config /etc/flashfas-edge/" \
+        in unit.read_text()
+
+
+def test_reinstall_keeps_the_sites_api_key(staged):
+    key = staged / "etc/flashfas-edge/api-key"
+    before = key.read_text()
+    subprocess.run(
+        ["make", "-s", "-C", str(REPO / "systemd"), "install-systemd", f"DESTDIR={staged}",
+         "NO_SYSTEMCTL=1", f"BINDIR={BINDIR}"], check=True, capture_output=True, timeout=60)
+    assert key.read_text() == before
+
+
+def test_unit_is_notify_with_watchdog_restart_and_a_device_allow_list(staged):
+    d = _directives(_unit(staged))
+    values = {}
+    for key, value in d:
+        values.setdefault(key, []).append(value)
+    assert values["Type"] == ["notify"]
+    assert int(values["WatchdogSec"][0]) > 0
+    assert values["Restart"] == ["on-failure"]
+    assert values["RestartPreventExitStatus"] == ["78"]  # EX_CONFIG from `serve`
+    assert values["User"] == ["flashfas-edge"]
+    assert values["NoNewPrivileges"] == ["yes"]
+    assert values["ProtectSystem"] == ["strict"] and values["ProtectHome"] == ["yes"]
+    assert values["DevicePolicy"] == ["closed"]
+    assert sorted(values["DeviceAllow"]) == ["/dev/ttyACM0 rw", "/dev/video0 rw"]
+    assert values["StateDirectory"] == ["flashfas-edge"]
+    assert values["LogsDirectory"] == ["flashfas-edge"]
+    assert values["IPAddressAllow"] == ["localhost"]
+
+
+def test_systemd_analyze_verify_finds_nothing(staged):
+    if shutil.which("systemd-analyze") is None:
+        pytest.skip("systemd-analyze is not installed here")
+    result = subprocess.run(["systemd-analyze", "verify", str(_unit(staged))],
+                            capture_output=True, text=True, timeout=60, cwd=staged)
+    # verify exits 0 on unknown keys too; any output is a finding.
+    assert result.returncode == 0 and result.stderr.strip() == "", result.stderr
+
+
+def test_hardening_exposure_is_rated_ok(staged):
+    if shutil.which("systemd-analyze") is None:
+        pytest.skip("systemd-analyze is not installed here")
+    result = subprocess.run(
+        ["systemd-analyze", "security", "--offline=true", "--no-pager", str(_unit(staged))],
+        capture_output=True, text=True, timeout=60, cwd=staged)
+    match = re.search(r"Overall exposure level for \S+: ([0-9.]+)", result.stdout)
+    if match is None:
+        pytest.skip(f"this systemd-analyze cannot rate a unit offline: {result.stderr[:200]}")
+    assert float(match.group(1)) <= 2.0, result.stdout[-2000:]
+
+
+def test_sysusers_and_tmpfiles_create_the_user_and_root_owned_config(staged):
+    if shutil.which("systemd-sysusers") is None or shutil.which("systemd-tmpfiles") is None:
+        pytest.skip("systemd-sysusers/systemd-tmpfiles are not installed here")
+    if os.geteuid() != 0:
+        pytest.skip("creating users under --root needs root")
+    subprocess.run(["systemd-sysusers", f"--root={staged}",
+                    str(staged / "usr/lib/sysusers.d/flashfas-edge.conf")],
+                   check=True, capture_output=True, timeout=60)
+    passwd = (staged / "etc/passwd").read_text()
+    entry = next(line for line in passwd.splitlines() if line.startswith("flashfas-edge:"))
+    uid, gid = int(entry.split(":")[2]), int(entry.split(":")[3])
+    assert entry.endswith("/usr/sbin/nologin")
+    group = (staged / "etc/group").read_text()
+    assert re.search(r"^video:.*flashfas-edge", group, re.M)
+    (staged / "var/lib").mkdir(parents=True, exist_ok=True)
+    subprocess.run(["systemd-tmpfiles", f"--root={staged}", "--create",
+                    str(staged / "usr/lib/tmpfiles.d/flashfas-edge.conf")],
+                   check=True, capture_output=True, timeout=60)
+    key = (staged / "etc/flashfas-edge/api-key").stat()
+    assert (key.st_uid, key.st_gid, stat.S_IMODE(key.st_mode)) == (0, gid, 0o640)
+    conf_dir = (staged / "etc/flashfas-edge").stat()
+    assert (conf_dir.st_uid, conf_dir.st_gid) == (0, gid)
+    images = (staged / "var/lib/flashfas-edge/audit-images").stat()
+    assert (images.st_uid, stat.S_IMODE(images.st_mode)) == (uid, 0o750)
+
+
+def test_the_shipped_config_is_valid(staged, tmp_path):
+    text = (staged / "etc/flashfas-edge/flashfas-edge.toml").read_text()
+    calibration = tmp_path / "calibration.json"
+    calibration.write_text('{"format_version": 1, "latency_us": 41000, "threshold": 0.62}')
+    text = text.replace("/etc/flashfas-edge/calibration.json", str(calibration))
+    path = tmp_path / "flashfas-edge.toml"
+    path.write_text(text)
+    loaded = load_config(path)
+    assert loaded.daemon.server.host == "127.0.0.1"
+    assert loaded.daemon.kiosk.flash.kind == "led_serial"
+    assert loaded.pipeline.latency_us == 41000  # calibration wins
+    assert loaded.pipeline.threshold_override == pytest.approx(0.62)
