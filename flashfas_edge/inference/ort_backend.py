@@ -3,7 +3,9 @@
 One InferenceSession per module, created once at start-up with the graph optimiser at its highest
 level. Thread counts are tuned for the small kiosk CPUs (2 cores here): one intra-op pool of at most
 2 threads, no inter-op parallelism — the modules run one after another anyway, and a second pool
-only contends for the same cores.
+only contends for the same cores. Pool threads do not spin: measured on this 2-core machine while
+other work ran (benchmarks/bench_inference.py, edge config), 2 spinning threads took 61 ms median
+per check against 16 ms without spinning; 1 thread was 15 ms either way.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ class OrtModuleRunner:
         bundle: Bundle,
         *,
         intra_op_threads: int | None = None,
-        allow_spinning: bool = True,
+        allow_spinning: bool = False,
         providers: tuple[str, ...] = ("CPUExecutionProvider",),
     ) -> None:
         import onnxruntime as ort
@@ -45,8 +47,8 @@ class OrtModuleRunner:
         options.intra_op_num_threads = self.intra_op_threads
         options.inter_op_num_threads = 1
         options.log_severity_level = 3  # warnings about unused initialisers are noise here
-        # Spinning keeps the pool threads hot between the 7 module calls of one check: lower
-        # latency at the price of CPU while a check runs (measured: see engines/README.md).
+        # Spinning would keep pool threads hot between the 7 module calls, but on 2 shared cores
+        # the spinning threads starve the worker (see the module docstring): off by default.
         options.add_session_config_entry(
             "session.intra_op.allow_spinning", "1" if allow_spinning else "0"
         )
@@ -80,7 +82,7 @@ class OrtBackend:
         *,
         routing: RoutingConfig | None = None,
         intra_op_threads: int | None = None,
-        allow_spinning: bool = True,
+        allow_spinning: bool = False,
     ) -> None:
         self._bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
         self.runner = OrtModuleRunner(

@@ -1,0 +1,193 @@
+"""Per-check inference latency of a model bundle through every available backend.
+
+Prints median / p95 per check (one check = N = 6 differential frames) for ONNX Runtime (and
+TensorRT where a GPU with matching engines exists), with dense and sparse expert routing, plus
+PyTorch eager as the reference point in the same run (where torch and the training code exist).
+
+    python benchmarks/bench_inference.py                          # engines/edge-default
+    python benchmarks/bench_inference.py --bundle DIR --checks 300 --threads 1 2
+    python benchmarks/bench_inference.py --modules                # per-module breakdown (ORT)
+
+The inputs are seeded random draws shaped like _core.preprocess output: latency does not depend on
+the pixel values, but sparse routing does (it depends on the gate), so sparse figures on random
+inputs are only indicative — the evaluation CLI measures sparse routing on real splits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _percentiles(samples_s: list[float]) -> dict[str, float]:
+    ms = np.asarray(samples_s) * 1e3
+    return {"median_ms": float(np.median(ms)), "p95_ms": float(np.percentile(ms, 95))}
+
+
+def _time(fn, inputs: np.ndarray, warmup: int) -> list[float]:
+    for i in range(warmup):
+        fn(inputs[i % len(inputs)])
+    out = []
+    for x in inputs:
+        start = time.perf_counter()
+        fn(x)
+        out.append(time.perf_counter() - start)
+    return out
+
+
+class _TimedRunner:
+    """Wraps a ModuleRunner and accumulates wall time per module."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+        self.seconds: dict[str, list[float]] = {}
+
+    def run_module(self, module, inputs):
+        start = time.perf_counter()
+        out = self.inner.run_module(module, inputs)
+        self.seconds.setdefault(module, []).append(time.perf_counter() - start)
+        return out
+
+
+def _torch_reference(bundle, checkpoint: str | None, threads: int):
+    """A PyTorch eager model for the bundle: the checkpoint if given, else the manifest's config
+    with random weights (latency only)."""
+    try:
+        import torch
+
+        from flashfas_edge.train.config import from_dict
+        from flashfas_edge.train.model import build_model
+        from flashfas_edge.train.trainer import load_checkpoint, model_from_checkpoint
+    except ImportError as exc:
+        return None, f"skipped: {exc}"
+    torch.set_num_threads(threads)
+    if checkpoint:
+        model, _ = model_from_checkpoint(load_checkpoint(Path(checkpoint)))
+        label = f"checkpoint {checkpoint}"
+    else:
+        config = bundle.manifest.get("provenance", {}).get("config")
+        if not isinstance(config, dict) or "model" not in config:
+            return None, "skipped: manifest has no training config and no --checkpoint was given"
+        model = build_model(from_dict(config).model).eval()
+        label = "manifest config, random weights (latency only)"
+
+    def run(x):
+        with torch.inference_mode():
+            return model(torch.from_numpy(x[None]))
+
+    return run, label
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--bundle", default=str(REPO / "engines" / "edge-default"))
+    parser.add_argument("--checks", type=int, default=200)
+    parser.add_argument("--warmup", type=int, default=20)
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--spinning", choices=("on", "off", "both"), default="off")
+    parser.add_argument("--min-top-weight", type=float, default=None)
+    parser.add_argument("--checkpoint", default=None, help="PyTorch checkpoint for the reference")
+    parser.add_argument("--no-torch", action="store_true")
+    parser.add_argument("--modules", action="store_true", help="per-module ORT breakdown")
+    parser.add_argument("--json", default=None, help="also write the results here")
+    args = parser.parse_args(argv)
+
+    from flashfas_edge.inference.bundle import RoutingConfig, load_bundle
+    from flashfas_edge.inference.factory import choose_backend
+    from flashfas_edge.inference.ort_backend import OrtBackend
+
+    bundle_dir = Path(args.bundle)
+    if not (bundle_dir / "manifest.json").is_file():
+        print(f"no bundle at {bundle_dir}; pass --bundle DIR", file=sys.stderr)
+        return 2
+    bundle = load_bundle(bundle_dir)
+    min_top = args.min_top_weight or bundle.routing.min_top_weight
+    rng = np.random.default_rng(0)
+    inputs = rng.normal(0, 1, (args.checks, *bundle.input_shape)).astype(np.float32)
+    print(
+        f"bundle {bundle.name} ({bundle.directory}), input {list(bundle.input_shape)}, "
+        f"{args.checks} checks, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}"
+    )
+    results = []
+
+    def report(name: str, samples: list[float], extra: str = "") -> None:
+        stats = _percentiles(samples)
+        results.append({"backend": name, **stats, "note": extra})
+        print(
+            f"  {name:42s} median {stats['median_ms']:7.2f} ms   p95 {stats['p95_ms']:7.2f} ms"
+            f"  {extra}"
+        )
+
+    spinning = {"on": [True], "off": [False], "both": [True, False]}[args.spinning]
+    for threads in args.threads:
+        for spin in spinning:
+            for sparse in (False, True):
+                routing = RoutingConfig(sparse=sparse, min_top_weight=min_top)
+                backend = OrtBackend(
+                    bundle, routing=routing, intra_op_threads=threads, allow_spinning=spin
+                )
+                backend.warm_up()
+                experts = []
+
+                def run(x, backend=backend, experts=experts):
+                    experts.append(len(backend.run(x).experts_run))
+
+                samples = _time(run, inputs, args.warmup)
+                label = (
+                    f"onnxruntime cpu {threads}t{' spin' if spin else ''} "
+                    f"{'sparse' if sparse else 'dense'}"
+                )
+                report(label, samples, f"experts/check {np.mean(experts):.2f}")
+    if args.modules:
+        backend = OrtBackend(bundle, intra_op_threads=args.threads[0], allow_spinning=False)
+        timed = _TimedRunner(backend.runner)
+        backend.forward.runner = timed
+        _time(backend.run, inputs, args.warmup)
+        for module, seconds in timed.seconds.items():
+            print(f"    {module:16s} median {np.median(seconds) * 1e3:6.2f} ms")
+
+    choice = choose_backend(bundle, "auto")
+    if choice.kind == "tensorrt":
+        from flashfas_edge.inference.tensorrt_backend import TensorRTBackend
+
+        for sparse in (False, True):
+            trt_backend = TensorRTBackend(
+                bundle,
+                routing=RoutingConfig(sparse=sparse, min_top_weight=min_top),
+                precision=None,
+            )
+            trt_backend.warm_up()
+            samples = _time(trt_backend.run, inputs, args.warmup)
+            info = trt_backend.info()
+            report(
+                f"tensorrt {info.precision} {'sparse' if sparse else 'dense'}", samples, info.device
+            )
+            trt_backend.close()
+    else:
+        print(f"  tensorrt: {choice.reason}")
+
+    if not args.no_torch:
+        run_torch, label = _torch_reference(bundle, args.checkpoint, args.threads[0])
+        if run_torch is None:
+            print(f"  pytorch eager: {label}")
+        else:
+            report(
+                f"pytorch eager cpu {args.threads[0]}t",
+                _time(run_torch, inputs, args.warmup),
+                label,
+            )
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
