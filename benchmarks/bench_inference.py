@@ -7,6 +7,7 @@ PyTorch eager as the reference point in the same run (where torch and the traini
     python benchmarks/bench_inference.py                          # engines/edge-default
     python benchmarks/bench_inference.py --bundle DIR --checks 300 --threads 1 2
     python benchmarks/bench_inference.py --modules                # per-module breakdown (ORT)
+    python benchmarks/bench_inference.py --data /work/data/ds     # sparse routing on dev/test
 
 The inputs are seeded random draws shaped like _core.preprocess output: latency does not depend on
 the pixel values, but sparse routing does (it depends on the gate), so sparse figures on random
@@ -86,6 +87,63 @@ def _torch_reference(bundle, checkpoint: str | None, threads: int):
     return run, label
 
 
+def evaluate_routing(bundle, data_dir: Path, thresholds: list[float], threads: int) -> list[dict]:
+    """Sparse expert routing on the evaluation protocol (DESIGN.md §3): the live/spoof threshold
+    is fixed at the dev EER for each routing, error rates are reported on test, latency is the
+    per-check median on test (one check at a time, as the daemon runs)."""
+    from flashfas_edge.inference.bundle import RoutingConfig
+    from flashfas_edge.inference.ort_backend import OrtBackend
+    from flashfas_edge.train.config import ModelConfig
+    from flashfas_edge.train.metrics import eer_threshold, evaluate_scores
+    from flashfas_edge.train.splits import find_split, load_split_for
+
+    model_config = ModelConfig(n0=bundle.n0, input_size=bundle.input_size)
+    splits = {}
+    for name in ("dev", "test"):
+        split_dir = find_split(data_dir, name)
+        if split_dir is None:
+            raise SystemExit(f"{data_dir}: no {name} split")
+        split = load_split_for(split_dir, model_config)
+        splits[name] = (split.x.float().numpy(), split.labels)
+    rows = []
+    for min_top in [None, *thresholds]:
+        routing = RoutingConfig(sparse=min_top is not None, min_top_weight=min_top or 0.95)
+        backend = OrtBackend(bundle, routing=routing, intra_op_threads=threads)
+        backend.warm_up()
+        scores, experts, seconds = {}, [], []
+        for name, (x, _) in splits.items():
+            out = []
+            for sample in x:
+                start = time.perf_counter()
+                result = backend.run(sample)
+                if name == "test":
+                    seconds.append(time.perf_counter() - start)
+                out.append(result)
+            scores[name] = np.array([o.p_live for o in out])
+            if name == "test":
+                experts = [len(o.experts_run) for o in out]
+        dev_eer, threshold = eer_threshold(scores["dev"], splits["dev"][1])
+        test = evaluate_scores(scores["test"], splits["test"][1], threshold)
+        rows.append(
+            {
+                "routing": "dense" if min_top is None else f"sparse ≥{min_top}",
+                "dev_eer": dev_eer,
+                "threshold": threshold,
+                "test_eer": test.eer,
+                "test_hter": test.hter,
+                "test_bpcer": test.bpcer,
+                "test_apcer": test.apcer,
+                "experts_per_check": float(np.mean(experts)),
+                **_percentiles(seconds),
+                "test_scores": scores["test"],
+            }
+        )
+    dense_scores = rows[0]["test_scores"]
+    for row in rows:
+        row["max_abs_score_change"] = float(np.max(np.abs(row.pop("test_scores") - dense_scores)))
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--bundle", default=str(REPO / "engines" / "edge-default"))
@@ -98,6 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-torch", action="store_true")
     parser.add_argument("--modules", action="store_true", help="per-module ORT breakdown")
     parser.add_argument("--json", default=None, help="also write the results here")
+    parser.add_argument("--data", default=None, help="dataset with dev/test: sparse routing eval")
+    parser.add_argument("--sparse-thresholds", type=float, nargs="+", default=[0.9, 0.95, 0.99])
     args = parser.parse_args(argv)
 
     from flashfas_edge.inference.bundle import RoutingConfig, load_bundle
@@ -109,6 +169,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no bundle at {bundle_dir}; pass --bundle DIR", file=sys.stderr)
         return 2
     bundle = load_bundle(bundle_dir)
+    if args.data:
+        rows = evaluate_routing(bundle, Path(args.data), args.sparse_thresholds, args.threads[0])
+        for row in rows:
+            apcer = " ".join(f"{k} {v:.3f}" for k, v in row["test_apcer"].items())
+            print(
+                f"{row['routing']:12s} experts/check {row['experts_per_check']:.2f}  "
+                f"median {row['median_ms']:.2f} ms p95 {row['p95_ms']:.2f} ms  dev EER "
+                f"{row['dev_eer']:.4f}  test EER {row['test_eer']:.4f} HTER "
+                f"{row['test_hter']:.4f} BPCER {row['test_bpcer']:.4f} APCER {apcer}  "
+                f"max|Δscore| {row['max_abs_score_change']:.4f}"
+            )
+        if args.json:
+            Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")
+        return 0
     min_top = args.min_top_weight or bundle.routing.min_top_weight
     rng = np.random.default_rng(0)
     inputs = rng.normal(0, 1, (args.checks, *bundle.input_shape)).astype(np.float32)
