@@ -190,7 +190,9 @@ def create_app(config: LoadedConfig, service: LivenessService, audit: AuditLog,
 
     if config.sim and daemon.kiosk.sim.scene_route:
         @app.put("/v1/sim/scene", response_model=SimSceneResponse, dependencies=authed,
-                 tags=["simulated kiosk"], responses={401: _ERRORS[401], 409: _ERRORS[422]})
+                 tags=["simulated kiosk"],
+                 responses={401: _ERRORS[401],
+                            409: {"model": ErrorResponse, "description": "Not a simulated kiosk"}})
         async def set_sim_scene(scene: SimSceneRequest) -> SimSceneResponse:
             """Simulated kiosk only: choose what stands in front of the virtual camera."""
             if service.sim_controls is None:

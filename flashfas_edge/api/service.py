@@ -20,7 +20,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from flashfas_edge.api.recording_kiosk import RecordingCamera, RecordingFlash
-from flashfas_edge.capture.base import CameraError
+from flashfas_edge.capture.base import CameraError, Frame
 from flashfas_edge.data.session import Session
 from flashfas_edge.flash.base import FlashError
 from flashfas_edge.inference.backend import Backend
@@ -92,6 +92,7 @@ class LivenessService:
         self._on_ready: list[Callable[[], None]] = []
         self._fps_lock = threading.Lock()
         self._camera_fps: float | None = None
+        self.last_check_frames: list[Frame] = []  # what the last check captured (record, audit)
 
     # ----- start-up -----------------------------------------------------------------------------
     def on_ready(self, callback: Callable[[], None]) -> None:
@@ -221,7 +222,8 @@ class LivenessService:
             self._flash_fault = str(exc)
             raise
         finally:
-            frames = [f.image for f in self.camera.take_frames()]
+            self.last_check_frames = self.camera.take_frames()
+        frames = [f.image for f in self.last_check_frames]
         if result.reason is Reason.FLASH_UNAVAILABLE:
             self._flash_fault = str(result.detail.get("error") or "the flash failed in a check")
         return _fail_closed(result), frames

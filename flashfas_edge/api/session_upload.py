@@ -7,6 +7,10 @@ so a malformed upload is a 422 naming the field — never a crash or a verdict.
 
 from __future__ import annotations
 
+import io
+import re
+import zipfile
+
 import numpy as np
 
 from flashfas_edge.api.errors import InvalidUpload
@@ -79,19 +83,46 @@ def validate_session(session: Session) -> Session:
     return session
 
 
-SESSION_MEDIA_TYPES = frozenset({"application/octet-stream", "application/x-npz"})
+SESSION_MEDIA_TYPES = frozenset({"application/octet-stream", "application/x-npz",
+                                 "application/zip"})
+MAX_UNPACKED_BYTES = 512 * 1024 * 1024  # zip-bomb guard: what the members may expand to
+MAX_MEMBERS = 64
+_MEMBER_NAME = re.compile(r"^s0000/[a-z_]{1,32}\.npy$")
+
+
+def _check_container(raw: bytes) -> None:
+    """Look inside the zip before numpy does: one session, known member names, bounded size."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(raw)) as archive:
+            members = archive.infolist()
+    except (zipfile.BadZipFile, ValueError, OSError) as exc:
+        raise InvalidUpload(f"not a session file (an .npz zip) : {exc}") from exc
+    if not members or len(members) > MAX_MEMBERS:
+        raise _fail("body", f"expected 1..{MAX_MEMBERS} arrays, got {len(members)}")
+    for member in members:
+        if not _MEMBER_NAME.match(member.filename):
+            raise _fail("body", f"unexpected member {member.filename[:80]!r} (one session, "
+                                "written by write_session_file, is expected)")
+    unpacked = sum(m.file_size for m in members)
+    if unpacked > MAX_UNPACKED_BYTES:
+        raise _fail("body", f"the arrays would unpack to {unpacked} bytes "
+                            f"(limit {MAX_UNPACKED_BYTES})")
 
 
 def decode_uploaded_session(raw: bytes, media_type: str) -> Session:
-    """Bytes of one session file in the dataset format → a validated :class:`Session`."""
-    from flashfas_edge.data.session_io import SessionFormatError, read_session_bytes
+    """Bytes of one session file in the dataset format (``write_session_file``) → a validated
+    :class:`Session`. Every failure on these untrusted bytes is an :class:`InvalidUpload`."""
+    from flashfas_edge.data.dataset_format import DatasetFormatError, read_shard
 
     if not raw:
         raise _fail("body", "the upload is empty")
+    _check_container(raw)
     try:
-        session = read_session_bytes(raw)
-    except SessionFormatError as exc:
+        sessions = read_shard(io.BytesIO(raw))  # type: ignore[arg-type]  # np.load takes files
+    except DatasetFormatError as exc:
         raise InvalidUpload(f"not a session in the dataset format: {exc}") from exc
     except Exception as exc:  # noqa: BLE001 - any parser failure on untrusted bytes is a 422
-        raise InvalidUpload(f"corrupt session upload ({type(exc).__name__})") from exc
-    return validate_session(session)
+        raise InvalidUpload(f"corrupt session upload ({type(exc).__name__}: {exc})") from exc
+    if len(sessions) != 1:
+        raise _fail("body", f"expected one session, got {len(sessions)}")
+    return validate_session(sessions[0])

@@ -1,0 +1,101 @@
+"""Build the daemon's kiosk from the configuration: camera, flash, landmarks, backend, pipeline.
+
+``kiosk.mode = "sim"`` (or ``serve --sim``) selects the simulated kiosk — a virtual camera and a
+virtual flash sharing one rendered scene (DESIGN.md §1); ``real`` the V4L2 camera and the display
+or LED-panel flash. Everything else (pipeline, backend, API) is the same in both modes.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+from typing import Any
+
+from flashfas_edge.api.recording_kiosk import RecordingCamera, RecordingFlash
+from flashfas_edge.api.service import LivenessService
+from flashfas_edge.config import ConfigError, LoadedConfig
+
+DEFAULT_BUNDLE_NAME = "edge-default"
+
+
+def default_bundle_dir() -> Path:
+    """engines/edge-default beside the source tree, else the installed data directories."""
+    package_dir = Path(__file__).resolve().parents[1]
+    candidates = [
+        package_dir.parent / "engines" / DEFAULT_BUNDLE_NAME,  # source checkout / editable
+        package_dir / "engines" / DEFAULT_BUNDLE_NAME,  # bundled as package data
+        Path(sys.prefix) / "share" / "flashfas-edge" / "engines" / DEFAULT_BUNDLE_NAME,
+        Path("/usr/share/flashfas-edge/engines") / DEFAULT_BUNDLE_NAME,
+    ]
+    for candidate in candidates:
+        if (candidate / "manifest.json").is_file():
+            return candidate
+    shown = "\n  ".join(str(c) for c in candidates)
+    raise ConfigError(f"no default model bundle found; looked in:\n  {shown}\n"
+                      "set [model] bundle = \"...\" or pass --bundle")
+
+
+def _load(module: str, name: str, what: str) -> Any:
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ModuleNotFoundError, AttributeError) as exc:
+        raise ConfigError(f"{what} is not available in this build ({module}.{name}: {exc})") \
+            from exc
+
+
+def _sim_kiosk(config: LoadedConfig) -> tuple[Any, Any, Any]:
+    """(camera, flash, scene controls) of the simulated kiosk."""
+    from flashfas_edge.api.sim_scene import build_sim_kiosk
+
+    return build_sim_kiosk(config.daemon.kiosk.sim, config.daemon.kiosk.camera)
+
+
+def _real_kiosk(config: LoadedConfig) -> tuple[Any, Any]:
+    kiosk = config.daemon.kiosk
+    camera_cls = _load("flashfas_edge.capture.v4l2_camera", "V4L2Camera", "the V4L2 camera")
+    camera = camera_cls(kiosk.camera.device, width=kiosk.camera.width,
+                        height=kiosk.camera.height, fps=kiosk.camera.fps)
+    if kiosk.flash.kind == "led_serial":
+        flash_cls = _load("flashfas_edge.flash.led_serial", "LedSerialFlash", "the LED panel")
+        flash = flash_cls(kiosk.flash.serial_port, baudrate=kiosk.flash.baudrate)
+    else:
+        flash_cls = _load("flashfas_edge.flash.display_flash", "DisplayFlash",
+                          "the display flash")
+        flash = flash_cls()
+    return camera, flash
+
+
+def build_service(config: LoadedConfig) -> LivenessService:
+    """Load the bundle (BundleError names the file), build the kiosk and the pipeline."""
+    from flashfas_edge.face.factory import create_landmark_provider
+    from flashfas_edge.inference.factory import create_backend
+    from flashfas_edge.pipeline.pipeline import Pipeline, PipelineSetupError
+
+    daemon = config.daemon
+    bundle_dir = daemon.model.bundle or default_bundle_dir()
+    backend = create_backend(
+        bundle_dir, daemon.model.backend, intra_op_threads=daemon.model.threads,
+        warm_up=False,  # the service warms up in the background, then reports ready
+    )
+    sim_controls = None
+    if config.sim:
+        camera, flash, sim_controls = _sim_kiosk(config)
+    else:
+        camera, flash = _real_kiosk(config)
+    recording_camera, recording_flash = RecordingCamera(camera), RecordingFlash(flash)
+    landmarks = create_landmark_provider(config.pipeline.landmarks)
+    try:
+        pipeline = Pipeline(recording_camera, recording_flash, landmarks, backend,
+                            config.pipeline)
+    except PipelineSetupError as exc:
+        raise ConfigError(str(exc)) from exc
+    bundle = backend.bundle  # type: ignore[attr-defined]
+    return LivenessService(
+        recording_camera, recording_flash, backend, pipeline,
+        mode="sim" if config.sim else "real",
+        frame_stale_s=daemon.watchdog.frame_stale_s,
+        model_identity={"name": bundle.name, "manifest_sha256": bundle.manifest_sha256,
+                        "directory": str(bundle.directory)},
+        sim_controls=sim_controls,
+    )
