@@ -64,3 +64,18 @@ def test_routing_follows_the_manifest_unless_configured(bundle_dir):
     dense = create_backend(bundle_dir, "onnxruntime", routing=RoutingConfig(sparse=False))
     assert dense.routing.sparse is False
     assert dense.info().versions["sparse_routing"] == "false"
+
+
+def test_gpu_probe_without_a_driver_says_what_is_missing():
+    # cuda-python installs on CPU-only hosts and reports the missing driver; without it, the
+    # probe says cuda-python is missing. Either way: a typed error, never a crash.
+    if _gpu_reason() is None:
+        pytest.skip("this host has a usable GPU")
+    with pytest.raises(GpuUnavailable) as caught:
+        probe_gpu(require_tensorrt=False)
+    message = str(caught.value)
+    assert (
+        "cuda-python is not installed" in message
+        or "CUDA device query" in message
+        or ("nvidia-smi" in message)
+    )

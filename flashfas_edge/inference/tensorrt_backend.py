@@ -99,7 +99,7 @@ class _EngineModule:
                 ),
                 f"copy {n} to device",
             )
-        if not self.context.execute_async_v3(stream):
+        if not self.context.execute_async_v3(int(stream)):
             raise BackendError(f"TensorRT execute_async_v3 failed in module {self.name!r}")
         outputs: dict[str, np.ndarray] = {}
         for tensor in self.tensors.values():
