@@ -73,7 +73,7 @@ def test_hd_check_matches_opencv_numpy_path() -> None:
     # so a differential value by at most 2/255 before the common scale 1/rms (which itself moves by
     # a relative ~1e-4 at most).
     assert np.abs(out - x).max() <= 2.0 / 255 / rms + 1e-3
-    assert np.mean(np.abs(out - x) > 1e-4) < 0.01
+    assert np.mean(np.abs(out - x) > 1e-4) < 0.04  # a few % of values one level apart
 
 
 def test_two_threads_run_preprocess_concurrently() -> None:

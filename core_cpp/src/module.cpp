@@ -350,7 +350,7 @@ PYBIND11_MODULE(_core, m) {
         "Warp frames uint8 [T, H, W, 3] (C-contiguous) onto the template with the similarity\n"
         "estimate_similarity(landmarks[t], template) -> (aligned uint8 [T, size, size, 3],\n"
         "outside_counts int64 [T]). Bilinear, like cv2.warpAffine(INTER_LINEAR, BORDER_CONSTANT,\n"
-        "0) (<= 1 grey level apart); source taps outside the frame read 0 and every output pixel\n"
+        "0) (within 1 grey level; weights in 1/256 px); source taps outside the frame read 0 and every output pixel\n"
         "that used one with non-zero weight is counted in outside_counts[t].");
 
   m.def("diffnorm", &py_diffnorm, py::arg("aligned"), py::arg("order"), py::arg("n0"),

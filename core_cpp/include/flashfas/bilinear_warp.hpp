@@ -1,18 +1,18 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
-#include <vector>
 
 namespace flashfas {
 
 // Row-by-row bilinear sampler of an interleaved uint8 RGB image under an affine map, with the
 // same conventions as cv2.warpAffine(INTER_LINEAR, BORDER_CONSTANT, 0): pixel centres at integer
-// coordinates, source taps outside the image read as 0, results rounded half-to-even.
-// Arithmetic is float32 without FMA contraction (the build sets -ffp-contract=off), so x86-64 and
-// aarch64 give bit-identical results; against OpenCV the difference is at most 1 level on a tiny
-// fraction of pixels (OpenCV fuses multiply-adds where the CPU has FMA).
+// coordinates, source taps outside the image read as 0. Source coordinates are computed in float32
+// like OpenCV (without FMA contraction: the build sets -ffp-contract=off), the bilinear weights are
+// quantised to 1/256 pixel and the interpolation is exact integer arithmetic rounded half up, so
+// x86-64 and aarch64 give bit-identical results. Against OpenCV 5 (float interpolation) every
+// value is within 1 grey level.
 //
-// The sampler owns its scratch rows (allocated once, not per row) and is reused across frames.
+// The sampler owns its small scratch rows (no allocation per row) and is reused across frames.
 class BilinearRowSampler {
  public:
   explicit BilinearRowSampler(int out_width);
@@ -25,15 +25,23 @@ class BilinearRowSampler {
   int sample_row(int y, std::int16_t* red, std::int16_t* green, std::int16_t* blue);
 
  private:
+  // The row is processed in chunks of a fixed width so the scratch rows have compile-time strides
+  // (constant address offsets in the gather loop) and live in L1.
+  static constexpr int kChunk = 64;
+  int sample_chunk(int x0, int count, float step_x, float step_y, float base_x, float base_y);
+  void interpolate_chunk(int count, std::int16_t* red, std::int16_t* green,
+                         std::int16_t* blue) const;
+
   int out_width_;
   const std::uint8_t* src_ = nullptr;
   int height_ = 0;
   int width_ = 0;
   double inverse_map_[6] = {0, 0, 0, 0, 0, 0};
-  std::vector<float> column_;                 // float(x) for x in [0, out_width)
-  std::vector<int> ix_, iy_;                  // integer part of the source coordinate
-  std::vector<float> fx_, fy_;                // fractional part
-  std::vector<std::uint8_t> taps_;            // 12 planar rows: (p00, p01, p10, p11) x (r, g, b)
+  int ix_[kChunk];                  // integer part of the source coordinate
+  int iy_[kChunk];
+  std::uint16_t wx_[kChunk];        // fractional part as a weight in [0, 256]
+  std::uint16_t wy_[kChunk];
+  std::uint8_t taps_[12 * kChunk];  // planar (p00, p01, p10, p11) x (r, g, b)
 };
 
 }  // namespace flashfas
