@@ -107,6 +107,40 @@ def _check_container(raw: bytes) -> None:
     if unpacked > MAX_UNPACKED_BYTES:
         raise _fail("body", f"the arrays would unpack to {unpacked} bytes "
                             f"(limit {MAX_UNPACKED_BYTES})")
+    with zipfile.ZipFile(io.BytesIO(raw)) as archive:
+        for member in members:
+            _check_member_dtype(archive, member)
+
+
+# The upload contract: each array's stored dtype (the dataset reader would silently convert).
+_MEMBER_DTYPE_KINDS: dict[str, tuple[str, ...]] = {
+    "frames": ("|u1",), "frame_times_us": ("<i8",), "flash_rgb": ("<f4",),
+    "flash_intensity": ("<f4",), "flash_onsets_us": ("<i8",), "order": ("<i8",),
+    "landmarks": ("<f4",), "depth": ("<f4",), "exposure_us": ("<i8",), "readout_us": ("<i8",),
+    "state_duration_us": ("<i8",), "latency_us": ("<i8",), "nonce": ("<U",),
+    "attack_type": ("<U",), "meta_json": ("<U",),
+}
+
+
+def _check_member_dtype(archive: zipfile.ZipFile, member: zipfile.ZipInfo) -> None:
+    field = member.filename.split("/", 1)[1].removesuffix(".npy")
+    allowed = _MEMBER_DTYPE_KINDS.get(field)
+    if allowed is None:
+        raise _fail(field, "is not a field of the dataset format")
+    try:
+        with archive.open(member) as handle:
+            version = np.lib.format.read_magic(handle)
+            if version == (1, 0):
+                shape, _, dtype = np.lib.format.read_array_header_1_0(handle)
+            else:
+                shape, _, dtype = np.lib.format.read_array_header_2_0(handle)
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
+        raise _fail(field, f"is not a readable .npy array ({exc})") from exc
+    if dtype.hasobject or not any(dtype.str.startswith(prefix) for prefix in allowed):
+        raise _fail(field, f"dtype must be {allowed[0]}, got {dtype.str}")
+    declared = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if declared > member.file_size:
+        raise _fail(field, f"declares {declared} bytes of data but holds {member.file_size}")
 
 
 def decode_uploaded_session(raw: bytes, media_type: str) -> Session:
