@@ -63,11 +63,13 @@ def create_backend(
 
     ``routing=None`` uses the bundle manifest's ``routing`` block (sparse on/off as shipped).
     """
-    if isinstance(bundle_dir, Bundle):
+    expectations = (expect_n0, expect_input_size, expect_normalisation)
+    if isinstance(bundle_dir, Bundle) and all(e is None for e in expectations):
         bundle = bundle_dir
-    else:
+    else:  # (re)validate against what the caller will feed
+        directory = bundle_dir.directory if isinstance(bundle_dir, Bundle) else bundle_dir
         bundle = load_bundle(
-            bundle_dir,
+            directory,
             expect_n0=expect_n0,
             expect_input_size=expect_input_size,
             expect_normalisation=expect_normalisation,

@@ -11,6 +11,7 @@ Runtime backend uses (forward.py), so both backends differ only in the module nu
 from __future__ import annotations
 
 import ctypes
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -135,6 +136,8 @@ class TensorRTModuleRunner:
         self._logger = trt.Logger(trt.Logger.WARNING)
         self._runtime = trt.Runtime(self._logger)
         self.modules: dict[str, _EngineModule] = {}
+        # The buffers and the stream are shared by every call: one check at a time.
+        self._lock = threading.Lock()
         try:
             for name in bundle.modules:
                 path = engines_dir / manifest.modules[name].file
@@ -144,7 +147,8 @@ class TensorRTModuleRunner:
             raise
 
     def run_module(self, module: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return self.modules[module].run(inputs, self.stream)
+        with self._lock:
+            return self.modules[module].run(inputs, self.stream)
 
     def close(self) -> None:
         for module in self.modules.values():
