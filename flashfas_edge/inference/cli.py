@@ -64,6 +64,9 @@ def register(subparsers) -> None:
     common(verify)
     verify.add_argument("--samples", type=int, default=32)
     verify.add_argument("--seed", type=int, default=0)
+    verify.add_argument(
+        "--data", default=None, help="dataset folder: verify on its dev split instead of random"
+    )
     verify.set_defaults(func=_verify)
 
     info = actions.add_parser("info", help="bundle facts, engines, and the backend `auto` picks")
@@ -170,19 +173,30 @@ def _installed_tensorrt_version() -> str | None:
 @_guarded
 def _verify(args) -> int:
     bundle, engines_dir = _load(args)
-    return _verify_engines(bundle, engines_dir, samples=args.samples, seed=args.seed)
+    return _verify_engines(
+        bundle, engines_dir, samples=args.samples, seed=args.seed, data=args.data
+    )
 
 
-def _verify_engines(bundle, engines_dir: Path, *, samples: int, seed: int) -> int:
+def _verify_engines(
+    bundle, engines_dir: Path, *, samples: int, seed: int, data: str | None = None
+) -> int:
     from flashfas_edge.inference.engines import (
         FP16_TOLERANCE,
         FP32_TOLERANCE,
         compare_runners,
+        dataset_inputs,
         verification_inputs,
     )
     from flashfas_edge.inference.ort_backend import OrtModuleRunner
     from flashfas_edge.inference.tensorrt_backend import TensorRTBackend
 
+    if data:
+        inputs = dataset_inputs(bundle, Path(data), "dev")
+        source = f"dev split of {data}"
+    else:
+        inputs = verification_inputs(bundle, samples, seed)
+        source = f"seeded random, seed {seed}"
     trt_backend = TensorRTBackend(bundle, engines_dir=engines_dir, precision=None)
     try:
         precision = trt_backend.engine_manifest.precision
@@ -191,12 +205,15 @@ def _verify_engines(bundle, engines_dir: Path, *, samples: int, seed: int) -> in
             bundle,
             OrtModuleRunner(bundle),
             trt_backend.runner,
-            verification_inputs(bundle, samples, seed),
+            inputs,
             tolerance,
         )
     finally:
         trt_backend.close()
-    print(f"TensorRT {precision} vs ONNX Runtime fp32, {samples} inputs, tolerance {tolerance}")
+    print(
+        f"TensorRT {precision} vs ONNX Runtime fp32, {len(inputs)} inputs ({source}), "
+        f"tolerance {tolerance}"
+    )
     for line in report.lines():
         print(line)
     return 0 if report.ok else 1

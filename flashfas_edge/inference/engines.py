@@ -215,6 +215,7 @@ class ParityReport:
     depth_max_abs: float = 0.0
     type_probs_max_abs: float = 0.0
     decision_flips: int = 0  # samples clear of the threshold whose live/spoof differs
+    decision_flips_any: int = 0  # every sample whose live/spoof differs (incl. borderline ones)
     failures: list[str] = field(default_factory=list)
 
     @property
@@ -230,7 +231,8 @@ class ParityReport:
         out.append(
             f"p_live max|Δ| {self.p_live_max_abs:.3e}, depth max|Δ| "
             f"{self.depth_max_abs:.3e}, type probs max|Δ| {self.type_probs_max_abs:.3e}, "
-            f"decision flips {self.decision_flips}/{self.samples}"
+            f"decision flips {self.decision_flips}/{self.samples} "
+            f"({self.decision_flips_any} counting borderline scores)"
         )
         out += [f"FAIL: {f}" for f in self.failures]
         out.append("PASS" if self.ok else "FAIL")
@@ -243,6 +245,18 @@ def verification_inputs(bundle: Bundle, samples: int, seed: int = 0) -> np.ndarr
     x = rng.normal(0.0, 1.0, (samples, *bundle.input_shape)).astype(np.float32)
     x[0] = 0.0
     return x
+
+
+def dataset_inputs(bundle: Bundle, data_dir: Path, split: str = "dev") -> np.ndarray:
+    """A dataset split's checks as the network sees them (through the training data cache)."""
+    from flashfas_edge.train.config import ModelConfig
+    from flashfas_edge.train.splits import find_split, load_split_for
+
+    split_dir = find_split(Path(data_dir), split)
+    if split_dir is None:
+        raise BackendError(f"{data_dir}: no {split} split")
+    tensors = load_split_for(split_dir, ModelConfig(n0=bundle.n0, input_size=bundle.input_size))
+    return np.ascontiguousarray(tensors.x.float().numpy())
 
 
 def compare_runners(
@@ -294,8 +308,9 @@ def compare_runners(
             report.type_probs_max_abs,
             max(abs(ref.type_probs[t] - cand.type_probs[t]) for t in ref.type_probs),
         )
-        clear_of_threshold = abs(ref.p_live - threshold) > tolerance["p_live"]
-        if clear_of_threshold and (ref.p_live >= threshold) != (cand.p_live >= threshold):
+        flipped = (ref.p_live >= threshold) != (cand.p_live >= threshold)
+        report.decision_flips_any += int(flipped)
+        if flipped and abs(ref.p_live - threshold) > tolerance["p_live"]:
             report.decision_flips += 1
     for name, rel in report.module_max_rel.items():
         if rel > tolerance["module_rel"]:

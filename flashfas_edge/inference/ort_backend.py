@@ -5,7 +5,9 @@ level. Thread counts are tuned for the small kiosk CPUs (2 cores here): one intr
 2 threads, no inter-op parallelism — the modules run one after another anyway, and a second pool
 only contends for the same cores. Pool threads do not spin: measured on this 2-core machine while
 other work ran (benchmarks/bench_inference.py, edge config), 2 spinning threads took 61 ms median
-per check against 16 ms without spinning; 1 thread was 15 ms either way.
+per check against 16 ms without spinning; 1 thread was 15 ms either way. IO binding with
+pre-allocated outputs was tried on an expert module and gave no measurable gain (4.0 vs 4.3 ms,
+within the noise of the shared machine), so plain ``session.run`` is used.
 """
 
 from __future__ import annotations
