@@ -140,13 +140,15 @@ def create_app(config: LoadedConfig, service: LivenessService, audit: AuditLog,
     async def openapi_document() -> JSONResponse:
         return JSONResponse(app.openapi())
 
-    check_errors = {k: _ERRORS[k] for k in (400, 401, 413, 422, 429, 503, 504)}
+    check_errors: dict[int | str, dict[str, Any]] = {
+        k: _ERRORS[k] for k in (400, 401, 413, 422, 429, 503, 504)
+    }
 
     @app.post("/v1/liveness", response_model=LivenessResponse, dependencies=authed,
               tags=["liveness"], responses=check_errors)
     async def liveness(options: LivenessRequest | None = None) -> LivenessResponse:
         """Run one check on the kiosk's camera and flash (one at a time; others queue)."""
-        options = options or LivenessRequest()
+        options = options or LivenessRequest(want_depth=False, client_ref=None)
         started = time.perf_counter()
         try:
             _require_kiosk(service)
