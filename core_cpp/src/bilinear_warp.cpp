@@ -1,6 +1,11 @@
 #include "flashfas/bilinear_warp.hpp"
 
 #include <algorithm>
+#include <cstring>
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "bilinear_warp.cpp unpacks byte pairs assuming a little-endian CPU"
+#endif
 
 namespace flashfas {
 
@@ -72,10 +77,11 @@ int BilinearRowSampler::sample_chunk(int x0, int count, float step_x, float step
     wy[i] = static_cast<std::uint16_t>(static_cast<int>(qy));
   }
 
-  // Gather the four taps per pixel into planar rows of a fixed stride (constant address offsets);
-  // out-of-image taps read 0 (BORDER_CONSTANT). Locals, not members: byte stores may alias
-  // anything, so members would be reloaded on every iteration.
-  std::uint8_t* __restrict tp = taps_;
+  // Gather the 2x2 neighbourhood of each pixel as 16-bit byte pairs (top row: r0g0, b0r1, g1b1;
+  // bottom row likewise) into planes of a fixed stride: six 2-byte stores per pixel instead of
+  // twelve 1-byte ones (the gather is store-bound). Out-of-image taps read 0 (BORDER_CONSTANT).
+  // Locals, not members: the stores may alias anything, so members would be reloaded.
+  std::uint16_t* __restrict pairs = pairs_;
   const std::uint8_t* __restrict src = src_;
   const int width = width_, height = height_;
   const std::size_t stride = static_cast<std::size_t>(width) * 3;
@@ -87,17 +93,19 @@ int BilinearRowSampler::sample_chunk(int x0, int count, float step_x, float step
     if (static_cast<unsigned>(cx) < last_x && static_cast<unsigned>(cy) < last_y) {
       const std::uint8_t* p =
           src + static_cast<std::size_t>(cy) * stride + static_cast<std::size_t>(cx) * 3;
-      for (int c = 0; c < 3; ++c) {
-        tp[(0 + 4 * c) * kChunk + i] = p[c];
-        tp[(1 + 4 * c) * kChunk + i] = p[3 + c];
-        tp[(2 + 4 * c) * kChunk + i] = p[stride + c];
-        tp[(3 + 4 * c) * kChunk + i] = p[stride + 3 + c];
+      for (int k = 0; k < 3; ++k) {
+        std::uint16_t top, bottom;
+        std::memcpy(&top, p + 2 * k, 2);
+        std::memcpy(&bottom, p + stride + 2 * k, 2);
+        pairs[k * kChunk + i] = top;
+        pairs[(3 + k) * kChunk + i] = bottom;
       }
       continue;
     }
     // Border pixel: a tap counts as "outside" only when its weight is non-zero, so an exact
     // identity warp of the whole image reports no outside pixels.
     bool touched_outside = false;
+    std::uint8_t taps[12] = {0};  // top r0 g0 b0 r1 g1 b1, then bottom
     for (int tap = 0; tap < 4; ++tap) {
       const int dx = tap & 1, dy = tap >> 1;
       const int sx = cx + dx, sy = cy + dy;
@@ -105,12 +113,13 @@ int BilinearRowSampler::sample_chunk(int x0, int count, float step_x, float step
       const bool inside = sx >= 0 && sx < width && sy >= 0 && sy < height;
       if (weighted && !inside) touched_outside = true;
       for (int c = 0; c < 3; ++c) {
-        tp[(tap + 4 * c) * kChunk + i] =
+        taps[6 * dy + 3 * dx + c] =
             inside ? src[static_cast<std::size_t>(sy) * stride + static_cast<std::size_t>(sx) * 3 +
                          static_cast<std::size_t>(c)]
                    : 0;
       }
     }
+    for (int k = 0; k < 6; ++k) std::memcpy(&pairs[k * kChunk + i], taps + 2 * k, 2);
     outside += touched_outside ? 1 : 0;
   }
   return outside;
@@ -120,25 +129,29 @@ void BilinearRowSampler::interpolate_chunk(int count, std::int16_t* __restrict r
                                            std::int16_t* __restrict green,
                                            std::int16_t* __restrict blue) const {
   // Exact integer arithmetic: along x in 16 bits (<= 255 * 256), then along y in 32 bits, rounded
-  // half up. No floating point here, so every platform gives the same bytes.
-  std::int16_t* out[3] = {red, green, blue};
+  // half up. No floating point here, so every platform gives the same bytes. The byte pairs are
+  // in memory order, so unpacking them with shifts assumes a little-endian CPU (x86-64, aarch64).
   const std::uint16_t* __restrict wx = wx_;
   const std::uint16_t* __restrict wy = wy_;
-  for (int c = 0; c < 3; ++c) {
-    const std::uint8_t* __restrict p00 = taps_ + (0 + 4 * c) * kChunk;
-    const std::uint8_t* __restrict p01 = taps_ + (1 + 4 * c) * kChunk;
-    const std::uint8_t* __restrict p10 = taps_ + (2 + 4 * c) * kChunk;
-    const std::uint8_t* __restrict p11 = taps_ + (3 + 4 * c) * kChunk;
-    std::int16_t* __restrict o = out[c];
-    for (int i = 0; i < count; ++i) {
-      const std::uint16_t ax = wx[i], bx = static_cast<std::uint16_t>(kWeightOneInt - wx[i]);
-      const std::uint16_t upper = static_cast<std::uint16_t>(p00[i] * bx + p01[i] * ax);
-      const std::uint16_t lower = static_cast<std::uint16_t>(p10[i] * bx + p11[i] * ax);
-      const std::uint32_t v = (static_cast<std::uint32_t>(upper) * (kWeightOneInt - wy[i]) +
-                               static_cast<std::uint32_t>(lower) * wy[i] + kHalf) >>
-                              kShift;
-      o[i] = static_cast<std::int16_t>(v);
-    }
+  const std::uint16_t* __restrict t0 = pairs_;
+  const std::uint16_t* __restrict t1 = pairs_ + kChunk;
+  const std::uint16_t* __restrict t2 = pairs_ + 2 * kChunk;
+  const std::uint16_t* __restrict b0 = pairs_ + 3 * kChunk;
+  const std::uint16_t* __restrict b1 = pairs_ + 4 * kChunk;
+  const std::uint16_t* __restrict b2 = pairs_ + 5 * kChunk;
+  for (int i = 0; i < count; ++i) {
+    const std::uint16_t ax = wx[i], bx = static_cast<std::uint16_t>(kWeightOneInt - wx[i]);
+    const std::uint32_t ay = wy[i], by = kWeightOneInt - wy[i];
+    // t0 = r0 | g0 << 8, t1 = b0 | r1 << 8, t2 = g1 | b1 << 8 (p00 = r0 g0 b0, p01 = r1 g1 b1)
+    const std::uint16_t ur = static_cast<std::uint16_t>((t0[i] & 0xFF) * bx + (t1[i] >> 8) * ax);
+    const std::uint16_t ug = static_cast<std::uint16_t>((t0[i] >> 8) * bx + (t2[i] & 0xFF) * ax);
+    const std::uint16_t ub = static_cast<std::uint16_t>((t1[i] & 0xFF) * bx + (t2[i] >> 8) * ax);
+    const std::uint16_t lr = static_cast<std::uint16_t>((b0[i] & 0xFF) * bx + (b1[i] >> 8) * ax);
+    const std::uint16_t lg = static_cast<std::uint16_t>((b0[i] >> 8) * bx + (b2[i] & 0xFF) * ax);
+    const std::uint16_t lb = static_cast<std::uint16_t>((b1[i] & 0xFF) * bx + (b2[i] >> 8) * ax);
+    red[i] = static_cast<std::int16_t>((ur * by + lr * ay + kHalf) >> kShift);
+    green[i] = static_cast<std::int16_t>((ug * by + lg * ay + kHalf) >> kShift);
+    blue[i] = static_cast<std::int16_t>((ub * by + lb * ay + kHalf) >> kShift);
   }
 }
 

@@ -41,7 +41,7 @@ class BilinearRowSampler {
   int iy_[kChunk];
   std::uint16_t wx_[kChunk];        // fractional part as a weight in [0, 256]
   std::uint16_t wy_[kChunk];
-  std::uint8_t taps_[12 * kChunk];  // planar (p00, p01, p10, p11) x (r, g, b)
+  std::uint16_t pairs_[6 * kChunk];  // byte pairs of the top then bottom taps, planar
 };
 
 }  // namespace flashfas

@@ -13,14 +13,20 @@ namespace flashfas {
 // below it there is no flash signal to amplify, only noise.
 constexpr double kGlobalRmsEps = 1e-3;
 
+// Two passes over the output, one float write: the output buffer doubles as the staging area.
+// Pass 1 (write_differential_row, per output row) stores the integer differences as int16 in the
+// first half of the output's bytes, element order [n][c][y][x] (staging_of(out)); pass 2
+// (normalise_global_rms) widens them in place to scaled float32. No other full-size buffer.
+std::int16_t* staging_of(float* out);
+
 // Differential rows of one output row y (ATR-FAS §3.2, D from differential_matrix):
 // planes[j * 3 + c] is row y of channel c of the j-th brightest frame (j = 0 brightest), values
-// 0..255. Writes out[n][c][y][0..size) for the N = 2(n0 - 2) differential frames in units of one
-// grey level (not yet normalised) and returns their exact sum of squares.
+// 0..255. Stages [n][c][y][0..size) for the N = 2(n0 - 2) differential frames in grey levels and
+// returns their exact sum of squares.
 std::int64_t write_differential_row(const std::int16_t* const* planes, int n0, int size, int y,
                                     float* out);
 
-// Scales `count` unnormalised values (grey levels) in place by the global-RMS rule above.
+// Turns the `count` staged values into float32 scaled by the global-RMS rule above, in place.
 void normalise_global_rms(float* out, std::size_t count, std::int64_t sum_squares);
 
 // diffnorm on already aligned frames: aligned [n0, size, size, 3] uint8, order[j] = index of the
