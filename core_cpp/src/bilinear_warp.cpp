@@ -54,7 +54,7 @@ int BilinearRowSampler::sample_row(int y, std::int16_t* red, std::int16_t* green
 int BilinearRowSampler::sample_chunk(int x0, int count, float step_x, float step_y, float base_x,
                                      float base_y) {
   // Coordinates clamped into [-2, size + 1]: a clamped pixel is fully outside either way, and the
-  // truncation-based floor below stays exact and overflow-free.
+  // fixed-point conversion below stays exact and overflow-free.
   const float lo = -2.0f, hi_x = static_cast<float>(width_) + 1.0f,
               hi_y = static_cast<float>(height_) + 1.0f;
   int* __restrict ix = ix_;
@@ -65,16 +65,14 @@ int BilinearRowSampler::sample_chunk(int x0, int count, float step_x, float step
     const float col = static_cast<float>(x0 + i);
     const float sx = std::min(std::max(step_x * col + base_x, lo), hi_x);
     const float sy = std::min(std::max(step_y * col + base_y, lo), hi_y);
-    const int tx = static_cast<int>(sx), ty = static_cast<int>(sy);
-    const int fl_x = tx - (sx < static_cast<float>(tx) ? 1 : 0);
-    const int fl_y = ty - (sy < static_cast<float>(ty) ? 1 : 0);
-    ix[i] = fl_x;
-    iy[i] = fl_y;
-    // Fractions (exact in float) to 8-bit weights, rounded half-to-even: 1/256 pixel resolution.
-    const float qx = ((sx - static_cast<float>(fl_x)) * kWeightOne + kRoundMagic) - kRoundMagic;
-    const float qy = ((sy - static_cast<float>(fl_y)) * kWeightOne + kRoundMagic) - kRoundMagic;
-    wx[i] = static_cast<std::uint16_t>(static_cast<int>(qx));
-    wy[i] = static_cast<std::uint16_t>(static_cast<int>(qy));
+    // Coordinate in 1/256 pixel, rounded half-to-even (exact: |sx| * 256 < 2^22, frames are at
+    // most kMaxFrameSide wide); its high bits are the tap, its low 8 bits the bilinear weight.
+    const int qx = static_cast<int>((sx * kWeightOne + kRoundMagic) - kRoundMagic);
+    const int qy = static_cast<int>((sy * kWeightOne + kRoundMagic) - kRoundMagic);
+    ix[i] = qx >> 8;  // arithmetic shift: floor for the negative coordinates of the border
+    iy[i] = qy >> 8;
+    wx[i] = static_cast<std::uint16_t>(qx & 0xFF);
+    wy[i] = static_cast<std::uint16_t>(qy & 0xFF);
   }
 
   // Gather the 2x2 neighbourhood of each pixel as 16-bit byte pairs (top row: r0g0, b0r1, g1b1;

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "flashfas/align.hpp"
+#include "flashfas/bilinear_warp.hpp"
 #include "flashfas/differential.hpp"
 #include "flashfas/diffnorm.hpp"
 #include "flashfas/frame_sync.hpp"
@@ -82,6 +83,11 @@ py::array require_image_stack(const py::handle& obj, const char* name) {
   }
   if (a.shape(0) < 1 || a.shape(1) < 1 || a.shape(2) < 1) {
     throw py::value_error(std::string(name) + " must not be empty, got " + shape_of(a));
+  }
+  if (a.shape(1) > flashfas::kMaxFrameSide || a.shape(2) > flashfas::kMaxFrameSide) {
+    throw py::value_error(std::string(name) + " frames larger than " +
+                          std::to_string(flashfas::kMaxFrameSide) + " pixels a side are not supported, got " +
+                          shape_of(a));
   }
   if (!(a.flags() & py::array::c_style)) {
     throw py::value_error(std::string(name) +

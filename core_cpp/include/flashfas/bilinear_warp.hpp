@@ -13,6 +13,9 @@ namespace flashfas {
 // value is within 1 grey level.
 //
 // The sampler owns its small scratch rows (no allocation per row) and is reused across frames.
+// Largest frame side the sampler accepts (coordinates in 1/256 pixel must stay below 2^22).
+constexpr int kMaxFrameSide = 16000;
+
 class BilinearRowSampler {
  public:
   explicit BilinearRowSampler(int out_width);
@@ -39,7 +42,7 @@ class BilinearRowSampler {
   double inverse_map_[6] = {0, 0, 0, 0, 0, 0};
   int ix_[kChunk];                  // integer part of the source coordinate
   int iy_[kChunk];
-  std::uint16_t wx_[kChunk];        // fractional part as a weight in [0, 256]
+  std::uint16_t wx_[kChunk];        // fractional part as a weight in [0, 256)
   std::uint16_t wy_[kChunk];
   std::uint16_t pairs_[6 * kChunk];  // byte pairs of the top then bottom taps, planar
 };
