@@ -51,7 +51,8 @@ std::int64_t write_differential_row(const std::int16_t* const* planes, int n0, i
 
 void normalise_global_rms(float* out, std::size_t count, std::int64_t sum_squares) {
   // Values are grey levels; X = value / 255, rms(X) = sqrt(sum_squares / count) / 255.
-  const double rms = std::sqrt(static_cast<double>(sum_squares) / static_cast<double>(count)) / 255.0;
+  const double mean_square = static_cast<double>(sum_squares) / static_cast<double>(count);
+  const double rms = std::sqrt(mean_square) / 255.0;
   const float scale = static_cast<float>(1.0 / (255.0 * std::max(rms, kGlobalRmsEps)));
   // Widen the staged int16 values to scaled floats in place, from the end backwards: float i
   // covers int16 slots 2i and 2i + 1, which are >= i and so already consumed (slot i itself is read
@@ -77,7 +78,8 @@ void normalise_global_rms(float* out, std::size_t count, std::int64_t sum_square
   }
 }
 
-void diffnorm(const std::uint8_t* aligned, const std::int64_t* order, int n0, int size, float* out) {
+void diffnorm(const std::uint8_t* aligned, const std::int64_t* order, int n0, int size,
+              float* out) {
   const std::size_t row_px = static_cast<std::size_t>(size);
   const std::size_t frame_bytes = row_px * row_px * 3;
   std::vector<std::int16_t> rows(static_cast<std::size_t>(n0) * 3 * row_px);

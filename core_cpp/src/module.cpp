@@ -85,9 +85,9 @@ py::array require_image_stack(const py::handle& obj, const char* name) {
     throw py::value_error(std::string(name) + " must not be empty, got " + shape_of(a));
   }
   if (a.shape(1) > flashfas::kMaxFrameSide || a.shape(2) > flashfas::kMaxFrameSide) {
-    throw py::value_error(std::string(name) + " frames larger than " +
-                          std::to_string(flashfas::kMaxFrameSide) + " pixels a side are not supported, got " +
-                          shape_of(a));
+    throw py::value_error(std::string(name) + ": frames larger than " +
+                          std::to_string(flashfas::kMaxFrameSide) +
+                          " pixels a side are not supported, got " + shape_of(a));
   }
   if (!(a.flags() & py::array::c_style)) {
     throw py::value_error(std::string(name) +
@@ -161,7 +161,9 @@ int check_landmarks(const std::vector<double>& landmarks, const py::array& lm_sh
                           ", got " + shape_of(lm_shape));
   }
   const py::ssize_t k = tmpl_shape.shape(0);
-  if (k < 2) throw py::value_error("template must have at least 2 points, got " + shape_of(tmpl_shape));
+  if (k < 2) {
+    throw py::value_error("template must have at least 2 points, got " + shape_of(tmpl_shape));
+  }
   if (lm_shape.shape(1) != k) {
     throw py::value_error("landmarks " + shape_of(lm_shape) + " and template " +
                           shape_of(tmpl_shape) + " must have the same number of points");
@@ -355,9 +357,10 @@ PYBIND11_MODULE(_core, m) {
         py::arg("template"), py::arg("size"),
         "Warp frames uint8 [T, H, W, 3] (C-contiguous) onto the template with the similarity\n"
         "estimate_similarity(landmarks[t], template) -> (aligned uint8 [T, size, size, 3],\n"
-        "outside_counts int64 [T]). Bilinear, like cv2.warpAffine(INTER_LINEAR, BORDER_CONSTANT,\n"
-        "0) (within 1 grey level; weights in 1/256 px); source taps outside the frame read 0 and every output pixel\n"
-        "that used one with non-zero weight is counted in outside_counts[t].");
+        "outside_counts int64 [T]). Bilinear like cv2.warpAffine(INTER_LINEAR,\n"
+        "BORDER_CONSTANT, 0) to within 1 grey level (weights in 1/256 pixel, exact integer\n"
+        "interpolation, identical on x86-64 and aarch64); source taps outside the frame read 0\n"
+        "and every output pixel that used one with non-zero weight is counted in outside_counts.");
 
   m.def("diffnorm", &py_diffnorm, py::arg("aligned"), py::arg("order"), py::arg("n0"),
         "Differential normalisation of aligned uint8 [n0, S, S, 3] frames -> float32 [N, 3, S, S]\n"
