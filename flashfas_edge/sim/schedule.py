@@ -1,0 +1,53 @@
+"""Flash schedules for synthetic sessions: the same shape of challenge the daemon draws
+(``flashfas_edge.pipeline.challenge``): N0 levels, brightest first, the darkest black, played in a
+random order (MoESA §3.1: first frame under white, last under black; ATR-FAS §3.2, §5.3.3: N0 = 5).
+
+The defaults equal the pipeline's ``ChallengeConfig`` defaults on purpose: the model is trained on
+what the kiosk will play. They are repeated here (not imported) so that a later change of the
+daemon's defaults cannot silently change a frozen training set.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from flashfas_edge.flash.base import FlashSchedule, FlashState
+
+DEFAULT_LEVELS = (1.0, 0.75, 0.5, 0.25, 0.0)
+DEFAULT_STATE_DURATION_US = 100_000
+IDLE_STATE = FlashState(rgb=(1.0, 1.0, 1.0), intensity=0.3)  # kiosk UI between checks
+
+
+@dataclass(frozen=True)
+class ScheduleSpec:
+    levels: tuple[float, ...] = DEFAULT_LEVELS
+    palette: tuple[tuple[float, float, float], ...] = ()
+    state_duration_us: int = DEFAULT_STATE_DURATION_US
+
+    def __post_init__(self) -> None:
+        if not 3 <= len(self.levels) <= 8:
+            raise ValueError(f"N0 must be in 3..8, got {len(self.levels)}")
+        if tuple(sorted(self.levels, reverse=True)) != tuple(self.levels):
+            raise ValueError("levels must be sorted brightest first")
+
+    @property
+    def n0(self) -> int:
+        return len(self.levels)
+
+
+def draw_schedule(rng: np.random.Generator, spec: ScheduleSpec) -> FlashSchedule:
+    """A random play order of the levels (and palette colours), with ``order`` for diffnorm."""
+    play = rng.permutation(spec.n0)  # play slot k shows level play[k]
+    states = []
+    for level_index in play:
+        if spec.palette:
+            rgb = spec.palette[int(rng.integers(len(spec.palette)))]
+        else:
+            rgb = (1.0, 1.0, 1.0)
+        states.append(FlashState(rgb=tuple(float(c) for c in rgb),
+                                 intensity=float(spec.levels[level_index])))
+    order = tuple(int(np.nonzero(play == r)[0][0]) for r in range(spec.n0))
+    nonce = rng.bytes(16).hex()
+    return FlashSchedule(tuple(states), spec.state_duration_us, nonce, order)

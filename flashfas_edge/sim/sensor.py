@@ -1,0 +1,58 @@
+"""The camera's signal chain: locked exposure/gain, shot + read noise, locked white balance,
+gamma, 8-bit quantisation and optional JPEG (DESIGN.md §3 "Camera").
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from flashfas_edge.sim.device import DeviceProfile
+
+_UNITY_SCALE = 0.25  # sensor value of radiance 1 at analog gain 1 (before exposure scaling)
+_AE_TARGET = 0.25  # exposure aims the face under the brightest state at this level, then locks
+_LUT_SIZE = 1 << 14
+
+
+@functools.lru_cache(maxsize=16)
+def _gamma_lut(gamma: float) -> np.ndarray:
+    x = np.arange(_LUT_SIZE, dtype=np.float64) / (_LUT_SIZE - 1)
+    return np.clip(x ** (1.0 / gamma) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+
+@dataclass(frozen=True)
+class SensorState:
+    """What exposure settled on before the sequence (then locked, as calibrate does)."""
+
+    scale: float  # linear radiance → sensor value
+    analog_gain: float
+
+
+def settle_exposure(profile: DeviceProfile, face_radiance: float) -> SensorState:
+    exposure_rel = profile.exposure_us / 8000.0
+    base = _UNITY_SCALE * exposure_rel
+    gain = float(np.clip(_AE_TARGET / max(face_radiance * base, 1e-9), 1.0, profile.max_gain))
+    return SensorState(scale=base * gain, analog_gain=gain)
+
+
+def develop(linear: np.ndarray, profile: DeviceProfile, state: SensorState,
+            rng: np.random.Generator) -> np.ndarray:
+    """Radiance image float32 [H, W, 3] → uint8 RGB frame as the camera would deliver it."""
+    v = linear * np.float32(state.scale)
+    e_per_unit = profile.full_well_e / state.analog_gain
+    # shot noise (Poisson ≈ Gaussian at these counts) + read noise, in sensor units
+    sigma = np.sqrt(np.maximum(v, 0) / e_per_unit + (profile.read_noise_e / e_per_unit) ** 2)
+    v = v + sigma * rng.standard_normal(v.shape, dtype=np.float32)
+    v = v * np.float32(profile.wb_gains)
+    # gamma + 8-bit quantisation through a 14-bit lookup table (the sensor's ADC depth)
+    code = np.clip(v * np.float32(_LUT_SIZE - 1) + np.float32(0.5), 0, _LUT_SIZE - 1)
+    out = _gamma_lut(profile.gamma)[code.astype(np.int32)]
+    if profile.jpeg_quality is not None:
+        ok, buf = cv2.imencode(".jpg", out[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY,
+                                                         profile.jpeg_quality])
+        if ok:
+            out = cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1].copy()
+    return out
