@@ -1,7 +1,7 @@
 """align_faces (DESIGN.md §1 step 7) against cv2.warpAffine(INTER_LINEAR, BORDER_CONSTANT, 0).
 
 Stated tolerance: every pixel within 1 grey level of OpenCV. The core quantises the bilinear
-weights to 1/256 pixel and interpolates in exact integers (so x86-64 and aarch64 agree bit for
+weights to 1/256 pixel and interpolates in 16-bit integers (so x86-64 and aarch64 agree bit for
 bit), OpenCV 5 interpolates in float; the two land on different sides of a rounding edge for at
 most ~1 % of the values on camera-like (smooth) images and up to ~15 % on white noise, where the
 gradient reaches 255 levels per pixel.

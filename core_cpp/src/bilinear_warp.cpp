@@ -17,8 +17,24 @@ constexpr float kRoundMagic = 12582912.0f;
 // Bilinear weights in 1/256 of a pixel: both passes stay exact in 16 and 32 bits.
 constexpr float kWeightOne = 256.0f;
 constexpr std::uint32_t kWeightOneInt = 256;
-constexpr std::uint32_t kShift = 16;  // two passes of 8-bit weights
-constexpr std::uint32_t kHalf = 1u << (kShift - 1);
+
+// High half of a 16 x 16-bit product (one pmulhuw / umull2 when vectorised).
+inline std::uint16_t mul_high(std::uint16_t a, std::uint16_t b) {
+  return static_cast<std::uint16_t>((static_cast<std::uint32_t>(a) * b) >> 16);
+}
+
+// Vertical pass in 16 bits: u, l are the horizontal results in 1/256 grey level (<= 255 * 256),
+// a16 = 256 * (vertical weight in 1/256 pixel, 0..255). Returns round(u + (l - u) * a / 256)
+// / 256 with the product truncated toward u (error < 1/256 grey level before the final
+// rounding, so every value stays within 1 grey level of OpenCV). The two saturating differences
+// keep everything unsigned, and u + ... + 128 <= 65408 cannot overflow.
+inline std::int16_t vertical_lerp(std::uint16_t u, std::uint16_t l, std::uint16_t a16) {
+  const std::uint16_t up = static_cast<std::uint16_t>(l > u ? l - u : 0);
+  const std::uint16_t down = static_cast<std::uint16_t>(u > l ? u - l : 0);
+  const std::uint16_t v =
+      static_cast<std::uint16_t>(u + mul_high(up, a16) - mul_high(down, a16) + 128);
+  return static_cast<std::int16_t>(v >> 8);
+}
 
 }  // namespace
 
@@ -126,9 +142,9 @@ int BilinearRowSampler::sample_chunk(int x0, int count, float step_x, float step
 void BilinearRowSampler::interpolate_chunk(int count, std::int16_t* __restrict red,
                                            std::int16_t* __restrict green,
                                            std::int16_t* __restrict blue) const {
-  // Exact integer arithmetic: along x in 16 bits (<= 255 * 256), then along y in 32 bits, rounded
-  // half up. No floating point here, so every platform gives the same bytes. The byte pairs are
-  // in memory order, so unpacking them with shifts assumes a little-endian CPU (x86-64, aarch64).
+  // Integer arithmetic only, all in 16-bit lanes: along x exactly (<= 255 * 256), then along y
+  // (vertical_lerp). No floating point here, so every platform gives the same bytes. The byte
+  // pairs are in memory order, so unpacking them with shifts assumes a little-endian CPU.
   const std::uint16_t* __restrict wx = wx_;
   const std::uint16_t* __restrict wy = wy_;
   const std::uint16_t* __restrict t0 = pairs_;
@@ -139,7 +155,6 @@ void BilinearRowSampler::interpolate_chunk(int count, std::int16_t* __restrict r
   const std::uint16_t* __restrict b2 = pairs_ + 5 * kChunk;
   for (int i = 0; i < count; ++i) {
     const std::uint16_t ax = wx[i], bx = static_cast<std::uint16_t>(kWeightOneInt - wx[i]);
-    const std::uint32_t ay = wy[i], by = kWeightOneInt - wy[i];
     // t0 = r0 | g0 << 8, t1 = b0 | r1 << 8, t2 = g1 | b1 << 8 (p00 = r0 g0 b0, p01 = r1 g1 b1)
     const std::uint16_t ur = static_cast<std::uint16_t>((t0[i] & 0xFF) * bx + (t1[i] >> 8) * ax);
     const std::uint16_t ug = static_cast<std::uint16_t>((t0[i] >> 8) * bx + (t2[i] & 0xFF) * ax);
@@ -147,9 +162,10 @@ void BilinearRowSampler::interpolate_chunk(int count, std::int16_t* __restrict r
     const std::uint16_t lr = static_cast<std::uint16_t>((b0[i] & 0xFF) * bx + (b1[i] >> 8) * ax);
     const std::uint16_t lg = static_cast<std::uint16_t>((b0[i] >> 8) * bx + (b2[i] & 0xFF) * ax);
     const std::uint16_t lb = static_cast<std::uint16_t>((b1[i] & 0xFF) * bx + (b2[i] >> 8) * ax);
-    red[i] = static_cast<std::int16_t>((ur * by + lr * ay + kHalf) >> kShift);
-    green[i] = static_cast<std::int16_t>((ug * by + lg * ay + kHalf) >> kShift);
-    blue[i] = static_cast<std::int16_t>((ub * by + lb * ay + kHalf) >> kShift);
+    const std::uint16_t a16 = static_cast<std::uint16_t>(wy[i] << 8);
+    red[i] = vertical_lerp(ur, lr, a16);
+    green[i] = vertical_lerp(ug, lg, a16);
+    blue[i] = vertical_lerp(ub, lb, a16);
   }
 }
 

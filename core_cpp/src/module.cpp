@@ -358,7 +358,7 @@ PYBIND11_MODULE(_core, m) {
         "Warp frames uint8 [T, H, W, 3] (C-contiguous) onto the template with the similarity\n"
         "estimate_similarity(landmarks[t], template) -> (aligned uint8 [T, size, size, 3],\n"
         "outside_counts int64 [T]). Bilinear like cv2.warpAffine(INTER_LINEAR,\n"
-        "BORDER_CONSTANT, 0) to within 1 grey level (weights in 1/256 pixel, exact integer\n"
+        "BORDER_CONSTANT, 0) to within 1 grey level (weights in 1/256 pixel, integer\n"
         "interpolation, identical on x86-64 and aarch64); source taps outside the frame read 0\n"
         "and every output pixel that used one with non-zero weight is counted in outside_counts.");
 

@@ -8,8 +8,8 @@ namespace flashfas {
 // same conventions as cv2.warpAffine(INTER_LINEAR, BORDER_CONSTANT, 0): pixel centres at integer
 // coordinates, source taps outside the image read as 0. Source coordinates are computed in float32
 // like OpenCV (without FMA contraction: the build sets -ffp-contract=off), the bilinear weights are
-// quantised to 1/256 pixel and the interpolation is exact integer arithmetic rounded half up, so
-// x86-64 and aarch64 give bit-identical results. Against OpenCV 5 (float interpolation) every
+// quantised to 1/256 pixel and the interpolation is 16-bit integer arithmetic, so x86-64 and
+// aarch64 give bit-identical results. Against OpenCV 5 (float interpolation) every
 // value is within 1 grey level.
 //
 // The sampler owns its small scratch rows (no allocation per row) and is reused across frames.
