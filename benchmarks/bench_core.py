@@ -123,6 +123,8 @@ def main() -> int:
     print(f"OpenCV-Python + numpy median {opencv_ms:7.3f} ms per check")
     print(f"ratio (OpenCV+numpy / _core) {opencv_ms / core_ms:5.2f}x")
     print(f"max |difference| between the two outputs: {max_diff:.2e} (normalised units)")
+    load_1min = os.getloadavg()[0]
+    print(f"load average (1 min) {load_1min:.2f} on {os.cpu_count()} CPUs: other work skews both")
     return 0
 
 

@@ -153,23 +153,21 @@ std::vector<std::int64_t> read_order(const py::handle& obj, int n0) {
   return order;
 }
 
-// Landmarks [T, K, 2] and template [K, 2] with matching K >= 2; returns K.
-int check_landmarks(const std::vector<double>& landmarks, const py::array& lm_shape, py::ssize_t t,
-                    const std::vector<double>& tmpl, const py::array& tmpl_shape) {
-  if (lm_shape.shape(0) != t) {
+// Landmarks [T, K, 2] and template [K, 2] (shapes already checked by read_points) must agree:
+// one landmark set per frame and K >= 2 points in both; returns K.
+int check_landmarks(const py::array& landmarks, py::ssize_t t, const py::array& tmpl) {
+  if (landmarks.shape(0) != t) {
     throw py::value_error("landmarks must have one row per frame: expected " + std::to_string(t) +
-                          ", got " + shape_of(lm_shape));
+                          ", got " + shape_of(landmarks));
   }
-  const py::ssize_t k = tmpl_shape.shape(0);
+  const py::ssize_t k = tmpl.shape(0);
   if (k < 2) {
-    throw py::value_error("template must have at least 2 points, got " + shape_of(tmpl_shape));
+    throw py::value_error("template must have at least 2 points, got " + shape_of(tmpl));
   }
-  if (lm_shape.shape(1) != k) {
-    throw py::value_error("landmarks " + shape_of(lm_shape) + " and template " +
-                          shape_of(tmpl_shape) + " must have the same number of points");
+  if (landmarks.shape(1) != k) {
+    throw py::value_error("landmarks " + shape_of(landmarks) + " and template " + shape_of(tmpl) +
+                          " must have the same number of points");
   }
-  (void)landmarks;
-  (void)tmpl;
   return static_cast<int>(k);
 }
 
@@ -216,8 +214,8 @@ py::tuple py_align_faces(const py::object& frames_obj, const py::object& landmar
   const auto landmarks = read_points(landmarks_obj, "landmarks", 3, "[T, K, 2]");
   const auto tmpl = read_points(template_obj, "template", 2, "[K, 2]");
   const py::ssize_t t = frames.shape(0);
-  const int k = check_landmarks(landmarks, as_array(landmarks_obj, "landmarks"), t, tmpl,
-                                as_array(template_obj, "template"));
+  const int k =
+      check_landmarks(as_array(landmarks_obj, "landmarks"), t, as_array(template_obj, "template"));
   const int height = checked_int(frames.shape(1), "frame height");
   const int width = checked_int(frames.shape(2), "frame width");
   py::array_t<std::uint8_t> aligned({t, py::ssize_t{size}, py::ssize_t{size}, py::ssize_t{3}});
@@ -269,8 +267,8 @@ py::array_t<float> py_preprocess(const py::object& frames_obj, const py::object&
   }
   const auto landmarks = read_points(landmarks_obj, "landmarks", 3, "[T, K, 2]");
   const auto tmpl = read_points(template_obj, "template", 2, "[K, 2]");
-  const int k = check_landmarks(landmarks, as_array(landmarks_obj, "landmarks"), frames.shape(0),
-                                tmpl, as_array(template_obj, "template"));
+  const int k = check_landmarks(as_array(landmarks_obj, "landmarks"), frames.shape(0),
+                                as_array(template_obj, "template"));
   const auto order = read_order(order_obj, n0);
   const int height = checked_int(frames.shape(1), "frame height");
   const int width = checked_int(frames.shape(2), "frame width");
