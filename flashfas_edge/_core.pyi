@@ -6,7 +6,7 @@ Image stacks (``frames``, ``aligned``) must be C-contiguous uint8 ``[T, H, W, 3]
 in place, never copied. Point arrays may be float32 or float64 with any strides and must be finite.
 """
 
-from typing import Final
+from typing import Final, Literal, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -57,6 +57,7 @@ def diffnorm(
     ratios would cancel the shape when all flashes come from one direction, DESIGN.md §6).
     """
 
+@overload
 def preprocess(
     frames: npt.NDArray[np.uint8],
     landmarks: npt.NDArray[np.floating],
@@ -64,13 +65,27 @@ def preprocess(
     order: npt.NDArray[np.integer],
     n0: int,
     size: int,
+    *,
+    with_outside_counts: Literal[False] = False,
 ) -> npt.NDArray[np.float32]:
     """Fused align + diffnorm: frames [n0, H, W, 3] -> float32 [2(n0-2), 3, size, size].
 
     Bit-identical to ``diffnorm(align_faces(frames, landmarks, template, size)[0], order, n0)``
-    but one pass with no full-size intermediate; single-threaded.
+    but one pass with no full-size intermediate; single-threaded. With
+    ``with_outside_counts=True`` also returns ``align_faces``' int64 [n0] outside counts (frame
+    order): how many aligned pixels were filled because the face left the camera frame.
     """
-
+@overload
+def preprocess(
+    frames: npt.NDArray[np.uint8],
+    landmarks: npt.NDArray[np.floating],
+    template: npt.NDArray[np.floating],
+    order: npt.NDArray[np.integer],
+    n0: int,
+    size: int,
+    *,
+    with_outside_counts: Literal[True],
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]: ...
 def assign_frames(
     frame_times_us: npt.NDArray[np.integer],
     exposure_us: int,

@@ -41,9 +41,12 @@ def test_fused_equals_align_then_diffnorm_bit_for_bit(n0, height, width, size, s
     frames, landmarks, template, order = _session(
         np.random.default_rng(seed), n0, height, width, size
     )
-    fused = _core.preprocess(frames, landmarks, template, order, n0, size)
-    aligned, _ = _core.align_faces(frames, landmarks, template, size)
+    fused, outside = _core.preprocess(
+        frames, landmarks, template, order, n0, size, with_outside_counts=True
+    )
+    aligned, aligned_outside = _core.align_faces(frames, landmarks, template, size)
     np.testing.assert_array_equal(fused, _core.diffnorm(aligned, order, n0))
+    np.testing.assert_array_equal(outside, aligned_outside)
 
 
 def test_hd_check_matches_opencv_numpy_path() -> None:
@@ -74,6 +77,20 @@ def test_hd_check_matches_opencv_numpy_path() -> None:
     # a relative ~1e-4 at most).
     assert np.abs(out - x).max() <= 2.0 / 255 / rms + 1e-3
     assert np.mean(np.abs(out - x) > 1e-4) < 0.04  # a few % of values one level apart
+
+
+def test_face_leaving_the_frame_is_reported() -> None:
+    rng = np.random.default_rng(4)
+    frames, _, template, order = _session(rng, 5, 120, 160, 64)
+    centre = np.array([80.0, 60.0]) - template.mean(axis=0)
+    landmarks = np.stack([template + centre] * 5).astype(np.float32)  # 64 px face, mid-frame
+    inside = _core.preprocess(frames, landmarks, template, order, 5, 64, with_outside_counts=True)
+    assert inside[1].tolist() == [0] * 5
+    shifted = landmarks.copy()
+    shifted[3, :, 0] += 70.0  # frame 3: the face slid past the right edge
+    x, outside = _core.preprocess(frames, shifted, template, order, 5, 64, with_outside_counts=True)
+    assert outside[3] > 0 and outside[[0, 1, 2, 4]].tolist() == [0] * 4
+    np.testing.assert_array_equal(x, _core.preprocess(frames, shifted, template, order, 5, 64))
 
 
 def test_two_threads_run_preprocess_concurrently() -> None:

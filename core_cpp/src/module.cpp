@@ -255,9 +255,9 @@ py::array_t<float> py_diffnorm(const py::object& aligned_obj, const py::object& 
   return out;
 }
 
-py::array_t<float> py_preprocess(const py::object& frames_obj, const py::object& landmarks_obj,
-                                 const py::object& template_obj, const py::object& order_obj,
-                                 int n0, int size) {
+py::object py_preprocess(const py::object& frames_obj, const py::object& landmarks_obj,
+                         const py::object& template_obj, const py::object& order_obj, int n0,
+                         int size, bool with_outside_counts) {
   check_n0(n0);
   check_size(size);
   py::array frames = require_image_stack(frames_obj, "frames");
@@ -274,14 +274,17 @@ py::array_t<float> py_preprocess(const py::object& frames_obj, const py::object&
   const int width = checked_int(frames.shape(2), "frame width");
   const py::ssize_t n = 2 * (n0 - 2);
   py::array_t<float> out({n, py::ssize_t{3}, py::ssize_t{size}, py::ssize_t{size}});
+  py::array_t<std::int64_t> outside({static_cast<py::ssize_t>(n0)});
   const auto* src = static_cast<const std::uint8_t*>(frames.data());
   float* dst = out.mutable_data();
+  std::int64_t* counts = outside.mutable_data();
   {
     py::gil_scoped_release release;
     flashfas::preprocess(src, height, width, landmarks.data(), tmpl.data(), k, order.data(), n0,
-                         size, dst);
+                         size, dst, counts);
   }
-  return out;
+  if (with_outside_counts) return py::make_tuple(out, outside);
+  return std::move(out);
 }
 
 void check_sorted(const std::vector<std::int64_t>& v, const char* name, bool strict) {
@@ -369,10 +372,13 @@ PYBIND11_MODULE(_core, m) {
         "all flashes come from one direction, DESIGN.md §6).");
 
   m.def("preprocess", &py_preprocess, py::arg("frames"), py::arg("landmarks"), py::arg("template"),
-        py::arg("order"), py::arg("n0"), py::arg("size"),
+        py::arg("order"), py::arg("n0"), py::arg("size"), py::kw_only(),
+        py::arg("with_outside_counts") = false,
         "Fused align_faces + diffnorm: frames uint8 [n0, H, W, 3] -> float32 [N, 3, size, size],\n"
         "bit-identical to diffnorm(align_faces(frames, landmarks, template, size)[0], order, n0)\n"
-        "but in one pass with no full-size intermediate. Single-threaded; releases the GIL.");
+        "but in one pass with no full-size intermediate. Single-threaded; releases the GIL.\n"
+        "with_outside_counts=True returns (x, outside_counts int64 [n0]) with the counts of\n"
+        "align_faces (frame order): pixels filled because the face left the frame.");
 
   m.def("assign_frames", &py_assign_frames, py::arg("frame_times_us"), py::arg("exposure_us"),
         py::arg("readout_us"), py::arg("flash_onsets_us"), py::arg("latency_us"),
