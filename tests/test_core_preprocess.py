@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import threading
 
 import cv2
@@ -91,6 +92,20 @@ def test_face_leaving_the_frame_is_reported() -> None:
     x, outside = _core.preprocess(frames, shifted, template, order, 5, 64, with_outside_counts=True)
     assert outside[3] > 0 and outside[[0, 1, 2, 4]].tolist() == [0] * 4
     np.testing.assert_array_equal(x, _core.preprocess(frames, shifted, template, order, 5, 64))
+
+
+def test_arrays_from_another_process_are_accepted() -> None:
+    # multiprocessing hands over unpickled arrays whose dtype objects are equal but not identical
+    rng = np.random.default_rng(6)
+    session = _session(rng, 5, 60, 80, 16)
+    copies = pickle.loads(pickle.dumps(session))
+    assert copies[0].dtype is not session[0].dtype
+    np.testing.assert_array_equal(
+        _core.preprocess(*copies, 5, 16), _core.preprocess(*session, 5, 16)
+    )
+    aligned, _ = _core.align_faces(copies[0], copies[1], copies[2], 16)
+    aligned = pickle.loads(pickle.dumps(aligned))
+    _core.diffnorm(aligned, copies[3], 5)
 
 
 def test_two_threads_run_preprocess_concurrently() -> None:

@@ -73,7 +73,8 @@ void check_ndim(const py::array& a, const char* name, py::ssize_t ndim, const ch
 // Big image buffers are read in place, so they must already be C-contiguous uint8 (no hidden copy).
 py::array require_image_stack(const py::handle& obj, const char* name) {
   py::array a = as_array(obj, name);
-  if (!a.dtype().is(py::dtype::of<std::uint8_t>())) {
+  // Equality, not identity: an unpickled array carries an equal but distinct dtype object.
+  if (!a.dtype().equal(py::dtype::of<std::uint8_t>())) {
     throw py::type_error(std::string(name) + " must have dtype uint8, got " + dtype_name(a));
   }
   check_ndim(a, name, 4, "[T, H, W, 3]");
@@ -102,9 +103,9 @@ py::array require_image_stack(const py::handle& obj, const char* name) {
 std::vector<double> read_points(const py::handle& obj, const char* name, py::ssize_t ndim,
                                 const char* expected) {
   py::array a = as_array(obj, name);
-  const bool f32 = a.dtype().is(py::dtype::of<float>());
-  const bool f64 = a.dtype().is(py::dtype::of<double>());
-  if (!f32 && !f64) {
+  // By kind and size, not identity: an unpickled array carries an equal but distinct dtype object.
+  const bool is_float = a.dtype().kind() == 'f' && (a.itemsize() == 4 || a.itemsize() == 8);
+  if (!is_float) {
     throw py::type_error(std::string(name) + " must have dtype float32 or float64, got " +
                          dtype_name(a));
   }
