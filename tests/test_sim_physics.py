@@ -37,7 +37,7 @@ def _face_mask(scene, objs) -> np.ndarray:
 
 def _linear_diff(scene, rng, seed_frames: int) -> np.ndarray:
     """Brightest − darkest frame, linearised, with the sensor's noise (static scene)."""
-    comp = FrameComposer(scene, readout_us=0, exposure_us=8000)
+    comp = FrameComposer(scene, readout_us=0)
     states = (FlashState((1, 1, 1), 1.0), FlashState((1, 1, 1), 0.0))
     colours = comp.state_colours(states, IDLE_STATE)
     onsets = np.array([0.0, 100_000.0])

@@ -14,12 +14,12 @@ from flashfas_edge.sim.timing import row_state_weights, row_windows
 
 
 class FrameComposer:
-    def __init__(self, scene: Scene, readout_us: int, exposure_us: int):
+    def __init__(self, scene: Scene, readout_us: int, sensor: SensorState | None = None):
         self.scene = scene
         self.profile = scene.request.profile
         self.readout_us = readout_us
-        self.exposure_us = exposure_us
-        self.sensor: SensorState = settle_exposure(self.profile, scene.face_radiance)
+        self.sensor: SensorState = sensor or settle_exposure(self.profile, scene.face_radiance)
+        self.exposure_us = self.sensor.exposure_us
         self.crosstalk = self.profile.crosstalk_matrix()
 
     def state_colours(self, states: tuple[FlashState, ...], idle: FlashState) -> np.ndarray:
@@ -42,7 +42,8 @@ class FrameComposer:
         amb_rows = sc.ambient_light.factor(t).mean(axis=1).astype(np.float32)  # [H]
         out = sc.ambient * amb_rows[:, None, None] + sc.flash * flash_rows[:, None, :]
         if sc.replay is not None:
-            em_rows = sc.replay.emission_factor(t + t_ref_us).mean(axis=1).astype(np.float32)
+            rows = start_us + self.readout_us * np.arange(h) / max(h - 1, 1)
+            em_rows = sc.replay.emission_factor(rows, self.exposure_us).astype(np.float32)
             out += sc.emission * em_rows[:, None, None]
         return out
 

@@ -46,8 +46,3 @@ class GBuffer:
             obj=np.zeros(n, np.uint8),
             depth_z=np.full(n, np.inf, np.float32),
         )
-
-    def assign(self, sel: np.ndarray, other: GBuffer) -> None:
-        """Copy ``other``'s rows ``sel`` (bool mask over N) into self."""
-        for name in self.__dataclass_fields__:
-            getattr(self, name)[sel] = getattr(other, name)[sel]

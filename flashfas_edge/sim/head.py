@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from flashfas_edge.sim.gbuffer import BODY, EYE, HAIR, HOLE, RESIN, SKIN, GBuffer
-from flashfas_edge.sim.raycast import Pose, intersect_ellipsoid, rotation
+from flashfas_edge.sim.raycast import Pose, intersect_ellipsoid, rays_near, rotation
 from flashfas_edge.sim.texture import sample, smoothstep, value_noise
 
 # Landmark positions in normalised face coordinates (X = x / a, Y = y / b), image-left first.
@@ -164,18 +164,30 @@ class HeadTracer:
     # --- hits ---------------------------------------------------------------------------
     def hit(self, rays: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(t [N], part [N] uint8: 0 head, 1 hair cap, 2 neck, 3 body)."""
+        n = rays.shape[0]
+        t_all = np.full((4, n), np.inf, np.float32)
         a, b, c = self.ident.axes
-        o, d = self.place.pose.to_local(rays)
-        t_head, _ = intersect_ellipsoid(o, d, (a, b, c))
-        cn, cf = intersect_ellipsoid(o + np.float32([0, 0.008, 0.01]), d, self.cap_axes)
-        t_cap = np.where(self._cap_region(o, d, cn), cn,
-                         np.where(self._cap_region(o, d, cf), cf, np.inf)).astype(np.float32)
-        t_neck, _ = intersect_ellipsoid(o - self.neck_centre, d, self.neck_axes)
-        ob, db = self.place.body_pose.to_local(rays)
-        t_body, _ = intersect_ellipsoid(ob, db, self.body_axes)
-        ts = np.stack([t_head, t_cap, t_neck, t_body])
-        part = np.argmin(ts, axis=0).astype(np.uint8)
-        return ts.min(axis=0), part
+        pose = self.place.pose
+        near = rays_near(rays, pose.centre, 1.02 * max(self.cap_axes) + 0.012)
+        if len(near):
+            o, d = pose.to_local(rays[near])
+            t_all[0, near] = intersect_ellipsoid(o, d, (a, b, c))[0]
+            oc = o + np.float32([0, 0.008, 0.01])
+            cn, cf = intersect_ellipsoid(oc, d, self.cap_axes)
+            t_all[1, near] = np.where(self._cap_region(oc, d, cn), cn,
+                                      np.where(self._cap_region(oc, d, cf), cf, np.inf))
+        near_n = rays_near(rays, pose.to_camera(self.neck_centre[None, :].astype(np.float64))[0],
+                           max(self.neck_axes))
+        if len(near_n):
+            o, d = pose.to_local(rays[near_n])
+            t_all[2, near_n] = intersect_ellipsoid(o - self.neck_centre, d, self.neck_axes)[0]
+        body = self.place.body_pose
+        near_b = rays_near(rays, body.centre, max(self.body_axes))
+        if len(near_b):
+            ob, db = body.to_local(rays[near_b])
+            t_all[3, near_b] = intersect_ellipsoid(ob, db, self.body_axes)[0]
+        part = np.argmin(t_all, axis=0).astype(np.uint8)
+        return t_all.min(axis=0), part
 
     def _cap_region(self, o: np.ndarray, d: np.ndarray, t: np.ndarray) -> np.ndarray:
         if self.ident.bald:

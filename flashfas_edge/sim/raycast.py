@@ -7,6 +7,7 @@ vectorised numpy operations, not a mesh rasteriser (DESIGN.md §3: numpy/OpenCV,
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,7 +27,10 @@ class Pinhole:
         return Pinhole(width, height, float(focal), (width - 1) / 2.0, (height - 1) / 2.0)
 
     def rays(self) -> np.ndarray:
-        """float32 [H*W, 3] unit ray directions, row-major."""
+        """float32 [H*W, 3] unit ray directions, row-major (cached; do not modify)."""
+        return _rays(self.width, self.height, self.focal_px, self.cx, self.cy)
+
+    def _rays_uncached(self) -> np.ndarray:
         ys, xs = np.mgrid[0 : self.height, 0 : self.width].astype(np.float32)
         d = np.stack(
             [(xs - self.cx) / self.focal_px, (ys - self.cy) / self.focal_px, np.ones_like(xs)],
@@ -42,6 +46,22 @@ class Pinhole:
              points[..., 1:2] / z * self.focal_px + self.cy],
             axis=-1,
         )
+
+
+@functools.lru_cache(maxsize=4)
+def _rays(width: int, height: int, focal_px: float, cx: float, cy: float) -> np.ndarray:
+    r = Pinhole(width, height, focal_px, cx, cy)._rays_uncached()
+    r.setflags(write=False)
+    return r
+
+
+def rays_near(rays: np.ndarray, centre: np.ndarray, radius: float) -> np.ndarray:
+    """Indices of the rays that can hit a sphere (a cheap cull before exact intersection)."""
+    dist = float(np.linalg.norm(centre))
+    if dist <= radius:
+        return np.arange(rays.shape[0])
+    cos_max = np.sqrt(1.0 - (radius / dist) ** 2)
+    return np.nonzero(rays @ (centre / dist).astype(np.float32) >= cos_max)[0]
 
 
 def rotation(yaw_deg: float, pitch_deg: float, roll_deg: float) -> np.ndarray:

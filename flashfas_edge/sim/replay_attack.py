@@ -106,12 +106,20 @@ class ReplayAttack:
         gb.mirror[idx] = self.glass_mirror
         gb.obj[idx] = SCREEN
 
-    def emission_factor(self, t_us: np.ndarray) -> np.ndarray:
-        """Relative screen output at times t_us (PWM backlight); mean 1."""
+    def emission_factor(self, t0_us: np.ndarray, exposure_us: float) -> np.ndarray:
+        """Mean relative screen output over [t0, t0 + exposure] (square-wave PWM backlight),
+        integrated exactly: a sampled kHz square wave would alias."""
+        t0 = np.asarray(t0_us, np.float64)
         if self.pwm_hz <= 0:
-            return np.ones_like(t_us, dtype=np.float64)
-        return 1 + self.pwm_depth * np.sign(
-            np.sin(2 * np.pi * self.pwm_hz * t_us * 1e-6 + self.pwm_phase))
+            return np.ones_like(t0)
+        f = self.pwm_hz * 1e-6  # cycles per µs
+
+        def integral(t: np.ndarray) -> np.ndarray:  # ∫ sign(sin(2π f t + φ)) dt, periodic
+            theta = np.mod(f * t + self.pwm_phase / (2 * np.pi), 1.0)
+            return np.where(theta < 0.5, theta, 1.0 - theta) / f
+
+        mean = (integral(t0 + exposure_us) - integral(t0)) / exposure_us
+        return 1 + self.pwm_depth * mean
 
     def landmarks_px(self, cam: Pinhole) -> np.ndarray:
         h, w = self.photo.image.shape[:2]

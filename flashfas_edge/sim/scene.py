@@ -63,7 +63,7 @@ class Scene:
     emission: np.ndarray  # float32 [H, W, 3]
     landmarks: np.ndarray  # float32 [5, 2] (image-left first); NaN when no face
     depth: np.ndarray  # float32 [64, 64] aligned-frame depth label
-    face_radiance: float  # mean G radiance of the face under ambient + the full-white display
+    face_radiance: float  # metered face radiance under ambient + the full-white display
     replay: ReplayAttack | None
     albedo: np.ndarray  # float32 [H, W, 3] diffuse reflectance (ground truth, for tests)
     obj: np.ndarray  # uint8 [H, W] object ids (gbuffer.py)
@@ -115,7 +115,8 @@ def build_scene(req: SceneRequest) -> Scene:
                                 spec=float(rng.uniform(0.12, 0.4)),
                                 shininess=float(rng.uniform(25, 90)),
                                 paint_detail=float(rng.uniform(0.0, 0.6)),
-                                hole_rgb=rng.uniform(0.02, 0.15, 3).astype(np.float32))
+                                hole_rgb=(rng.uniform(0.03, 0.12)
+                                          * rng.uniform(0.85, 1.15, 3)).astype(np.float32))
                 params["mask"] = {"spec": mask.spec, "shininess": mask.shininess,
                                   "paint_detail": mask.paint_detail}
             place = place_head(centre, yaw, pitch, roll)
@@ -170,24 +171,27 @@ def build_scene(req: SceneRequest) -> Scene:
     lm = lm.astype(np.float32)
     depth = _depth_label(gb, lm, req.attack_type, h, w)
     # the kiosk locks exposure for its brightest state (calibrate): the flash does not clip faces
-    face_rad = _face_radiance(ambient_img + flash_img + emission_img, lm)
+    wb = np.float32(req.profile.wb_gains)
+    face_rad = face_mean_radiance((ambient_img + flash_img + emission_img) * wb, lm)
     params["landmarks_visible"] = bool(np.all(np.isfinite(lm)))
     return Scene(req, cam, amb, ambient_img, flash_img, emission_img, lm, depth, face_rad, replay,
                  gb.albedo.reshape(h, w, 3), gb.obj.reshape(h, w), params)
 
 
-def _face_radiance(img: np.ndarray, lm: np.ndarray) -> float:
-    """Mean G radiance in the face box (what a face-priority auto-exposure meters)."""
+def face_mean_radiance(img: np.ndarray, lm: np.ndarray) -> float:
+    """Mean over the face box of each pixel's brightest channel (a face-priority meter that
+    keeps the strongest channel from clipping under coloured light)."""
+    peak = img.max(axis=-1)
     if not np.all(np.isfinite(lm)):
-        return float(np.mean(img[..., 1]))
+        return float(np.mean(peak))
     x0, y0 = np.floor(lm.min(axis=0)).astype(int)
     x1, y1 = np.ceil(lm.max(axis=0)).astype(int)
     h, w = img.shape[:2]
     x0, x1 = np.clip([x0, x1 + 1], 0, w)
     y0, y1 = np.clip([y0, y1 + 1], 0, h)
     if x1 <= x0 or y1 <= y0:
-        return float(np.mean(img[..., 1]))
-    return float(np.mean(img[y0:y1, x0:x1, 1]))
+        return float(np.mean(peak))
+    return float(np.mean(peak[y0:y1, x0:x1]))
 
 
 def _depth_label(gb: GBuffer, lm: np.ndarray, attack_type: str, h: int, w: int) -> np.ndarray:

@@ -44,7 +44,8 @@ def render_session(req: SceneRequest, opts: SessionOptions = SessionOptions()) -
     sched = draw_schedule(rng, opts.schedule)
     period_us = 1e6 / prof.fps
     readout_us = int(round(prof.readout_us * req.height / 480))
-    exposure_us = prof.exposure_us
+    comp = FrameComposer(scene, readout_us)
+    exposure_us = comp.exposure_us  # locked by auto-exposure for this subject and light
     dur = sched.state_duration_us
     n0 = sched.n0
     latency_true = prof.latency_us + rng.uniform(-prof.latency_jitter_us, prof.latency_jitter_us)
@@ -60,7 +61,6 @@ def render_session(req: SceneRequest, opts: SessionOptions = SessionOptions()) -
     else:
         starts = _clean_frames(starts_all, onsets_light, dur, exposure_us, readout_us,
                                prof.display_rise_us)
-    comp = FrameComposer(scene, readout_us, exposure_us)
     colours = comp.state_colours(sched.states, IDLE_STATE)
     t_ref = float(onsets_light[0] + n0 * dur / 2)
     step = rng.uniform(*opts.motion_px) * req.width / 640.0

@@ -1,0 +1,94 @@
+"""The simulated kiosk camera: frames rendered in real time on the host monotonic clock.
+
+A thread starts a frame every 1/fps; once the frame's last row has finished exposing it renders
+it from the shared scene (``flashfas_edge.sim.kiosk.SimKiosk``) and appends it to a ring buffer.
+Frames carry the ground-truth landmarks in ``meta["landmarks"]`` (float32 [5, 2]).
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+import time
+
+from flashfas_edge.capture.base import CameraError, CameraInfo, Frame
+from flashfas_edge.sim.kiosk import SimKiosk, monotonic_us
+
+
+class SimCamera:
+    def __init__(self, kiosk: SimKiosk, fps: float | None = None, buffer_frames: int = 120):
+        self.kiosk = kiosk
+        self.fps = float(fps or kiosk.profile.fps)
+        self._period_us = 1e6 / self.fps
+        self._ring: collections.deque[Frame] = collections.deque(maxlen=buffer_frames)
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._error: BaseException | None = None
+        self.late_frames = 0  # frames rendered after the next one should have started
+
+    def info(self) -> CameraInfo:
+        k = self.kiosk
+        return CameraInfo(k.width, k.height, self.fps, k.exposure_us, k.readout_us,
+                          name=f"sim:{k.profile.name}")
+
+    def start(self) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._stop.clear()
+        self._error = None
+        self._thread = threading.Thread(target=self._run, name="sim-camera", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._thread = None
+
+    def _run(self) -> None:
+        k = self.kiosk
+        t0 = monotonic_us()
+        index = 0
+        try:
+            while not self._stop.is_set():
+                start = int(t0 + index * self._period_us)
+                done = start + k.readout_us + k.exposure_us
+                wait_s = (done - monotonic_us()) / 1e6
+                if wait_s > 0 and self._stop.wait(wait_s):
+                    break
+                image, lm = k.render_frame(start)
+                meta = {} if lm is None else {"landmarks": lm}
+                frame = Frame(index, start, k.exposure_us, k.readout_us, image, meta)
+                with self._cond:
+                    self._ring.append(frame)
+                    self._cond.notify_all()
+                index += 1
+                # fell behind (slow machine): skip frames like a real camera drops them
+                behind = (monotonic_us() - (t0 + index * self._period_us)) / self._period_us
+                if behind > 1:
+                    self.late_frames += int(behind)
+                    index += int(behind)
+        except BaseException as exc:  # noqa: BLE001 - surfaced to the caller as CameraError
+            self._error = exc
+            with self._cond:
+                self._cond.notify_all()
+
+    def frames_between(self, t0_us: int, t1_us: int, timeout_s: float) -> list[Frame]:
+        deadline = time.monotonic() + timeout_s
+        with self._cond:
+            while True:
+                if self._error is not None:
+                    raise CameraError(f"simulated camera failed: {self._error!r}")
+                if self._ring and self._ring[-1].t_start_us >= t1_us:
+                    return [f for f in self._ring if t0_us <= f.t_start_us < t1_us]
+                if self._thread is None or not self._thread.is_alive():
+                    raise CameraError("simulated camera is not running (call start())")
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise CameraError(f"no frame after t={t1_us} µs within {timeout_s} s")
+                self._cond.wait(left)
+
+    def last_frame_time_us(self) -> int | None:
+        with self._cond:
+            return self._ring[-1].t_start_us if self._ring else None

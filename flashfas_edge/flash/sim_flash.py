@@ -1,0 +1,63 @@
+"""The simulated kiosk's flash surface: commands change the shared scene's display light.
+
+Onsets are reported when each state is commanded (as a display driver reports its vsync); the
+light itself follows after the device latency (``SimKiosk.command_display``). With the
+``flash_never_shows`` hook the onsets are still reported but the light never changes.
+"""
+
+from __future__ import annotations
+
+import time
+
+from flashfas_edge.flash.base import FlashError, FlashPlayback, FlashSchedule
+from flashfas_edge.sim.kiosk import SimKiosk, monotonic_us
+
+
+def _sleep_until(t_us: int) -> None:
+    while True:
+        left = (t_us - monotonic_us()) / 1e6
+        if left <= 0:
+            return
+        time.sleep(min(left, 0.005) if left < 0.02 else left - 0.01)
+
+
+class SimFlashDriver:
+    def __init__(self, kiosk: SimKiosk, colour: bool = True):
+        self.kiosk = kiosk
+        self._colour = colour
+        self._started = False
+
+    def start(self) -> None:
+        self._started = True
+        self.kiosk.command_idle(monotonic_us())
+
+    def stop(self) -> None:
+        if self._started:
+            self.kiosk.command_idle(monotonic_us())
+        self._started = False
+
+    def self_test(self) -> None:
+        if not self._started:
+            raise FlashError("simulated flash surface is not started")
+
+    def supports_colour(self) -> bool:
+        return self._colour
+
+    def play(self, schedule: FlashSchedule, timeout_s: float) -> FlashPlayback:
+        if not self._started:
+            raise FlashError("simulated flash surface is not started")
+        total_us = schedule.n0 * schedule.state_duration_us
+        if total_us / 1e6 > timeout_s:
+            raise FlashError(f"schedule of {total_us / 1e6:.2f} s exceeds timeout {timeout_s} s")
+        t = monotonic_us() + 2_000  # first state on the next "vsync"
+        onsets = []
+        for state in schedule.states:
+            _sleep_until(t)
+            now = monotonic_us()
+            self.kiosk.command_display(state, now)
+            onsets.append(now)
+            t = onsets[0] + len(onsets) * schedule.state_duration_us
+        _sleep_until(t)
+        end = monotonic_us()
+        self.kiosk.command_idle(end)
+        return FlashPlayback(schedule, tuple(onsets), end)
