@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from flashfas_edge.capture.base import Frame
-from flashfas_edge.face.ground_truth import GroundTruthLandmarks, GroundTruthUnavailable
+from flashfas_edge.face.ground_truth import GroundTruthLandmarks
 
 POINTS = np.array([[100, 100], [150, 100], [125, 130], [105, 150], [145, 150]], np.float32)
 
@@ -40,11 +40,12 @@ def test_several_faces_come_largest_first_and_none_means_no_face():
     assert len(faces) == 2
     np.testing.assert_array_equal(faces[0].points, POINTS)
     assert GroundTruthLandmarks().detect(_frame({"landmarks": None})) == []
+    nan = np.full((5, 2), np.nan, np.float32)
+    assert GroundTruthLandmarks().detect(_frame({"landmarks": nan})) == []
 
 
-def test_a_real_camera_frame_has_no_ground_truth():
-    with pytest.raises(GroundTruthUnavailable):
-        GroundTruthLandmarks().detect(_frame({}))
+def test_a_frame_without_ground_truth_shows_no_face_and_bad_shapes_are_refused():
+    assert GroundTruthLandmarks().detect(_frame({})) == []
     with pytest.raises(ValueError):
         GroundTruthLandmarks().detect(_frame({"landmarks": np.zeros((4, 2))}))
     with pytest.raises(ValueError):

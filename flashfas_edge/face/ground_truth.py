@@ -2,8 +2,10 @@
 
 The simulated camera puts the true landmarks of every face it rendered into ``frame.meta``
 (``"landmarks"``: float32 [5, 2] for one face or [K, 5, 2] for K faces; optional ``"face_boxes"``
-[K, 4]). Real detectors are never exact, so Gaussian noise of ``noise_px`` per coordinate can be
-added to exercise alignment and the motion gate the way a detector would.
+[K, 4]); a frame without the key, with None or with NaN points shows no face. Real detectors are
+never exact, so Gaussian noise of ``noise_px`` per coordinate can be added to exercise alignment
+and the motion gate the way a detector would. On a real camera this provider would see no face
+in any frame — the daemon's config selects ``mtcnn`` there.
 """
 
 from __future__ import annotations
@@ -18,10 +20,6 @@ from flashfas_edge.face.base import FaceLandmarks
 _BOX_HALF_WIDTH_IOD = 1.1
 _BOX_UP_IOD = 1.3
 _BOX_DOWN_IOD = 1.4
-
-
-class GroundTruthUnavailable(LookupError):
-    """The frame carries no ground-truth landmarks (not from the simulator or a labelled file)."""
 
 
 def box_from_landmarks(points: np.ndarray) -> tuple[float, float, float, float]:
@@ -45,11 +43,7 @@ class GroundTruthLandmarks:
         self._rng = np.random.default_rng(seed)
 
     def detect(self, frame: Frame) -> list[FaceLandmarks]:
-        if "landmarks" not in frame.meta:
-            raise GroundTruthUnavailable(
-                f"frame {frame.index} has no ground-truth landmarks (not a simulated frame)"
-            )
-        raw = frame.meta["landmarks"]
+        raw = frame.meta.get("landmarks")
         if raw is None:
             return []  # the renderer drew no face in this frame
         points = np.asarray(raw, dtype=np.float32)
@@ -62,6 +56,8 @@ class GroundTruthLandmarks:
         boxes = frame.meta.get("face_boxes")
         faces = []
         for k, pts in enumerate(points):
+            if not np.all(np.isfinite(pts)):
+                continue  # NaN: the renderer placed this face outside the picture
             if self.noise_px > 0:
                 pts = pts + self._rng.normal(0.0, self.noise_px, size=pts.shape).astype(np.float32)
             if boxes is not None:

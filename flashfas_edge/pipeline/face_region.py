@@ -26,12 +26,26 @@ def interocular_px(points: np.ndarray) -> float:
 
 @dataclass(frozen=True)
 class FaceCrop:
-    """Pixels of one frame inside the face ellipse: ``pixels`` float32 [K, 3] (raw RGB levels)
-    and ``patch``/``mask`` for neighbourhood statistics such as noise."""
+    """The face ellipse of one frame: its bounding ``patch`` (clipped to the frame) + ``mask``."""
 
-    pixels: np.ndarray
-    patch: np.ndarray  # uint8 [h, w, 3], bounding box of the ellipse (clipped to the frame)
-    mask: np.ndarray  # bool [h, w]
+    patch: np.ndarray  # uint8 [h, w, 3], a view into the frame
+    mask: np.ndarray  # uint8 [h, w], 255 inside the ellipse
+
+    @property
+    def pixel_count(self) -> int:
+        return int(cv2.countNonZero(self.mask)) if self.mask.size else 0
+
+    def mean_rgb(self) -> np.ndarray:
+        """float64 [3]: mean camera level per channel inside the ellipse."""
+        return np.array(cv2.mean(self.patch, mask=self.mask)[:3], dtype=np.float64)
+
+    def saturated_frac(self, level: int) -> float:
+        """Share of the ellipse's pixels with any channel at or above ``level``."""
+        count = self.pixel_count
+        if count == 0:
+            return 0.0
+        clipped = (self.patch.max(axis=2) >= level).view(np.uint8)
+        return float(cv2.countNonZero(cv2.bitwise_and(clipped, self.mask))) / count
 
 
 def face_crop(image: np.ndarray, points: np.ndarray) -> FaceCrop:
@@ -52,10 +66,10 @@ def face_crop(image: np.ndarray, points: np.ndarray) -> FaceCrop:
     y0 = int(np.clip(np.floor(centre[1] - reach), 0, h))
     y1 = int(np.clip(np.ceil(centre[1] + reach) + 1, 0, h))
     patch = image[y0:y1, x0:x1]
-    mask8 = np.zeros(patch.shape[:2], dtype=np.uint8)
-    if mask8.size:
+    mask = np.zeros(patch.shape[:2], dtype=np.uint8)
+    if mask.size:
         cv2.ellipse(
-            mask8,
+            mask,
             (int(round(centre[0] - x0)), int(round(centre[1] - y0))),
             (max(int(round(half_w)), 1), max(int(round(half_h)), 1)),
             angle_deg,
@@ -64,8 +78,7 @@ def face_crop(image: np.ndarray, points: np.ndarray) -> FaceCrop:
             255,
             thickness=-1,
         )
-    mask = mask8 > 0
-    return FaceCrop(pixels=patch[mask].astype(np.float32), patch=patch, mask=mask)
+    return FaceCrop(patch=patch, mask=mask)
 
 
 def pixel_noise_sigma(crop: FaceCrop) -> float:
@@ -82,7 +95,7 @@ def pixel_noise_sigma(crop: FaceCrop) -> float:
     kernel = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], dtype=np.float32)
     response = cv2.filter2D(grey, cv2.CV_32F, kernel, borderType=cv2.BORDER_REFLECT)
     # Interior of the mask only: the kernel must not straddle the ellipse border.
-    interior = cv2.erode(crop.mask.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    interior = cv2.erode(crop.mask, np.ones((3, 3), np.uint8)) > 0
     if interior.sum() < 16:
         return float("inf")
     return float(np.sqrt(np.pi / 2) / 6 * np.abs(response[interior]).mean())

@@ -26,6 +26,7 @@ from flashfas_edge.pipeline.result import Reason, Verdict
 class FlashEvidence:
     state_means_dl: np.ndarray  # float [N0, 3] face mean RGB per play slot
     saturated_frac: np.ndarray  # float [N0] share of face pixels at or above saturation
+    saturated_frac_ambient: float  # the same in the darkest observed state (ambient only)
     noise_sigma_dl: float  # per-pixel noise of the darkest state's face region
     response_dl: float  # observed range of the face mean luma over the state frames
     fit: ReflectionFit
@@ -46,12 +47,10 @@ def measure_flash(
 ) -> FlashEvidence:
     """Face-region statistics of the N0 state frames (play order) against the schedule."""
     crops = [face_crop(img, pts) for img, pts in zip(images, landmarks, strict=True)]
-    if any(c.pixels.shape[0] < 16 for c in crops):
+    if any(c.pixel_count < 16 for c in crops):
         raise retry(Reason.NO_FACE, why="face region outside the frame")
-    means = np.stack([c.pixels.mean(axis=0) for c in crops]).astype(np.float64)
-    saturated = np.array(
-        [float((c.pixels.max(axis=1) >= gates.saturation_level).mean()) for c in crops]
-    )
+    means = np.stack([c.mean_rgb() for c in crops])
+    saturated = np.array([c.saturated_frac(gates.saturation_level) for c in crops])
     # Visibility of the flash is measured on what was *observed* (the range over slots), not on
     # what was commanded: a stream that follows another sequence must reach the verification
     # below (spoof), not pass as "flash too weak" (retry).
@@ -63,6 +62,7 @@ def measure_flash(
     detail: dict[str, Any] = {
         "face_mean_dl": [round(float(v), 2) for v in means.mean(axis=1)],
         "saturated_frac_max": round(float(saturated.max()), 4),
+        "saturated_frac_ambient": round(float(saturated[darkest]), 4),
         "noise_sigma_dl": round(noise, 3),
         "flash_response_dl": round(response, 3),
         "flash_snr": round(response / noise, 3) if noise > 0 else None,
@@ -74,6 +74,7 @@ def measure_flash(
     return FlashEvidence(
         state_means_dl=means,
         saturated_frac=saturated,
+        saturated_frac_ambient=float(saturated[darkest]),
         noise_sigma_dl=noise,
         response_dl=response,
         fit=fit,
@@ -84,8 +85,16 @@ def measure_flash(
 def gate_flash(evidence: FlashEvidence, gates: GateThresholds) -> None:
     """Raise :class:`CheckRejected` for the first failing gate; return when all pass."""
     detail = evidence.detail
-    if float(evidence.saturated_frac.max()) > gates.max_saturated_frac:
-        raise retry(Reason.OVEREXPOSED, **detail, max_saturated_frac=gates.max_saturated_frac)
+    if evidence.saturated_frac_ambient > gates.max_saturated_frac_ambient:
+        raise retry(
+            Reason.OVEREXPOSED,
+            **detail,
+            max_saturated_frac_ambient=gates.max_saturated_frac_ambient,
+        )
+    if float(evidence.saturated_frac.max()) > gates.max_saturated_frac_flash:
+        raise retry(
+            Reason.OVEREXPOSED, **detail, max_saturated_frac_flash=gates.max_saturated_frac_flash
+        )
     if float(evidence.state_means_dl.mean(axis=1).max()) < gates.min_face_level:
         raise retry(Reason.UNDEREXPOSED, **detail, min_face_level=gates.min_face_level)
     snr = evidence.response_dl / evidence.noise_sigma_dl if evidence.noise_sigma_dl > 0 else 0.0
