@@ -13,7 +13,9 @@ import os
 import statistics
 import time
 
-os.environ.setdefault("OMP_NUM_THREADS", "1")
+# Single-threaded comparison: numpy's BLAS (tensordot) must not spread over cores either.
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
