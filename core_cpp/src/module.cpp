@@ -226,8 +226,8 @@ py::tuple py_align_faces(const py::object& frames_obj, const py::object& landmar
   std::int64_t* counts = outside.mutable_data();
   {
     py::gil_scoped_release release;
-    flashfas::align_faces(src, static_cast<int>(t), height, width, landmarks.data(), tmpl.data(),
-                          k, size, dst, counts);
+    flashfas::align_faces(src, static_cast<int>(t), height, width, landmarks.data(), tmpl.data(), k,
+                          size, dst, counts);
   }
   return py::make_tuple(aligned, outside);
 }
@@ -294,9 +294,10 @@ void check_sorted(const std::vector<std::int64_t>& v, const char* name, bool str
       throw py::value_error(std::string(name) + " has an out-of-range timestamp");
     }
     if (i > 0 && (strict ? v[i] <= v[i - 1] : v[i] < v[i - 1])) {
-      throw py::value_error(std::string(name) + (strict ? " must be strictly increasing"
-                                                        : " must be sorted (non-decreasing)") +
-                            " (index " + std::to_string(i) + ")");
+      throw py::value_error(
+          std::string(name) +
+          (strict ? " must be strictly increasing" : " must be sorted (non-decreasing)") +
+          " (index " + std::to_string(i) + ")");
     }
   }
 }

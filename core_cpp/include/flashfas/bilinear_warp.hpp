@@ -40,9 +40,9 @@ class BilinearRowSampler {
   int height_ = 0;
   int width_ = 0;
   double inverse_map_[6] = {0, 0, 0, 0, 0, 0};
-  int ix_[kChunk];                  // integer part of the source coordinate
+  int ix_[kChunk];  // integer part of the source coordinate
   int iy_[kChunk];
-  std::uint16_t wx_[kChunk];        // fractional part as a weight in [0, 256)
+  std::uint16_t wx_[kChunk];  // fractional part as a weight in [0, 256)
   std::uint16_t wy_[kChunk];
   std::uint16_t pairs_[6 * kChunk];  // byte pairs of the top then bottom taps, planar
 };
