@@ -97,10 +97,12 @@ class FlashConfig(_Section):
 class SimConfig(_Section):
     """The simulated kiosk (DESIGN.md §1): what stands in front of the virtual camera."""
 
-    scene: str = "live"  # live | print | replay | mask (the renderer's attack types)
-    ambient: str = "office"  # one of the renderer's ambient scenarios
+    scene: str = "live"  # live | print | replay | mask, or a quality-gate preset
+    ambient: str = "office"  # one of the renderer's ambient scenarios (ATR-FAS §4.1)
     seed: int | None = None
+    profile: str = "kiosk15_mipi"  # device profile: display, camera, latency (sim/device.py)
     fps: float = Field(default=30.0, gt=0, le=240)
+    colour: bool = True  # the virtual display can show colours (challenge palette)
     # Sim-only route PUT /v1/sim/scene lets the demo/tests change the scene through the API.
     scene_route: bool = True
 
@@ -220,6 +222,14 @@ def load_config(
         _resolve_relative(data, path.resolve().parent)
     if sim:
         data.setdefault("kiosk", {})["mode"] = "sim"
+    kiosk_table = data.get("kiosk")
+    if isinstance(kiosk_table, dict) and kiosk_table.get("mode") == "sim":
+        # The simulated kiosk knows its landmarks; a detector is only the default for cameras.
+        pipeline_table = data.setdefault("pipeline", {})
+        if isinstance(pipeline_table, dict):
+            landmarks_table = pipeline_table.setdefault("landmarks", {})
+            if isinstance(landmarks_table, dict):
+                landmarks_table.setdefault("provider", "ground_truth")
     for section, values in (overrides or {}).items():
         target = data.setdefault(section, {})
         if not isinstance(target, dict):

@@ -265,11 +265,13 @@ def _status(state: DaemonState) -> StatusResponse:
     h = service.health()
     info = service.backend.info()
     cal = state.config.calibration
+    effective = getattr(service.pipeline, "config", state.config.pipeline)  # sim: its latency
     calibration: dict[str, Any] = {
         "file": str(state.config.daemon.calibration_file)
         if state.config.daemon.calibration_file else None,
-        "latency_us": state.config.pipeline.latency_us,
-        "threshold_override": state.config.pipeline.threshold_override,
+        "latency_us": effective.latency_us,
+        "threshold_override": effective.threshold_override,
+        "threshold": getattr(service.pipeline, "threshold", None),
     }
     if cal is not None:
         calibration.update(created=cal.created, device=cal.device)

@@ -14,6 +14,7 @@ from typing import Any
 
 from flashfas_edge.api.recording_kiosk import RecordingCamera, RecordingFlash
 from flashfas_edge.api.service import LivenessService
+from flashfas_edge.api.sim_scene import SimSceneControls, build_sim_kiosk
 from flashfas_edge.config import ConfigError, LoadedConfig
 
 DEFAULT_BUNDLE_NAME = "edge-default"
@@ -44,10 +45,8 @@ def _load(module: str, name: str, what: str) -> Any:
             from exc
 
 
-def _sim_kiosk(config: LoadedConfig) -> tuple[Any, Any, Any]:
+def _sim_kiosk(config: LoadedConfig) -> tuple[Any, Any, SimSceneControls]:
     """(camera, flash, scene controls) of the simulated kiosk."""
-    from flashfas_edge.api.sim_scene import build_sim_kiosk
-
     return build_sim_kiosk(config.daemon.kiosk.sim, config.daemon.kiosk.camera)
 
 
@@ -79,19 +78,24 @@ def build_service(config: LoadedConfig) -> LivenessService:
         warm_up=False,  # the service warms up in the background, then reports ready
     )
     sim_controls = None
+    pipeline_config = config.pipeline
     if config.sim:
         camera, flash, sim_controls = _sim_kiosk(config)
+        if config.calibration is None:
+            # The simulated device's latency is known exactly: what calibration would measure.
+            pipeline_config = pipeline_config.model_copy(
+                update={"latency_us": int(sim_controls.kiosk.latency_us)})
     else:
         camera, flash = _real_kiosk(config)
     recording_camera, recording_flash = RecordingCamera(camera), RecordingFlash(flash)
-    landmarks = create_landmark_provider(config.pipeline.landmarks)
+    landmarks = create_landmark_provider(pipeline_config.landmarks)
     try:
         pipeline = Pipeline(recording_camera, recording_flash, landmarks, backend,
-                            config.pipeline)
+                            pipeline_config)
     except PipelineSetupError as exc:
         raise ConfigError(str(exc)) from exc
     bundle = backend.bundle  # type: ignore[attr-defined]
-    return LivenessService(
+    service = LivenessService(
         recording_camera, recording_flash, backend, pipeline,
         mode="sim" if config.sim else "real",
         frame_stale_s=daemon.watchdog.frame_stale_s,
@@ -99,3 +103,6 @@ def build_service(config: LoadedConfig) -> LivenessService:
                         "directory": str(bundle.directory)},
         sim_controls=sim_controls,
     )
+    if sim_controls is not None:
+        sim_controls.previous_check_frames = lambda: service.last_check_frames
+    return service
