@@ -21,7 +21,7 @@ from flashfas_edge.sim.room import Room
 class FacePhoto:
     image: np.ndarray  # float32 [H, W, 3] linear RGB, white ≈ 1
     landmarks: np.ndarray  # float32 [5, 2] pixels in ``image``
-    metres_per_px: float  # at the subject's distance: life size of one photo pixel
+    metres_per_px: float  # life size of one photo pixel at the face's front
 
 
 def render_photo(rng: np.random.Generator, ident: HeadIdentity, width: int = 240,
@@ -56,5 +56,5 @@ def render_photo(rng: np.random.Generator, ident: HeadIdentity, width: int = 240
     return FacePhoto(
         image=np.clip(img, 0, 1).reshape(height, width, 3).astype(np.float32),
         landmarks=lm,
-        metres_per_px=float(dist / cam.focal_px),
+        metres_per_px=float((dist - ident.axes[2]) / cam.focal_px),
     )

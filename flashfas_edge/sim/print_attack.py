@@ -31,7 +31,7 @@ class PrintAttack:
     @staticmethod
     def draw(rng: np.random.Generator, photo: FacePhoto, centre: np.ndarray, yaw: float,
              pitch: float, roll: float) -> PrintAttack:
-        scale = rng.uniform(0.8, 1.2)  # printed face size relative to life size
+        scale = rng.uniform(0.85, 1.25)  # printed face size relative to life size
         mpp = photo.metres_per_px * scale
         h, w = photo.image.shape[:2]
         img = photo.image
@@ -44,6 +44,9 @@ class PrintAttack:
         img = grey + (img - grey) * rng.uniform(0.75, 1.0)
         refl = ink_black + (paper_white - ink_black) * np.clip(img, 0, 1)
         bend = rng.choice([0.0, rng.uniform(-5, 5)]) if rng.uniform() < 0.5 else 0.0
+        # the sheet is where a live face's front would be (same distance distribution, so the
+        # flash falloff is no cue), at about life size
+        centre = np.asarray(centre, np.float64) * ((float(centre[2]) - 0.09) / float(centre[2]))
         pose = Pose.facing(yaw, pitch, roll, centre)
         # hold the print so that its face, not the sheet's middle, is where a head would be
         face_px = photo.landmarks.mean(axis=0)

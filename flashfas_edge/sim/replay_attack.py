@@ -19,6 +19,7 @@ from flashfas_edge.sim.texture import sample_image
 
 # (screen width, screen height) in metres, portrait
 _DEVICES = {"phone": (0.068, 0.15), "tablet": (0.15, 0.21), "monitor": (0.30, 0.40)}
+_LIFE_IOD_M = 0.058  # inter-ocular distance of the head model's face, about life size
 
 
 @dataclass
@@ -42,14 +43,23 @@ class ReplayAttack:
     @staticmethod
     def draw(rng: np.random.Generator, photo: FacePhoto, centre: np.ndarray, yaw: float,
              pitch: float, roll: float) -> ReplayAttack:
-        kind = str(rng.choice(list(_DEVICES), p=[0.45, 0.35, 0.2]))
+        kind = str(rng.choice(list(_DEVICES), p=[0.35, 0.4, 0.25]))
         sw, sh = _DEVICES[kind]
         sw *= rng.uniform(0.9, 1.1)
         sh *= rng.uniform(0.9, 1.1)
         bezel = rng.uniform(0.004, 0.015)
         h, w = photo.image.shape[:2]
-        # the photo fills the screen (cover fit); a zoom makes the face larger than the fit
-        mpp = max(sw / w, sh / h) / rng.uniform(1.0, 1.6)
+        # The attacker zooms the face to about life size, as far as the screen allows, and holds
+        # the device where the face looks as large as a live one at the drawn distance (a small
+        # phone comes closer). Face size is then no cue; the screen's flash response is ~0 at
+        # any distance, so no falloff cue arises either.
+        photo_iod = float(np.linalg.norm(photo.landmarks[1] - photo.landmarks[0]))
+        shown_iod = min(_LIFE_IOD_M * rng.uniform(0.8, 1.1), sw / 2.6)
+        mpp = min(shown_iod / photo_iod, max(sw / w, sh / h))  # never smaller than the screen
+        shown_iod = mpp * photo_iod
+        z_face = float(centre[2]) - 0.09  # where a live face's front would be
+        z_dev = max(0.12, z_face * shown_iod / _LIFE_IOD_M)
+        centre = np.asarray(centre, np.float64) * (z_dev / float(centre[2]))
         pose = Pose.facing(yaw, pitch, roll, centre)
         face_px = photo.landmarks.mean(axis=0)
         off = np.array([(face_px[0] - (w - 1) / 2) * mpp, (face_px[1] - (h - 1) / 2) * mpp, 0.0])
