@@ -173,3 +173,39 @@ def test_replayed_recording_of_an_earlier_check_is_a_challenge_mismatch(kiosk, d
     assert len(mismatches) >= 2, [(r.reason, r.detail) for r in results]
     assert all(r.verdict is Verdict.SPOOF for r in mismatches)
     assert all(r.detail["flash_snr"] > 2 for r in mismatches)  # the flashes were visible
+
+
+COLOURS = ((1.0, 0.3, 0.3), (0.3, 1.0, 0.3), (0.3, 0.3, 1.0), (1.0, 1.0, 1.0))
+
+
+def test_colour_challenge_is_verified_per_channel_and_a_colour_replay_mismatches(backend):
+    kiosk = SimKiosk(profile=PROFILES[1], width=320, height=240, seed=6)  # its own camera
+    camera, flash = SimCamera(kiosk), SimFlashDriver(kiosk, colour=True)
+    pipeline = Pipeline(
+        camera,
+        flash,
+        GroundTruthLandmarks(),
+        backend,
+        PipelineConfig(latency_us=kiosk.latency_us, challenge={"colour_palette": COLOURS}),
+    )
+    pipeline.start()
+    try:
+        result = _check(kiosk, pipeline, Subject(seed=2, scenario="backlight"))
+        assert result.reason in (Reason.SCORE_ABOVE_THRESHOLD, Reason.SCORE_BELOW_THRESHOLD)
+        assert result.detail["challenge_corr"] > 0.98
+        schedule = draw_challenge(ChallengeConfig(colour_palette=COLOURS), supports_colour=True)
+        playback = flash.play(schedule, timeout_s=2.0)
+        frames = camera.frames_between(
+            playback.onsets_us[0] + kiosk.latency_us, playback.end_us + kiosk.latency_us, 2.0
+        )
+        kiosk.inject_stream([f.image for f in frames], [f.meta.get("landmarks") for f in frames])
+        try:
+            replays = [pipeline.run_check() for _ in range(2)]
+        finally:
+            kiosk.inject_stream(None)
+        assert all(r.verdict is not Verdict.LIVE for r in replays)
+        assert any(r.reason is Reason.CHALLENGE_MISMATCH for r in replays), [
+            (r.reason, r.detail) for r in replays
+        ]
+    finally:
+        pipeline.stop()
