@@ -93,6 +93,7 @@ def evaluate_routing(bundle, data_dir: Path, thresholds: list[float], threads: i
     per-check median on test (one check at a time, as the daemon runs)."""
     from flashfas_edge.inference.bundle import RoutingConfig
     from flashfas_edge.inference.ort_backend import OrtBackend
+    from flashfas_edge.train.cache import load_split
     from flashfas_edge.train.config import ModelConfig
     from flashfas_edge.train.metrics import eer_threshold, evaluate_scores
     from flashfas_edge.train.splits import find_split, load_split_for
@@ -100,11 +101,16 @@ def evaluate_routing(bundle, data_dir: Path, thresholds: list[float], threads: i
     model_config = ModelConfig(n0=bundle.n0, input_size=bundle.input_size)
     splits = {}
     for name in ("dev", "test"):
-        split_dir = find_split(data_dir, name)
-        if split_dir is None:
-            raise SystemExit(f"{data_dir}: no {name} split")
-        split = load_split_for(split_dir, model_config)
-        splits[name] = (split.x.float().numpy(), split.labels)
+        # Either session folders (DIR/dev, DIR/test) or pre-aligned caches (DIR/dev-s64, …).
+        cache_dir = data_dir / f"{name}-s{bundle.input_size}"
+        if (cache_dir / "info.json").is_file():
+            split = load_split(cache_dir, model_config.input_mode, bundle.depth_size)
+        else:
+            split_dir = find_split(data_dir, name)
+            if split_dir is None:
+                raise SystemExit(f"{data_dir}: no {name} split")
+            split = load_split_for(split_dir, model_config)
+        splits[name] = (np.ascontiguousarray(split.x.float().numpy()), split.labels)
     rows = []
     for min_top in [None, *thresholds]:
         routing = RoutingConfig(sparse=min_top is not None, min_top_weight=min_top or 0.95)
