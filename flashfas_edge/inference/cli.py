@@ -127,6 +127,9 @@ def _guarded(handler):
         except ValueError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
+        except OSError as exc:  # unreadable/unwritable engine folder, missing tool
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
 
     return run
 
