@@ -26,6 +26,7 @@ from flashfas_edge.api.client import ApiClientError, LivenessClient
 
 DEFAULT_AMBIENTS = ("office", "dark_room", "sunlight")
 DEFAULT_SCENES = ("live", "print", "replay", "mask")
+INJECTED_REPLAY = "injected_replay"  # after a live check: its recording replayed into the camera
 EXIT_OK, EXIT_ATTACK_ACCEPTED, EXIT_DAEMON_FAILED = 0, 1, 2
 
 
@@ -41,6 +42,7 @@ class DemoRow:
     capture_ms: float | None
     processing_ms: float | None
     check_id: str | None
+    attempts: int = 1
 
 
 class DaemonProcess:
@@ -129,21 +131,30 @@ def wait_ready(client: LivenessClient, daemon: DaemonProcess, timeout_s: float) 
                        f"{daemon.log_tail()}")
 
 
-def run_one(client: LivenessClient, scene: str, ambient: str, seed: int) -> DemoRow:
-    client.set_sim_scene(scene, ambient, seed=seed)
-    started = time.perf_counter()
-    try:
-        answer = client.check(client_ref=f"demo-{scene}-{ambient}-{seed}")
-    except ApiClientError as exc:
-        return DemoRow(scene, ambient, seed, "error", exc.code, None,
-                       (time.perf_counter() - started) * 1000, None, None, None)
+def run_one(client: LivenessClient, scene: str, ambient: str, seed: int,
+            max_attempts: int = 3) -> DemoRow:
+    """Show ``scene`` to the virtual camera and check, asking again on ``retry`` like a kiosk
+    app ("please look at the screen") — at most ``max_attempts`` checks."""
+    if scene == INJECTED_REPLAY:
+        client.set_sim_scene(scene)  # the camera stream replaced by the previous check's frames
+    else:
+        client.set_sim_scene(scene, ambient, seed=seed)
+    for attempt in range(1, max_attempts + 1):
+        started = time.perf_counter()
+        try:
+            answer = client.check(client_ref=f"demo-{scene}-{ambient}-{seed}-{attempt}")
+        except ApiClientError as exc:
+            return DemoRow(scene, ambient, seed, "error", exc.code, None,
+                           (time.perf_counter() - started) * 1000, None, None, None, attempt)
+        if answer["verdict"] != "retry":
+            break
     latency_ms = (time.perf_counter() - started) * 1000
     timings = answer.get("timings_ms", {})
     capture_ms = sum(timings.get(k, 0.0) for k in ("challenge", "flash", "capture"))
     processing_ms = sum(v for k, v in timings.items()
                         if k not in {"challenge", "flash", "capture", "total"})
     return DemoRow(scene, ambient, seed, answer["verdict"], answer["reason"], answer["score"],
-                   latency_ms, capture_ms, processing_ms, answer["check_id"])
+                   latency_ms, capture_ms, processing_ms, answer["check_id"], attempt)
 
 
 def _fmt_score(score: float | None) -> str:
@@ -157,8 +168,9 @@ def print_row(row: DemoRow) -> None:
         flag = "  <-- ATTACK ACCEPTED"
     elif not attack and row.verdict != "live":
         flag = "  (live face not accepted)"
-    print(f"{row.scene:<8} {row.ambient:<13} {row.verdict:<6} {row.reason:<22} "
-          f"{_fmt_score(row.score)} {row.latency_ms:8.0f} ms{flag}", flush=True)
+    tries = f" (try {row.attempts})" if row.attempts > 1 else ""
+    print(f"{row.scene:<16} {row.ambient:<13} {row.verdict:<6} {row.reason:<22} "
+          f"{_fmt_score(row.score)} {row.latency_ms:8.0f} ms{tries}{flag}", flush=True)
 
 
 def summarise(rows: list[DemoRow]) -> tuple[str, bool]:
@@ -172,7 +184,7 @@ def summarise(rows: list[DemoRow]) -> tuple[str, bool]:
         mine = [r for r in rows if r.scene == scene]
         counts = {v: sum(r.verdict == v for r in mine) for v in ("live", "spoof", "retry", "error")}
         shown = "  ".join(f"{v} {n}" for v, n in counts.items() if n)
-        out.append(f"  {scene:<8} {len(mine):3d} checks: {shown}")
+        out.append(f"  {scene:<16} {len(mine):3d} scenes: {shown}")
     if attacks:
         out.append(f"  attacks accepted as live: {len(accepted)} / {len(attacks)}")
     if lives:
@@ -202,6 +214,7 @@ def run_demo(
     repeats: int,
     json_out: Path | None,
     ready_timeout_s: float,
+    replay_after_live: bool = True,
 ) -> int:
     ambients = list(ambients or DEFAULT_AMBIENTS)
     scenes = list(scenes or DEFAULT_SCENES)
@@ -220,7 +233,7 @@ def run_demo(
                       f"({(status['model']['sha256'] or '')[:12]}), backend "
                       f"{status['backend']['name']} on {status['backend']['device']}\n",
                       flush=True)
-                print(f"{'scene':<8} {'ambient':<13} {'verdict':<6} {'reason':<22} "
+                print(f"{'scene':<16} {'ambient':<13} {'verdict':<6} {'reason':<22} "
                       f"{'score':>6} {'latency':>11}")
                 seed = 1
                 for ambient in ambients:
@@ -230,6 +243,10 @@ def run_demo(
                             seed += 1
                             rows.append(row)
                             print_row(row)
+                            if scene == "live" and replay_after_live and row.verdict != "error":
+                                replayed = run_one(client, INJECTED_REPLAY, ambient, seed)
+                                rows.append(replayed)
+                                print_row(replayed)
         except (RuntimeError, ApiClientError) as exc:
             print(f"flashfas-edge demo: {exc}", file=sys.stderr)
             daemon.stop()

@@ -8,12 +8,15 @@ line ``listening on <url>`` on stdout announces it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
+import signal
 import socket
 import stat
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,6 +59,30 @@ def open_listener(config: LoadedConfig) -> Listener:
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if family == socket.AF_INET6 else host
     return Listener(sock, f"http://{shown}:{port}")
+
+
+def _daemon_server_class() -> type:
+    import uvicorn
+
+    class DaemonServer(uvicorn.Server):
+        """uvicorn re-raises SIGTERM/SIGINT once it has shut down, so the process would die of
+        the signal before the daemon's own shutdown (STOPPING=1, camera and flash released).
+        Here the signal only asks uvicorn to stop; ``run_daemon`` then finishes and exits 0."""
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            if threading.current_thread() is not threading.main_thread():
+                yield
+                return
+            originals = {sig: signal.signal(sig, self.handle_exit)
+                         for sig in (signal.SIGINT, signal.SIGTERM)}
+            try:
+                yield
+            finally:
+                for sig, handler in originals.items():
+                    signal.signal(sig, handler)
+
+    return DaemonServer
 
 
 def watchdog_condition(service: LivenessService, gate_running_for_s: Callable[[], float | None],
@@ -107,7 +134,7 @@ def run_daemon(config: LoadedConfig, notifier: SystemdNotifier, *, log_level: st
         app, log_level=log_level, access_log=False, lifespan="off",
         timeout_graceful_shutdown=max(5, int(daemon.queue.check_timeout_s) + 1),
     )
-    uv_server = uvicorn.Server(uv_config)
+    uv_server = _daemon_server_class()(uv_config)
     print(f"listening on {listener.url}", flush=True)
     service.start()
     pinger.start()
