@@ -89,8 +89,9 @@ def _mirror_view(gb: GBuffer, idx: np.ndarray, rays: np.ndarray, display: KioskD
 
 
 def flash_basis(gb: GBuffer, rays: np.ndarray, display: KioskDisplay, height: int, width: int,
-                focal_px: float) -> np.ndarray:
-    """float32 [H, W, 3]: the camera-side radiance under the full-white display (unit intensity)."""
+                focal_px: float) -> tuple[np.ndarray, np.ndarray]:
+    """float32 [H, W, 3]: the camera-side radiance under the full-white display (unit intensity),
+    and float32 [H, W]: the part of it that is the display's mirror image (glass, gloss)."""
     n = gb.position.shape[0]
     irr = np.zeros(n, np.float32)
     spec = np.zeros(n, np.float32)
@@ -111,10 +112,12 @@ def flash_basis(gb: GBuffer, rays: np.ndarray, display: KioskDisplay, height: in
         blurred = num / np.maximum(den, 1e-6)
         irr = np.where(sss > 0, blurred, img).reshape(-1)
     out = gb.albedo * irr[:, None] + (gb.spec * spec)[:, None]
+    mirror_img = np.zeros(n, np.float32)
     mirror_px = np.nonzero(gb.mirror > 0)[0]
     if len(mirror_px):
         # glass is a sharp mirror, glossy paper a blurred one
         blur = np.where(gb.obj[mirror_px] == SCREEN, 0.004, 0.05).astype(np.float32)
         cov = _mirror_view(gb, mirror_px, rays, display, blur)
-        out[mirror_px] += (gb.mirror[mirror_px] * cov * display.radiance)[:, None]
-    return out.reshape(height, width, 3).astype(np.float32)
+        mirror_img[mirror_px] = gb.mirror[mirror_px] * cov * display.radiance
+        out += mirror_img[:, None]
+    return out.reshape(height, width, 3).astype(np.float32), mirror_img.reshape(height, width)

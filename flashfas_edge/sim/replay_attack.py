@@ -71,7 +71,8 @@ class ReplayAttack:
         pwm = rng.uniform() < 0.5
         return ReplayAttack(
             device=device, screen_w_m=sw, screen_h_m=sh, photo=photo, metres_per_photo_px=mpp,
-            peak_radiance=float(rng.uniform(0.6, 3.0)), gamma=float(rng.uniform(1.9, 2.6)),
+            # 100–500 nits: 3–14 units, where 1 unit ≈ a white surface under the full flash
+            peak_radiance=float(rng.uniform(3.0, 14.0)), gamma=float(rng.uniform(1.9, 2.6)),
             pixel_pitch_m=float(rng.uniform(0.05e-3, 0.25e-3)),
             grid_depth=float(rng.uniform(0.2, 0.6)),
             pwm_hz=float(rng.uniform(200, 1000)) if pwm else 0.0,

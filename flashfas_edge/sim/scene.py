@@ -67,6 +67,7 @@ class Scene:
     replay: ReplayAttack | None
     albedo: np.ndarray  # float32 [H, W, 3] diffuse reflectance (ground truth, for tests)
     obj: np.ndarray  # uint8 [H, W] object ids (gbuffer.py)
+    flash_mirror: np.ndarray  # float32 [H, W] part of ``flash`` that is the display's mirror image
     params: dict[str, Any] = field(default_factory=dict)
 
 
@@ -166,7 +167,7 @@ def build_scene(req: SceneRequest) -> Scene:
 
     h, w = req.height, req.width
     ambient_img = amb.image(gb, rays, h, w)
-    flash_img = flash_basis(gb, rays, req.profile.display(), h, w, cam.focal_px)
+    flash_img, mirror_img = flash_basis(gb, rays, req.profile.display(), h, w, cam.focal_px)
     emission_img = gb.emission.reshape(h, w, 3).copy()
     lm = lm.astype(np.float32)
     depth = _depth_label(gb, lm, req.attack_type, h, w)
@@ -175,7 +176,7 @@ def build_scene(req: SceneRequest) -> Scene:
     face_rad = face_mean_radiance((ambient_img + flash_img + emission_img) * wb, lm)
     params["landmarks_visible"] = bool(np.all(np.isfinite(lm)))
     return Scene(req, cam, amb, ambient_img, flash_img, emission_img, lm, depth, face_rad, replay,
-                 gb.albedo.reshape(h, w, 3), gb.obj.reshape(h, w), params)
+                 gb.albedo.reshape(h, w, 3), gb.obj.reshape(h, w), mirror_img, params)
 
 
 def face_mean_radiance(img: np.ndarray, lm: np.ndarray) -> float:
