@@ -11,10 +11,10 @@ namespace flashfas {
 
 namespace {
 
-// Adding and subtracting 1.5 * 2^23 rounds a float in [0, 2^22) to the nearest integer, ties to
-// even, without SSE4.1 or a libm call, so the coordinate loop stays vectorisable.
+// Adding and subtracting 1.5 * 2^23 rounds a float with |x| < 2^22 to the nearest integer, ties
+// to even, without SSE4.1 or a libm call, so the coordinate loop stays vectorisable.
 constexpr float kRoundMagic = 12582912.0f;
-// Bilinear weights in 1/256 of a pixel: both passes stay exact in 16 and 32 bits.
+// Bilinear weights in 1/256 of a pixel: the horizontal pass stays exact in 16 bits.
 constexpr float kWeightOne = 256.0f;
 constexpr std::uint32_t kWeightOneInt = 256;
 
@@ -69,8 +69,8 @@ int BilinearRowSampler::sample_row(int y, std::int16_t* red, std::int16_t* green
 
 int BilinearRowSampler::sample_chunk(int x0, int count, float step_x, float step_y, float base_x,
                                      float base_y) {
-  // Coordinates clamped into [-2, size + 1]: a clamped pixel is fully outside either way, and the
-  // fixed-point conversion below stays exact and overflow-free.
+  // Coordinates clamped into [-2, width + 1] x [-2, height + 1]: a clamped pixel is fully outside
+  // either way, and the fixed-point conversion below stays exact and overflow-free.
   const float lo = -2.0f, hi_x = static_cast<float>(width_) + 1.0f,
               hi_y = static_cast<float>(height_) + 1.0f;
   int* __restrict ix = ix_;
