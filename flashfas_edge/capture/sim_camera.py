@@ -37,6 +37,7 @@ class SimCamera:
             return
         self._stop.clear()
         self._error = None
+        self.kiosk.render_frame(monotonic_us())  # warm caches (noise bank, LUTs) before timing
         self._thread = threading.Thread(target=self._run, name="sim-camera", daemon=True)
         self._thread.start()
 

@@ -60,7 +60,7 @@ class Subject:
             "too_far": {"distance_range_m": (1.6, 1.8)},
             "too_near": {"distance_range_m": (0.1, 0.11)},
             "strong_motion": {"motion_px": 12.0},
-            "too_dark": {"exposure_scale": 0.03},
+            "too_dark": {"exposure_scale": 0.004},
             "overexposed": {"exposure_scale": 12.0},
             "strong_ambient": {"scenario": "sunlight", "ambient_scale": 40.0},
             "flash_never_shows": {"flash_visible": False},
