@@ -34,6 +34,13 @@ EXPORT_EPILOG = """examples:
 """
 
 
+ABLATE_EPILOG = """examples:
+  flashfas-edge ablate --configs edge,ablation-memm-avg,baseline-binary-cnn --seeds 0,1,2 \\
+      --data /work/data/ds --out runs/ablate --epochs 6
+Finished runs are reused, so an interrupted table resumes where it stopped.
+"""
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     fmt = argparse.RawDescriptionHelpFormatter
     p = subparsers.add_parser(
@@ -91,6 +98,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--cache", type=Path)
     p.add_argument("--tolerance", type=float, default=1e-4, help="max |ΔP(live)| ORT vs PyTorch")
     p.set_defaults(func=run_export)
+
+    p = subparsers.add_parser(
+        "ablate",
+        help="train + score several configs × seeds, write a Markdown table",
+        epilog=ABLATE_EPILOG,
+        formatter_class=fmt,
+    )
+    p.add_argument("--configs", required=True, help="comma-separated preset names / JSON files")
+    p.add_argument("--seeds", default="0", help="comma-separated seeds")
+    p.add_argument("--data", type=Path, required=True, help="dataset with train/ dev/ test/")
+    p.add_argument("--out", type=Path, required=True, help="folder for runs and the table")
+    p.add_argument("--epochs", type=int, help="override every config's epoch count")
+    p.add_argument("--max-train", type=int, help="use only the first N training samples")
+    p.add_argument("--threads", type=int)
+    p.add_argument("--cache", type=Path)
+    p.set_defaults(func=run_ablate)
 
 
 def _fail(message: str) -> int:
@@ -243,4 +266,33 @@ def run_export(args: argparse.Namespace) -> int:
     )
     if parity.max_abs_p_live > args.tolerance:
         return _fail(f"parity {parity.max_abs_p_live:.2e} exceeds tolerance {args.tolerance}")
+    return 0
+
+
+def run_ablate(args: argparse.Namespace) -> int:
+    import torch
+
+    from flashfas_edge.train.ablation import markdown_table, run_one
+    from flashfas_edge.train.config import ConfigError, load_config
+    from flashfas_edge.train.splits import DataError
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    rows, memo = [], {}
+    try:
+        seeds = [int(s) for s in args.seeds.split(",")]
+        for name in args.configs.split(","):
+            config = load_config(name)
+            if args.epochs is not None:
+                config = config.replace(optim={"epochs": args.epochs})
+            for seed in seeds:
+                rows.append(
+                    run_one(config, seed, args.data, args.out, args.cache, memo, args.max_train)
+                )
+                table = markdown_table(rows)
+                (args.out / "rows.json").write_text(json.dumps(rows, indent=1))
+                (args.out / "table.md").write_text(table + "\n")
+    except (ConfigError, DataError, ValueError) as exc:
+        return _fail(str(exc))
+    print(markdown_table(rows))
     return 0

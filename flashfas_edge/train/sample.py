@@ -60,7 +60,11 @@ def align_session(session: Session, size: int) -> AlignedSample:
         raise SampleError("session has no landmarks")
     index = attack_index(session.attack_type)
     chosen = select_frames(session)
-    frames = np.ascontiguousarray(session.frames[chosen])
+    if session.frames.dtype != np.uint8:
+        raise SampleError(f"frames must be uint8, got {session.frames.dtype}")
+    # .view(np.uint8): an unpickled array (multiprocessing) carries an equal but distinct dtype
+    # object that _core's identity check rejects.
+    frames = np.ascontiguousarray(session.frames[chosen]).view(np.uint8)
     landmarks = np.ascontiguousarray(session.landmarks[chosen], dtype=np.float32)
     aligned, _outside = _core.align_faces(frames, landmarks, canonical_template(size), size)
     order = np.asarray(session.order, dtype=np.int64)
@@ -84,7 +88,7 @@ def network_input(aligned_sorted: np.ndarray, input_mode: str) -> np.ndarray:
     n0 = aligned_sorted.shape[0]
     if input_mode == "diffnorm":  # bit-identical to _core.preprocess (its documented contract)
         identity = np.arange(n0, dtype=np.int64)
-        return _core.diffnorm(np.ascontiguousarray(aligned_sorted), identity, n0)
+        return _core.diffnorm(np.ascontiguousarray(aligned_sorted).view(np.uint8), identity, n0)
     frames = aligned_sorted.astype(np.float32).transpose(0, 3, 1, 2) / 255.0
     if input_mode == "raw":  # ATR-FAS Table 4 "w/o DN"
         return _global_rms(frames)

@@ -1,0 +1,124 @@
+"""Run several configs × seeds with one command and tabulate them (ATR-FAS Tables 3–4 style).
+
+Each run trains in-process (same trainer as ``flashfas-edge train``), then its best checkpoint is
+scored on dev (threshold at the dev EER) and on test. Splits are loaded once per input form and
+shared by the runs. The table is written as JSON and as Markdown (mean ± std over seeds).
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+from typing import Any
+
+from flashfas_edge.train.cache import SplitTensors
+from flashfas_edge.train.config import TrainConfig
+from flashfas_edge.train.metrics import eer_threshold, evaluate_scores
+from flashfas_edge.train.splits import DataError, find_split, load_split_for
+from flashfas_edge.train.trainer import (
+    TrainOptions,
+    load_checkpoint,
+    model_from_checkpoint,
+    predict,
+)
+
+COLUMNS = (
+    ("hter", "HTER"),
+    ("eer", "EER (test)"),
+    ("acer", "ACER"),
+    ("bpcer_at_apcer_1pct", "BPCER@APCER=1%"),
+    ("apcer_at_bpcer_1pct", "APCER@BPCER=1%"),
+)
+
+
+def _splits(
+    data: Path, config: TrainConfig, cache: Path | None, memo: dict
+) -> tuple[SplitTensors, SplitTensors, SplitTensors]:
+    key = (config.model.input_size, config.model.input_mode, config.model.depth_size)
+    if key not in memo:
+        dirs = [find_split(data, s) for s in ("train", "dev", "test")]
+        if any(d is None for d in dirs):
+            raise DataError(f"{data}: needs train/ dev/ test/")
+        memo[key] = tuple(load_split_for(d, config.model, cache) for d in dirs)  # type: ignore[arg-type]
+    return memo[key]
+
+
+def run_one(
+    config: TrainConfig,
+    seed: int,
+    data: Path,
+    out_root: Path,
+    cache: Path | None,
+    memo: dict,
+    max_train: int | None = None,
+) -> dict[str, Any]:
+    import torch
+
+    train, dev, test = _splits(data, config, cache, memo)
+    if max_train:
+        n = max_train
+        train = SplitTensors(train.x[:n], train.attack_index[:n], train.depth[:n], train.meta[:n])
+    out_dir = out_root / f"{config.name}-s{seed}"
+    summary = _train(config, seed, out_dir, train, dev)
+    model, _ = model_from_checkpoint(load_checkpoint(summary))
+    cpu = torch.device("cpu")
+    dev_scores = predict(model, dev, cpu)[0]
+    dev_eer, threshold = eer_threshold(dev_scores, dev.labels)
+    report = evaluate_scores(predict(model, test, cpu)[0], test.labels, threshold).to_dict()
+    history = json.loads((out_dir / "history.json").read_text())
+    row = {
+        "config": config.name,
+        "seed": seed,
+        "dev_eer": dev_eer,
+        "train_s": history[-1]["elapsed_s"],
+        "epochs": len(history),
+        "params": sum(p.numel() for p in model.parameters()),
+        **{k: report[k] for k, _ in COLUMNS},
+        "apcer": report["apcer"],
+    }
+    (out_dir / "result.json").write_text(json.dumps(row, indent=1))
+    return row
+
+
+def _train(
+    config: TrainConfig, seed: int, out_dir: Path, train: SplitTensors, dev: SplitTensors
+) -> Path:
+    from flashfas_edge.train.trainer import train_model
+
+    if (out_dir / "result.json").is_file() or (
+        (out_dir / "history.json").is_file()
+        and len(json.loads((out_dir / "history.json").read_text())) >= config.optim.epochs
+    ):
+        return out_dir / "best.pt"  # finished earlier: rerunning the table does not retrain
+    summary = train_model(
+        TrainOptions(config=config, out_dir=out_dir, seed=seed, resume=True, progress=True),
+        train,
+        dev,
+    )
+    return summary.best_checkpoint
+
+
+def _fmt(values: list[float]) -> str:
+    pct = [100 * v for v in values]
+    if len(pct) == 1:
+        return f"{pct[0]:.2f}"
+    return f"{statistics.mean(pct):.2f} ± {statistics.stdev(pct):.2f}"
+
+
+def markdown_table(rows: list[dict[str, Any]]) -> str:
+    by_config: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        by_config.setdefault(row["config"], []).append(row)
+    head = "| config | seeds | " + " | ".join(t + " (%)" for _, t in COLUMNS)
+    head += " | APCER print/replay/mask (%) | train s/run |"
+    lines = [head, "|" + "---|" * (len(COLUMNS) + 4)]
+    for name, group in by_config.items():
+        cells = [_fmt([r[k] for r in group]) for k, _ in COLUMNS]
+        species = "/".join(
+            _fmt([r["apcer"].get(s, float("nan")) for r in group])
+            for s in ("print", "replay", "mask")
+        )
+        train_s = statistics.mean(r["train_s"] for r in group)
+        lines.append(f"| {name} | {len(group)} | {' | '.join(cells)} | {species} | {train_s:.0f} |")
+    return "\n".join(lines)

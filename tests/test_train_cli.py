@@ -1,0 +1,146 @@
+"""`flashfas-edge train | export | eval` end to end on a handful of rendered sessions.
+
+Real parts only: the renderer writes a small dataset (``flashfas-edge synth``), a tiny config
+trains on it in a subprocess, the export is loaded by the daemon's ONNX Runtime backend, and eval
+scores the bundle through that backend.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+def _cli(*args: str, timeout: float = 240) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "flashfas_edge.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=ENV,
+    )
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("synth") / "ds"
+    done = _cli(
+        "synth",
+        "--out",
+        str(out),
+        "--n",
+        "40",
+        "--seed",
+        "3",
+        "--split-protocol",
+        "random",
+        "--width",
+        "320",
+        "--height",
+        "240",
+        "--workers",
+        "1",
+        "--no-progress",
+    )
+    assert done.returncode == 0, done.stderr
+    return out
+
+
+@pytest.fixture(scope="module")
+def trained_run(dataset, tmp_path_factory) -> Path:
+    run = tmp_path_factory.mktemp("run")
+    done = _cli(
+        "train",
+        "--config",
+        "tiny",
+        "--data",
+        str(dataset),
+        "--out",
+        str(run),
+        "--epochs",
+        "3",
+        "--threads",
+        "1",
+        "--no-progress",
+    )
+    assert done.returncode == 0, done.stderr
+    return run
+
+
+def test_training_on_rendered_sessions_reduces_the_loss(trained_run):
+    history = json.loads((trained_run / "history.json").read_text())
+    assert len(history) == 3
+    assert history[-1]["train_total"] < history[0]["train_total"]
+    assert (trained_run / "best.pt").is_file() and (trained_run / "last.pt").is_file()
+
+
+def test_export_writes_a_bundle_the_daemon_backend_loads_with_matching_outputs(
+    trained_run, dataset, tmp_path
+):
+    bundle = tmp_path / "bundle"
+    done = _cli(
+        "export",
+        "--checkpoint",
+        str(trained_run / "best.pt"),
+        "--out",
+        str(bundle),
+        "--data",
+        str(dataset),
+    )
+    assert done.returncode == 0, done.stderr
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    parity = manifest["provenance"]["parity"]
+    assert parity["max_abs_p_live"] < 1e-5 and parity["max_abs_depth"] < 1e-5
+    assert manifest["provenance"]["data_seed"] == 3
+    assert manifest["normalisation"]["method"] == "global_rms"
+
+    report_dir = tmp_path / "eval"
+    done = _cli("eval", "--model", str(bundle), "--data", str(dataset), "--out", str(report_dir))
+    assert done.returncode == 0, done.stderr
+    report = json.loads((report_dir / "report.json").read_text())
+    assert report["kind"] == "bundle" and report["model"]["backend"] == "onnxruntime"
+    assert report["threshold"]["source"] == "dev EER"
+    test = report["test"]
+    assert 0.0 <= test["hter"] <= 1.0 and set(test["apcer"]) <= {"print", "replay", "mask"}
+    assert (report_dir / "det.png").stat().st_size > 1000
+
+    # A lone test split: the threshold comes from the bundle (fixed on dev at training time).
+    done = _cli(
+        "eval",
+        "--model",
+        str(bundle),
+        "--data",
+        str(dataset / "test"),
+        "--json",
+        "--out",
+        str(tmp_path / "eval-test-only"),
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["threshold"]["value"] == pytest.approx(
+        manifest["threshold"]["default"]
+    )
+
+
+def test_checkpoint_eval_and_bad_inputs_fail_with_a_clear_message(trained_run, dataset, tmp_path):
+    done = _cli(
+        "eval",
+        "--model",
+        str(trained_run / "best.pt"),
+        "--data",
+        str(dataset),
+        "--out",
+        str(tmp_path / "ev"),
+    )
+    assert done.returncode == 0, done.stderr
+    assert "HTER" in done.stdout
+    done = _cli("eval", "--model", str(tmp_path / "nothing"), "--data", str(dataset))
+    assert done.returncode == 1 and "neither a bundle" in done.stderr
+    done = _cli("train", "--config", "no-such", "--data", str(dataset), "--out", str(tmp_path))
+    assert done.returncode == 1 and "unknown config" in done.stderr
