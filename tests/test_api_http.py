@@ -189,3 +189,25 @@ def test_openapi_is_published_behind_the_key(client):
         <= set(doc["paths"])
     responses = doc["paths"]["/v1/liveness"]["post"]["responses"]
     assert {"200", "401", "429", "503"} <= set(responses)
+
+
+def test_keep_alive_answers_are_not_held_back_by_nagle_and_delayed_ack(server):
+    """Without TCP_NODELAY every keep-alive answer waits ≥ 40 ms for the client's delayed ACK."""
+    import socket as socket_mod
+
+    with httpx.Client(base_url=server.url, timeout=10) as http:
+        http.get("/v1/health")
+        times_ms = []
+        for _ in range(10):
+            t0 = time.perf_counter()
+            http.get("/v1/health")
+            times_ms.append((time.perf_counter() - t0) * 1000)
+    assert min(times_ms) < 20, times_ms
+    from flashfas_edge.api.server import open_listener
+
+    listener = open_listener(server.config)
+    try:
+        assert listener.sock.proto == socket_mod.IPPROTO_TCP
+        assert listener.sock.getsockopt(socket_mod.IPPROTO_TCP, socket_mod.TCP_NODELAY)
+    finally:
+        listener.sock.close()
