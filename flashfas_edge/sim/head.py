@@ -280,7 +280,7 @@ class HeadTracer:
         open_ = ((x_n - eye_x) / 0.15) ** 2 + ((y_n - EYE_Y) / 0.052) ** 2 < 1.0
         r_m = np.hypot((x_n - eye_x) * a, (y_n - EYE_Y) * ident.axes[1])
         eye_alb = np.where((r_m < 0.0058)[:, None], ident.iris_rgb[None, :],
-                           np.float32([0.72, 0.68, 0.64])[None, :])
+                           np.float32([0.62, 0.58, 0.55])[None, :])
         pupil = np.float32([0.01, 0.01, 0.01])[None, :]
         eye_alb = np.where((r_m < 0.0022)[:, None], pupil, eye_alb)
         alb = np.where(open_[:, None], eye_alb, alb)
