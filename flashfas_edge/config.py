@@ -14,7 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from flashfas_edge.pipeline.config import PipelineConfig
 
@@ -45,6 +52,8 @@ class ServerConfig(_Section):
     # Largest accepted body of POST /v1/liveness/recorded (one session: ~5–10 frames).
     max_upload_bytes: int = Field(default=32 * 1024 * 1024, ge=1024, le=1024**3)
     max_json_bytes: int = Field(default=4096, ge=64, le=1024 * 1024)
+    # The API answers "open the door?": off the board only when someone says so explicitly.
+    allow_non_loopback: bool = False
 
     @field_validator("host")
     @classmethod
@@ -56,6 +65,15 @@ class ServerConfig(_Section):
         except ValueError as exc:
             raise ValueError(f"host must be an IP address literal, got {host!r}") from exc
         return host
+
+    @model_validator(mode="after")
+    def _loopback_unless_allowed(self) -> ServerConfig:
+        import ipaddress
+
+        if not ipaddress.ip_address(self.host).is_loopback and not self.allow_non_loopback:
+            raise ValueError(f"host {self.host} is not a loopback address; set "
+                             "allow_non_loopback = true to expose the API beyond this board")
+        return self
 
 
 class QueueConfig(_Section):

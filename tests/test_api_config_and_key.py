@@ -28,6 +28,7 @@ def test_defaults_bind_loopback_and_keep_no_images():
     ("[server]\nprot = 1\n", "server.prot"),
     ("[server]\nport = 70000\n", "server.port"),
     ("[server]\nhost = \"localhost:80\"\n", "server.host"),
+    ("[server]\nhost = \"0.0.0.0\"\n", "allow_non_loopback"),
     ("[queue]\nmax_waiting = -1\n", "queue.max_waiting"),
     ("[pipeline.challenge]\nlevels = [1.0, 1.0, 0.0]\n", "pipeline.challenge.levels"),
     ("[kiosk]\nmode = \"virtual\"\n", "kiosk.mode"),
@@ -37,6 +38,13 @@ def test_a_bad_value_or_unknown_key_is_an_error_naming_it(tmp_path, text, where)
     with pytest.raises(ConfigError) as info:
         load_config(_write(tmp_path, text))
     assert where in str(info.value)
+
+
+def test_a_non_loopback_address_needs_an_explicit_yes(tmp_path):
+    text = '[server]\nhost = "0.0.0.0"\nallow_non_loopback = true\n'
+    loaded = load_config(_write(tmp_path, text))
+    assert loaded.daemon.server.host == "0.0.0.0"
+    assert load_config(_write(tmp_path, '[server]\nhost = "::1"\n')).daemon.server.host == "::1"
 
 
 def test_a_file_that_is_not_toml_is_an_error_naming_the_file(tmp_path):
