@@ -83,5 +83,9 @@ def test_the_api_listens_on_a_unix_socket_when_configured(tmp_path):
             assert http.get("/v1/health").status_code == 200
             assert http.post("/v1/liveness").status_code == 401
             assert http.post("/v1/liveness", headers=AUTH).json()["verdict"] == "spoof"
+        from flashfas_edge.api.client import LivenessClient
+
+        with LivenessClient(f"unix:{path}", API_KEY) as client:  # what `check --url unix:` uses
+            assert client.check()["verdict"] == "spoof"
     finally:
         running.stop()

@@ -218,6 +218,15 @@ def run_demo(
 ) -> int:
     ambients = list(ambients or DEFAULT_AMBIENTS)
     scenes = list(scenes or DEFAULT_SCENES)
+    if bundle is None:
+        from flashfas_edge.api.kiosk_factory import default_bundle_dir
+        from flashfas_edge.config import ConfigError
+
+        try:
+            bundle = default_bundle_dir()
+        except ConfigError as exc:
+            print(f"flashfas-edge demo: {exc}", file=sys.stderr)
+            return EXIT_DAEMON_FAILED
     with tempfile.TemporaryDirectory(prefix="flashfas-demo-") as tmp:
         directory = Path(tmp)
         config_path, key = demo_config(directory, bundle)
