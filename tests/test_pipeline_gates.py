@@ -159,3 +159,17 @@ def test_motion_beyond_the_alignment_budget_gets_retry():
     assert rejected.detail["motion_iod"] > GATES.max_motion_iod
     steady = [_landmarks(cx=160 + 0.5 * k) for k in range(5)]
     track_face(_frames([_face_image(0.5)] * 5, steady), GroundTruthLandmarks(), GATES)
+
+
+def test_a_mismatch_on_a_barely_visible_flash_is_retry_not_spoof():
+    recorded = _schedule(play=(4, 3, 0, 2, 1))
+    images = [
+        _face_image(s.intensity, ambient=0.5, gain=0.02, noise_dl=1.5, seed=k)
+        for k, s in enumerate(recorded.states)
+    ]
+    evidence = measure_flash(images, np.stack([_landmarks()] * 5), _schedule(), GATES, gamma=2.2)
+    snr = evidence.detail["flash_snr"]
+    assert GATES.min_flash_snr <= snr < GATES.min_flash_snr_for_mismatch
+    rejected = _reason(lambda: gate_flash(evidence, GATES))
+    assert (rejected.verdict, rejected.reason) == (Verdict.RETRY, Reason.LOW_FLASH_SNR)
+    assert rejected.detail["challenge_verified"] is False

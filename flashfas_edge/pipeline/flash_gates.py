@@ -3,7 +3,8 @@
 Order matters for the verdict: a face the flash cannot be seen on (too much ambient light, a flash
 that never showed) is a ``retry`` — it proves nothing either way — and only a *visible* flash
 response that follows the wrong sequence is evidence of an attack (``spoof``,
-``challenge_mismatch``).
+``challenge_mismatch``). A mismatch on a weak response (SNR below ``min_flash_snr_for_mismatch``)
+may be measurement noise, so it is a ``retry`` (``low_flash_snr``) too — never ``live``.
 """
 
 from __future__ import annotations
@@ -67,8 +68,8 @@ def measure_flash(
         "flash_response_dl": round(response, 3),
         "flash_snr": round(response / noise, 3) if noise > 0 else None,
         "challenge_corr": round(fit.corr, 4),
-        "challenge_best_shifted_corr": round(fit.best_shifted_corr, 4),
-        "challenge_best_shift": fit.best_shift,
+        "challenge_best_other_corr": round(fit.best_other_corr, 4),
+        "challenge_best_other_order": list(fit.best_other_order),
         "challenge_margin": round(fit.margin, 4),
     }
     return FlashEvidence(
@@ -107,6 +108,13 @@ def gate_flash(evidence: FlashEvidence, gates: GateThresholds) -> None:
         )
     fit = evidence.fit
     if fit.corr < gates.min_challenge_corr or fit.margin < gates.min_challenge_margin:
+        if snr < gates.min_flash_snr_for_mismatch:
+            raise retry(
+                Reason.LOW_FLASH_SNR,
+                **detail,
+                challenge_verified=False,
+                min_flash_snr_for_mismatch=gates.min_flash_snr_for_mismatch,
+            )
         raise CheckRejected(
             Verdict.SPOOF,
             Reason.CHALLENGE_MISMATCH,

@@ -4,14 +4,21 @@ Model (ATR-FAS §3.2, Lambertian): in linear light the face region's mean in pla
 channel c is m[k, c] = a_c + b_c · e[k, c], where e = intensity · colour is what was commanded,
 a_c the ambient term and b_c ≥ 0 the face's (unknown) gain per channel. The fit quality
 r = sqrt(1 − SS_res / SS_tot) over all slots and channels is 1 for a perfect match and near 0
-for a sequence unrelated to the challenge. A recording of an earlier check or an injected stream
-reflects a different random order (r drops); a stream delayed or advanced by whole flash states
-matches a *shifted* challenge better than the true one, so r is compared with the best cyclic
-shift of the excitation as well (the timing test).
+for a sequence unrelated to the challenge.
+
+The same fit is made for every *other* order of the commanded states (all N0! permutations of
+the play slots). A recording of an earlier check, or an injected stream, reflects another random
+order; a stream delayed or advanced by whole states reflects a cyclic shift. Either way some other
+order explains the observations better than the challenge does. Requiring the challenge to be the
+best explanation (by a margin) is what rejects them; a fixed floor on r alone would either let
+near-orders through or, at low flash SNR, call a live face a spoof. An old recording passes only
+when its order happens to equal the new challenge: 1 / N0! (1/120 for N0 = 5; colours lower it).
 """
 
 from __future__ import annotations
 
+import functools
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,14 +27,14 @@ import numpy as np
 @dataclass(frozen=True)
 class ReflectionFit:
     corr: float  # r of the commanded sequence at the reported timing, in [0, 1]
-    best_shifted_corr: float  # best r over cyclic shifts by 1..N0−1 flash states
-    best_shift: int
+    best_other_corr: float  # best r over every other order of the commanded states
+    best_other_order: tuple[int, ...]  # that order: slot k would have shown state order[k]
     gain: tuple[float, ...]  # b_c per channel (linear light, 0..1 scale), NaN: channel unlit
     channels_used: int
 
     @property
     def margin(self) -> float:
-        return self.corr - self.best_shifted_corr
+        return self.corr - self.best_other_corr
 
 
 def linearise(levels_dl: np.ndarray, gamma: float) -> np.ndarray:
@@ -35,26 +42,30 @@ def linearise(levels_dl: np.ndarray, gamma: float) -> np.ndarray:
     return np.power(np.clip(np.asarray(levels_dl, np.float64) / 255.0, 0.0, 1.0), gamma)
 
 
-def _fit_r(m: np.ndarray, e: np.ndarray) -> tuple[float, list[float], int]:
-    ss_res = 0.0
-    ss_tot = 0.0
-    gains: list[float] = []
-    used = 0
-    for c in range(m.shape[1]):
-        ec = e[:, c] - e[:, c].mean()
-        mc = m[:, c] - m[:, c].mean()
-        var_e = float(ec @ ec)
-        if var_e <= 1e-12:  # channel not excited by this challenge: it carries no evidence
-            gains.append(float("nan"))
-            continue
-        b = max(float(mc @ ec) / var_e, 0.0)  # a reflection cannot darken with more flash
-        gains.append(b)
-        ss_res += float(((mc - b * ec) ** 2).sum())
-        ss_tot += float((mc**2).sum())
-        used += 1
-    if used == 0 or ss_tot <= 0.0:
-        return 0.0, gains, used
-    return float(np.sqrt(max(0.0, 1.0 - ss_res / ss_tot))), gains, used
+@functools.lru_cache(maxsize=8)
+def _orders(n0: int) -> np.ndarray:
+    """int64 [n0!, n0]: every order of n0 slots, identity first (40 320 rows at n0 = 8)."""
+    return np.array(list(itertools.permutations(range(n0))), dtype=np.int64)
+
+
+def _fit_r(m: np.ndarray, e: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """r for a batch of hypotheses. m [N0, C] observed; e [P, N0, C] commanded per hypothesis.
+
+    Returns r [P], gains b [P, C] (NaN where a channel is not excited) and channels used [P].
+    """
+    mc = m - m.mean(axis=0)  # [N0, C]
+    ec = e - e.mean(axis=1, keepdims=True)  # [P, N0, C]
+    var_e = (ec**2).sum(axis=1)  # [P, C]
+    excited = var_e > 1e-12  # a channel the challenge does not excite carries no evidence
+    cov = np.einsum("kc,pkc->pc", mc, ec)
+    # A reflection cannot darken with more flash: negative gains are clipped to 0.
+    b = np.where(excited, np.maximum(cov / np.where(excited, var_e, 1.0), 0.0), 0.0)
+    ss_res = (((mc[None] - b[:, None, :] * ec) ** 2).sum(axis=1) * excited).sum(axis=1)
+    ss_tot = ((mc**2).sum(axis=0)[None, :] * excited).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = np.sqrt(np.clip(1.0 - ss_res / ss_tot, 0.0, 1.0))
+    r = np.where(ss_tot > 0.0, r, 0.0)
+    return r, np.where(excited, b, np.nan), excited.sum(axis=1)
 
 
 def fit_reflection(
@@ -64,18 +75,19 @@ def fit_reflection(
     ``excitation`` float [N0, 3]: commanded intensity × colour per play slot."""
     m = linearise(state_means_dl, gamma)
     e = np.asarray(excitation, np.float64)
-    if m.shape != e.shape or m.ndim != 2 or m.shape[0] < 3:
-        raise ValueError(f"state means {m.shape} and excitation {e.shape} must both be [N0>=3, C]")
-    corr, gains, used = _fit_r(m, e)
-    best_shifted, best_shift = 0.0, 0
-    for shift in range(1, m.shape[0]):
-        r, _, _ = _fit_r(m, np.roll(e, shift, axis=0))
-        if r > best_shifted:
-            best_shifted, best_shift = r, shift
+    if m.shape != e.shape or m.ndim != 2 or not 3 <= m.shape[0] <= 8:
+        raise ValueError(f"state means {m.shape} and excitation {e.shape} must both be [3..8, C]")
+    orders = _orders(m.shape[0])
+    r, gains, used = _fit_r(m, e[orders])
+    # Other orders that command the very same sequence (repeated states) are not alternatives.
+    same = np.all(np.isclose(e[orders], e[None]), axis=(1, 2))
+    others = np.where(same, -1.0, r)
+    best = int(np.argmax(others))
+    best_other = max(float(others[best]), 0.0)
     return ReflectionFit(
-        corr=corr,
-        best_shifted_corr=best_shifted,
-        best_shift=best_shift,
-        gain=tuple(gains),
-        channels_used=used,
+        corr=float(r[0]),
+        best_other_corr=best_other,
+        best_other_order=tuple(int(i) for i in orders[best]),
+        gain=tuple(float(g) for g in gains[0]),
+        channels_used=int(used[0]),
     )
