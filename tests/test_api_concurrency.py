@@ -95,6 +95,9 @@ def test_a_check_that_overruns_its_deadline_is_504_and_then_frees_the_camera(tmp
             assert r.status_code == 200
             assert pipeline.max_active == 1
             assert http.get("/v1/status", headers=AUTH).json()["queue_depth"] == 0
+        # the overrun check is in the audit log too, marked with what its caller was told
+        statuses = [rec["http_status"] for rec in _audit(running).values()]
+        assert sorted(statuses) == [200, 504]
     finally:
         running.stop()
 
@@ -109,6 +112,8 @@ def test_a_camera_that_stalls_mid_check_gives_503_and_the_next_check_runs(tmp_pa
             assert r.status_code == 503
             assert r.json()["error"]["code"] == "camera_unavailable"
             assert r.headers["retry-after"]
+            [record] = _audit(running).values()
+            assert (record["http_status"], record["reason"]) == (503, "camera_unavailable")
             camera.resume()
             time.sleep(0.1)
             r = http.post("/v1/liveness", headers=AUTH)

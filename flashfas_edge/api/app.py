@@ -21,11 +21,12 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 
 from flashfas_edge import __version__
 from flashfas_edge.api import metrics as metrics_mod
-from flashfas_edge.api.audit_log import AuditLog
+from flashfas_edge.api.audit_log import AuditLog, AuditLogError
 from flashfas_edge.api.auth import key_matches
 from flashfas_edge.api.body_limit import BodySizeLimit
 from flashfas_edge.api.check_gate import CheckGate
 from flashfas_edge.api.errors import (
+    ApiError,
     DeviceUnavailable,
     InvalidUpload,
     NotReady,
@@ -152,8 +153,14 @@ def create_app(config: LoadedConfig, service: LivenessService, audit: AuditLog,
         started = time.perf_counter()
         try:
             _require_kiosk(service)
+            client_ref = options.client_ref
+
+            def audit_late(late: tuple[CheckResult, list[np.ndarray]], wait_ms: float) -> None:
+                _audit_late(state, late[0], "camera", wait_ms, client_ref, late[1])
+
             (result, frames), wait_ms = await gate.run(
-                lambda: service.run_check(options.want_depth), daemon.queue.check_timeout_s
+                lambda: service.run_check(options.want_depth), daemon.queue.check_timeout_s,
+                on_late_result=audit_late,
             )
             return _answer(state, result, kind="camera", started=started, wait_ms=wait_ms,
                            want_depth=options.want_depth, client_ref=options.client_ref,
@@ -182,7 +189,9 @@ def create_app(config: LoadedConfig, service: LivenessService, audit: AuditLog,
                 raise NotReady("the model is still warming up")
             session = await asyncio.to_thread(decode_uploaded_session, raw, media)
             result, wait_ms = await gate.run(
-                lambda: service.run_recorded(session), daemon.queue.check_timeout_s
+                lambda: service.run_recorded(session), daemon.queue.check_timeout_s,
+                on_late_result=lambda late, wait_ms: _audit_late(state, late, "recorded",
+                                                                 wait_ms, None, None),
             )
             return _answer(state, result, kind="recorded", started=started, wait_ms=wait_ms,
                            want_depth=False, client_ref=None, frames=None)
@@ -237,24 +246,42 @@ def _answer(
     client_ref: str | None,
     frames: list[np.ndarray] | None,
 ) -> LivenessResponse:
+    # The pipeline reports a dead camera/flash or an inconsistent upload as a result; the caller
+    # gets an error instead of a verdict — and the audit log says so.
+    message = str(result.detail.get("error") or result.detail.get("message") or result.reason.value)
+    error: ApiError | None = None
+    if result.reason is Reason.CAMERA_UNAVAILABLE:
+        error = DeviceUnavailable("camera_unavailable", message)
+    elif result.reason is Reason.FLASH_UNAVAILABLE:
+        error = DeviceUnavailable("flash_unavailable", message)
+    elif result.reason is Reason.INVALID_SESSION:
+        error = InvalidUpload(message, details=[{"check_id": result.check_id}])
     # Audit first: a verdict nobody can account for is not given (AuditLogError → 503).
     state.audit.record(result, kind=kind, queue_wait_ms=wait_ms, client_ref=client_ref,
-                       frames=frames)
+                       frames=frames, http_status=200 if error is None else error.status_code)
+    _count(state, result, kind)
+    state.metrics.check_latency.observe(time.perf_counter() - started, kind)
+    if error is not None:
+        raise error
+    return LivenessResponse.from_result(result, queue_wait_ms=wait_ms, want_depth=want_depth)
+
+
+def _count(state: DaemonState, result: CheckResult, kind: str) -> None:
     state.service.count(result, kind)
     state.metrics.checks.inc(kind, result.verdict.value, result.reason.value)
     for stage, ms in result.timings_ms.items():
         state.metrics.stage_latency.observe(ms / 1000.0, stage)
-    state.metrics.check_latency.observe(time.perf_counter() - started, kind)
-    # The pipeline reports a dead camera/flash or an inconsistent upload as a result (audited
-    # above); the caller gets an error, not a verdict.
-    message = str(result.detail.get("error") or result.detail.get("message") or result.reason.value)
-    if result.reason is Reason.CAMERA_UNAVAILABLE:
-        raise DeviceUnavailable("camera_unavailable", message)
-    if result.reason is Reason.FLASH_UNAVAILABLE:
-        raise DeviceUnavailable("flash_unavailable", message)
-    if result.reason is Reason.INVALID_SESSION:
-        raise InvalidUpload(message, details=[{"check_id": result.check_id}])
-    return LivenessResponse.from_result(result, queue_wait_ms=wait_ms, want_depth=want_depth)
+
+
+def _audit_late(state: DaemonState, result: CheckResult, kind: str, wait_ms: float,
+                client_ref: str | None, frames: list[np.ndarray] | None) -> None:
+    """A check that finished after its 504: recorded, so every flash played is accounted for."""
+    try:
+        state.audit.record(result, kind=kind, queue_wait_ms=wait_ms, client_ref=client_ref,
+                           frames=frames, http_status=504)
+    except AuditLogError as exc:
+        log.error("late check %s not audited: %s", result.check_id, exc)
+    _count(state, result, kind)
 
 
 def _status(state: DaemonState) -> StatusResponse:

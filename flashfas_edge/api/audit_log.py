@@ -91,11 +91,15 @@ class AuditLog:
         queue_wait_ms: float,
         client_ref: str | None = None,
         frames: list[np.ndarray] | None = None,
+        http_status: int = 200,
     ) -> dict[str, Any]:
+        """``http_status`` is what the caller was told: 200 = this verdict; 503/422 = an error
+        instead of the verdict; 504 = the check finished after its deadline had been answered."""
         entry: dict[str, Any] = {
             "check_id": result.check_id,
             "time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
             "kind": kind,
+            "http_status": http_status,
             "verdict": result.verdict.value,
             "reason": result.reason.value,
             "score": result.score,

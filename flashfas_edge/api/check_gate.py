@@ -58,8 +58,16 @@ class CheckGate:
         typical_s = statistics.median(self._recent_durations_s)
         return max(1, math.ceil(typical_s * (self.depth + 1)))
 
-    async def run(self, work: Callable[[], T], timeout_s: float) -> tuple[T, float]:
-        """Run ``work`` on the worker when the camera is free; returns (result, queue wait ms)."""
+    async def run(
+        self,
+        work: Callable[[], T],
+        timeout_s: float,
+        on_late_result: Callable[[T, float], None] | None = None,
+    ) -> tuple[T, float]:
+        """Run ``work`` on the worker when the camera is free; returns (result, queue wait ms).
+
+        When the deadline passes first, :class:`CheckTimeoutError` is raised at once and
+        ``on_late_result(result, wait_ms)`` is called if the work still finishes (its audit)."""
         if self.depth >= 1 + self.max_waiting:
             raise QueueFullError(self._retry_after_s(), self.depth)
         queued_at = time.monotonic()
@@ -89,6 +97,14 @@ class CheckGate:
             # shield: a timeout answers the caller but must not pretend the worker stopped.
             result = await asyncio.wait_for(asyncio.shield(future), timeout=timeout_s)
         except asyncio.TimeoutError as exc:
+            if on_late_result is not None:
+                callback = on_late_result
+
+                def _late(done: asyncio.Future[T]) -> None:
+                    if not done.cancelled() and done.exception() is None:
+                        callback(done.result(), wait_ms)
+
+                future.add_done_callback(_late)
             raise CheckTimeoutError(timeout_s) from exc
         return result, wait_ms
 
