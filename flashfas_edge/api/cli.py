@@ -163,13 +163,15 @@ def _record(args: argparse.Namespace) -> int:
     config_path = args.config
     if config_path is None and not args.sim and DEFAULT_CONFIG_PATH.is_file():
         config_path = DEFAULT_CONFIG_PATH
+    from flashfas_edge.inference.backend import BackendError, BundleError
+
     try:
         config = load_config(config_path, sim=args.sim)
-    except ConfigError as exc:
+        return record_sessions(config, args.out, args.n, scene=args.scene, ambient=args.ambient,
+                               seed=args.seed, label=args.label)
+    except (ConfigError, BundleError, BackendError) as exc:
         print(f"flashfas-edge record: {exc}", file=sys.stderr)
         return EX_CONFIG
-    return record_sessions(config, args.out, args.n, scene=args.scene, ambient=args.ambient,
-                           seed=args.seed, label=args.label)
 
 
 def _demo(args: argparse.Namespace) -> int:
