@@ -68,7 +68,7 @@ class ReplayAttack:
         off[1] = np.clip(off[1], -sh / 2 + 0.03, sh / 2 - 0.03)
         pose = Pose(pose.rot, np.asarray(centre, np.float64) - pose.rot @ off)
         device = Sheet(pose, sw + 2 * bezel, sh + 2 * bezel, 0.0)
-        pwm = rng.uniform() < 0.5
+        pwm = rng.uniform() < 0.35  # PWM-dimmed backlights band under a rolling shutter
         return ReplayAttack(
             device=device, screen_w_m=sw, screen_h_m=sh, photo=photo, metres_per_photo_px=mpp,
             # 100–500 nits: 3–14 units, where 1 unit ≈ a white surface under the full flash
@@ -76,7 +76,7 @@ class ReplayAttack:
             pixel_pitch_m=float(rng.uniform(0.05e-3, 0.25e-3)),
             grid_depth=float(rng.uniform(0.2, 0.6)),
             pwm_hz=float(rng.uniform(200, 1000)) if pwm else 0.0,
-            pwm_depth=float(rng.uniform(0.05, 0.4)) if pwm else 0.0,
+            pwm_depth=float(rng.uniform(0.05, 0.3)) if pwm else 0.0,
             pwm_phase=float(rng.uniform(0, 2 * np.pi)),
             glass_mirror=float(rng.uniform(0.035, 0.06)),
             glass_diffuse=float(rng.uniform(0.004, 0.02)),

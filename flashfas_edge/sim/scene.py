@@ -126,7 +126,9 @@ def build_scene(req: SceneRequest) -> Scene:
             tracers.append((t_s, lambda idx: subject.fill(gb, idx, rays[idx], t_s[idx], part[idx])))
             lm = cam.project(place.pose.to_camera(landmarks_local(subject.face_ident)))
         else:
-            photo = render_photo(rng, ident, width=320, height=400)
+            # the photo needs about the camera's own detail: 320×400 at 640 px wide
+            photo_w = max(120, req.width // 2)
+            photo = render_photo(rng, ident, width=photo_w, height=photo_w * 5 // 4)
             if req.attack_type == "print":
                 subject = PrintAttack.draw(rng, photo, centre, yaw * 0.7, pitch * 0.7, roll)
                 params["print"] = {"glossy": subject.glossy, "crop": subject.crop,
