@@ -182,3 +182,17 @@ def test_an_injected_recording_replaces_the_live_view(kiosk):
     kiosk.inject_stream(None)
     fresh, _ = kiosk.render_frame(80_000_000)
     assert not np.array_equal(fresh, old[0])
+
+
+def test_a_second_person_is_reported_in_frame_meta(kiosk):
+    kiosk.set_subject(Subject.preset("two_faces", seed=0))
+    cam = SimCamera(kiosk)
+    cam.start()
+    try:
+        t0 = monotonic_us()
+        frames = cam.frames_between(t0, t0 + 100_000, timeout_s=3.0)
+    finally:
+        cam.stop()
+    faces = frames[-1].meta["faces"]
+    assert len(faces) == 2 and np.array_equal(faces[0], frames[-1].meta["landmarks"])
+    assert np.linalg.norm(faces[1].mean(axis=0) - faces[0].mean(axis=0)) > 20

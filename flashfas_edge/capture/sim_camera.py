@@ -2,7 +2,8 @@
 
 A thread starts a frame every 1/fps; once the frame's last row has finished exposing it renders
 it from the shared scene (``flashfas_edge.sim.kiosk.SimKiosk``) and appends it to a ring buffer.
-Frames carry the ground-truth landmarks in ``meta["landmarks"]`` (float32 [5, 2]).
+Frames carry the ground-truth landmarks in ``meta["landmarks"]`` (float32 [5, 2]); with more
+than one person in view, ``meta["faces"]`` lists every face's landmarks, the main face first.
 """
 
 from __future__ import annotations
@@ -60,6 +61,9 @@ class SimCamera:
                     break
                 image, lm = k.render_frame(start)
                 meta = {} if lm is None else {"landmarks": lm}
+                if lm is not None and k.last_other_faces:
+                    # every face in view, main first (a second person behind the first)
+                    meta["faces"] = [lm, *k.last_other_faces]
                 frame = Frame(index, start, k.exposure_us, k.readout_us, image, meta)
                 with self._cond:
                     self._ring.append(frame)

@@ -89,6 +89,7 @@ class SimKiosk:
         self._stream: list[tuple[np.ndarray, np.ndarray | None]] | None = None
         self._stream_pos = 0
         self._walk = np.zeros(4)  # tx, ty, rot_deg, log scale
+        self.last_other_faces: list[np.ndarray] = []
         self.scene: Scene
         self.subject: Subject
         self._sensor: SensorState
@@ -168,7 +169,8 @@ class SimKiosk:
 
     # --- camera side ------------------------------------------------------------------------
     def render_frame(self, t_start_us: int) -> tuple[np.ndarray, np.ndarray | None]:
-        """The camera frame whose first row starts exposing at ``t_start_us`` (+ landmarks)."""
+        """The camera frame whose first row starts exposing at ``t_start_us`` (+ landmarks of the
+        main face, None without one); ``last_other_faces`` then holds any other faces' points."""
         with self._lock:
             if self._stream is not None:
                 img, lm = self._stream[self._stream_pos % len(self._stream)]
@@ -201,6 +203,8 @@ class SimKiosk:
             m[:, 2] += walk[:2]
             lin = warp_frame(lin, m)
             lm_out: np.ndarray | None = warp_points(lm, m)
+            self.last_other_faces = [warp_points(o, m) for o in scene.other_faces]
         else:
             lm_out = None
+            self.last_other_faces = []
         return develop(lin, self.profile, sensor, rng), lm_out

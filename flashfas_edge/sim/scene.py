@@ -69,6 +69,7 @@ class Scene:
     obj: np.ndarray  # uint8 [H, W] object ids (gbuffer.py)
     flash_mirror: np.ndarray  # float32 [H, W] part of ``flash`` that is the display's mirror image
     params: dict[str, Any] = field(default_factory=dict)
+    other_faces: list[np.ndarray] = field(default_factory=list)  # [5, 2] each, people behind
 
 
 def _live_pose(rng: np.random.Generator, cam: Pinhole, dist_range: tuple[float, float]):
@@ -103,6 +104,7 @@ def build_scene(req: SceneRequest) -> Scene:
     tracers.append((t_room, lambda idx: room.fill(gb, idx, rays[idx], t_room[idx],
                                                   amb.window_radiance)))
     replay = None
+    other_faces: list[np.ndarray] = []
     lm = np.full((5, 2), np.nan, np.float32)
     subject: Any = None
     if req.face_present:
@@ -157,6 +159,8 @@ def build_scene(req: SceneRequest) -> Scene:
             other = HeadTracer(HeadIdentity.draw(rng), place_head(
                 centre + np.array([rng.choice([-1, 1]) * rng.uniform(0.18, 0.3), 0.0, 0.15]),
                 rng.uniform(-20, 20), 0.0, 0.0))
+            other_faces.append(cam.project(other.place.pose.to_camera(
+                landmarks_local(other.ident))).astype(np.float32))
             t_o, part_o = other.hit(rays)
             tracers.append((t_o, lambda idx: other.fill(gb, idx, rays[idx], t_o[idx], part_o[idx])))
     gb = GBuffer.empty(n)
@@ -178,7 +182,8 @@ def build_scene(req: SceneRequest) -> Scene:
     face_rad = face_mean_radiance((ambient_img + flash_img + emission_img) * wb, lm)
     params["landmarks_visible"] = bool(np.all(np.isfinite(lm)))
     return Scene(req, cam, amb, ambient_img, flash_img, emission_img, lm, depth, face_rad, replay,
-                 gb.albedo.reshape(h, w, 3), gb.obj.reshape(h, w), mirror_img, params)
+                 gb.albedo.reshape(h, w, 3), gb.obj.reshape(h, w), mirror_img, params,
+                 other_faces)
 
 
 def face_mean_radiance(img: np.ndarray, lm: np.ndarray) -> float:
