@@ -157,7 +157,7 @@ def build_scene(req: SceneRequest) -> Scene:
                                                              part_h[idx])))
         if req.faces >= 2:
             other = HeadTracer(HeadIdentity.draw(rng), place_head(
-                centre + np.array([rng.choice([-1, 1]) * rng.uniform(0.18, 0.3), 0.0, 0.15]),
+                centre + np.array([rng.choice([-1, 1]) * rng.uniform(0.15, 0.21), 0.0, 0.12]),
                 rng.uniform(-20, 20), 0.0, 0.0))
             other_faces.append(cam.project(other.place.pose.to_camera(
                 landmarks_local(other.ident))).astype(np.float32))
