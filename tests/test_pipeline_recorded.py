@@ -217,3 +217,70 @@ def test_a_bundle_trained_on_other_normalisation_refuses_to_start(tmp_path):
     folder = write_synthetic_bundle(tmp_path / "b", n0=5, input_size=64)
     with pytest.raises(PipelineSetupError):
         _pipeline(OrtBackend(folder, intra_op_threads=1))
+
+
+def test_checks_from_several_threads_run_one_at_a_time_and_do_not_mix(backend):
+    import threading
+
+    pipeline = _pipeline(backend)
+    sessions = {
+        "match": make_session(seed=1),
+        "replayed": make_session(shown=(4, 3, 0, 2, 1), seed=2),
+        "straddling": dataclasses.replace(make_session(seed=3), exposure_us=90_000),
+    }
+    expected = {
+        "match": {Reason.SCORE_ABOVE_THRESHOLD, Reason.SCORE_BELOW_THRESHOLD},
+        "replayed": {Reason.CHALLENGE_MISMATCH},
+        "straddling": {Reason.NO_CLEAN_FRAME},
+    }
+    results: dict[str, list] = {name: [] for name in sessions}
+    inside = []
+    original = pipeline._evaluate
+
+    def watched(*args, **kwargs):
+        inside.append(1)
+        assert len(inside) == 1, "two checks ran at once"
+        try:
+            return original(*args, **kwargs)
+        finally:
+            inside.pop()
+
+    pipeline._evaluate = watched
+
+    def worker(name):
+        for _ in range(3):
+            results[name].append(pipeline.run_recorded(sessions[name]))
+
+    threads = [threading.Thread(target=worker, args=(name,)) for name in sessions]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    ids = [r.check_id for rs in results.values() for r in rs]
+    assert len(ids) == 9 and len(set(ids)) == 9
+    for name, rs in results.items():
+        assert {r.reason for r in rs} <= expected[name], (name, [r.reason for r in rs])
+
+
+def test_a_session_recorded_without_landmarks_gets_them_from_the_real_detector(backend):
+    from flashfas_edge.face.mtcnn_landmarks import MtcnnLandmarks
+    from flashfas_edge.sim.device import PROFILES
+    from flashfas_edge.sim.scene import SceneRequest
+    from flashfas_edge.sim.synth_session import render_session
+
+    request = SceneRequest("live", "office", PROFILES[1], 7, 7, width=320, height=240)
+    session = render_session(request)
+    truth = session.landmarks
+    session.landmarks = None
+    pipeline = Pipeline(
+        None, None, MtcnnLandmarks(min_face_px=24), backend, PipelineConfig(latency_us=0)
+    )
+    result = pipeline.run_recorded(session)
+    assert result.reason in (Reason.SCORE_ABOVE_THRESHOLD, Reason.SCORE_BELOW_THRESHOLD), (
+        result.reason,
+        result.detail,
+    )
+    assert result.detail["face_scores"][0] > 0.9
+    iod_truth = float(np.linalg.norm(truth[0, 1] - truth[0, 0]))
+    assert abs(result.detail["interocular_px"] - iod_truth) < 0.15 * iod_truth
+    assert result.detail["challenge_corr"] > 0.95
