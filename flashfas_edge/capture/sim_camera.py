@@ -11,6 +11,7 @@ from __future__ import annotations
 import collections
 import threading
 import time
+from typing import Any
 
 from flashfas_edge.capture.base import CameraError, CameraInfo, Frame
 from flashfas_edge.sim.kiosk import SimKiosk, monotonic_us
@@ -60,7 +61,7 @@ class SimCamera:
                 if wait_s > 0 and self._stop.wait(wait_s):
                     break
                 image, lm = k.render_frame(start)
-                meta = {} if lm is None else {"landmarks": lm}
+                meta: dict[str, Any] = {} if lm is None else {"landmarks": lm}
                 if lm is not None and k.last_other_faces:
                     # every face in view, main first (a second person behind the first)
                     meta["faces"] = [lm, *k.last_other_faces]

@@ -86,7 +86,7 @@ class Ambient:
         """float32 [H, W, 3] radiance under the ambient light (mean level), windows included."""
         n = gb.normal
         ndotl = np.clip(n @ self.dir_vec, 0.0, None)
-        up = np.float32([0.0, -1.0, 0.0])
+        up = np.array([0.0, -1.0, 0.0], np.float32)
         sky = 0.55 + 0.45 * (n @ up)
         irr = (self.dir_level * ndotl)[:, None] * self.dir_rgb + (self.sky_level * sky)[:, None] * (
             self.sky_rgb)

@@ -64,7 +64,7 @@ def shake_path(rng: np.random.Generator, n: int, step_px: float, centre: np.ndar
         rot += rng.normal(0, 0.08) * s
         scale *= 1 + rng.normal(0, 0.0015) * s
         m = cv2.getRotationMatrix2D((float(centre[0]), float(centre[1])), rot, scale)
-        m[:, 2] += (tx, ty)
+        m[:, 2] += np.array([tx, ty])
         warps.append(m)
     return warps
 

@@ -172,7 +172,7 @@ class HeadTracer:
         if len(near):
             o, d = pose.to_local(rays[near])
             t_all[0, near] = intersect_ellipsoid(o, d, (a, b, c))[0]
-            oc = o + np.float32([0, 0.008, 0.01])
+            oc = o + np.array([0, 0.008, 0.01], np.float32)
             cn, cf = intersect_ellipsoid(oc, d, self.cap_axes)
             t_all[1, near] = np.where(self._cap_region(oc, d, cn), cn,
                                       np.where(self._cap_region(oc, d, cf), cf, np.inf))
@@ -216,7 +216,7 @@ class HeadTracer:
         o, d = pose.to_local(rays)
         p = o + d * t[:, None]
         q = p if offset is None else p - offset
-        n = q / np.float32([ax * ax for ax in axes])
+        n = q / np.array([ax * ax for ax in axes], np.float32)
         n /= np.linalg.norm(n, axis=1, keepdims=True)
         return p, n
 
@@ -255,9 +255,9 @@ class HeadTracer:
         alb = ident.skin_rgb[None, :] * (1.0 + 0.10 * lo + 0.05 * hi)
         ax = np.abs(x_n)
         blush = _g(ax, y_n, 0.48, 0.15, 0.2, 0.15)[:, None]
-        alb = alb * (1 - 0.25 * blush * np.float32([0.0, 1.0, 0.9]))
+        alb = alb * (1 - 0.25 * blush * np.array([0.0, 1.0, 0.9], np.float32))
         lips = smoothstep(1.0, 0.7, (x_n / 0.26) ** 2 + ((y_n - MOUTH_Y) / 0.075) ** 2)[:, None]
-        alb = alb * (1 - lips * np.float32([0.25, 0.55, 0.5]))
+        alb = alb * (1 - lips * np.array([0.25, 0.55, 0.5], np.float32))
         if ident.beard > 0:
             beard = (smoothstep(0.25, 0.4, y_n) * smoothstep(1.0, 0.8, ax))[:, None]
             beard = beard * (1 - lips) * ident.beard
@@ -280,8 +280,8 @@ class HeadTracer:
         open_ = ((x_n - eye_x) / 0.15) ** 2 + ((y_n - EYE_Y) / 0.052) ** 2 < 1.0
         r_m = np.hypot((x_n - eye_x) * a, (y_n - EYE_Y) * ident.axes[1])
         eye_alb = np.where((r_m < 0.0058)[:, None], ident.iris_rgb[None, :],
-                           np.float32([0.62, 0.58, 0.55])[None, :])
-        pupil = np.float32([0.01, 0.01, 0.01])[None, :]
+                           np.array([0.62, 0.58, 0.55], np.float32)[None, :])
+        pupil = np.array([0.01, 0.01, 0.01], np.float32)[None, :]
         eye_alb = np.where((r_m < 0.0022)[:, None], pupil, eye_alb)
         alb = np.where(open_[:, None], eye_alb, alb)
         spec = np.where(open_, 0.4, spec)
@@ -331,7 +331,7 @@ class HeadTracer:
         return np.clip(self.ident.hair_rgb[None, :] * (1.0 + 0.5 * strands), 0.0, 1.0)
 
     def _fill_cap(self, gb: GBuffer, idx: np.ndarray, rays: np.ndarray, t: np.ndarray) -> None:
-        off = np.float32([0, -0.008, -0.01])
+        off = np.array([0, -0.008, -0.01], np.float32)
         p, n = self._ellipsoid_surface(self.place.pose, rays, t, self.cap_axes, offset=off)
         self._write_common(gb, idx, self.place.pose, p, n)
         q = p - off

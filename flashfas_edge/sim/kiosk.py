@@ -17,6 +17,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
@@ -52,8 +53,8 @@ class Subject:
 
     # named presets for the quality gates
     @staticmethod
-    def preset(name: str, **kw) -> Subject:
-        presets = {
+    def preset(name: str, **kw: Any) -> Subject:
+        presets: dict[str, dict[str, Any]] = {
             "live": {},
             "no_face": {"face_present": False},
             "two_faces": {"faces": 2},

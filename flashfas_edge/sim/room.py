@@ -29,7 +29,7 @@ class Room:
                            np.array([rng.uniform(-0.3, 0.3), 0.0, dist]))
         size = 256
         base = rng.uniform(0.15, 0.85, 3).astype(np.float32)
-        tex = np.ones((size, size, 3), np.float32) * base
+        tex: np.ndarray = np.ones((size, size, 3), np.float32) * base
         yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
         tex *= (1 + 0.3 * (xx - 0.5) * rng.uniform(-1, 1) + 0.3 * (yy - 0.5) * rng.uniform(-1, 1))[
             ..., None]
@@ -39,7 +39,7 @@ class Room:
             colour = tuple(float(c) for c in rng.uniform(0.03, 0.9, 3))
             cv2.rectangle(tex, (int(x0), int(y0)), (int(x0 + w), int(y0 + h)), colour, -1)
         tex = cv2.GaussianBlur(tex, (0, 0), rng.uniform(0.5, 3.0))
-        win = np.zeros((size, size), np.float32)
+        win: np.ndarray = np.zeros((size, size), np.float32)
         if window:
             x0 = rng.integers(40, 140)
             y0 = rng.integers(20, 100)
@@ -59,7 +59,7 @@ class Room:
         u = p[:, 0] / self.extent_m + 0.5
         v = p[:, 1] / self.extent_m + 0.5
         gb.position[idx] = self.pose.to_camera(p)
-        gb.normal[idx] = np.float32([0, 0, 1]) @ self.pose.rot.T.astype(np.float32)
+        gb.normal[idx] = np.array([0, 0, 1], np.float32) @ self.pose.rot.T.astype(np.float32)
         gb.albedo[idx] = sample(self.albedo_tex, u, v)
         gb.spec[idx], gb.shininess[idx], gb.obj[idx] = 0.01, 5.0, BACKGROUND
         gb.depth_z[idx] = gb.position[idx][:, 2]

@@ -98,6 +98,7 @@ def build_scene(req: SceneRequest) -> Scene:
                     "drift_per_s": amb.drift_per_s, "flicker": amb.flicker,
                     "window_radiance": amb.window_radiance},
     }
+    gb = GBuffer.empty(n)
     # candidate surfaces: (t [N], fill(idx_selected))
     tracers: list[tuple[np.ndarray, Any]] = []
     t_room = room.hit(rays)
@@ -163,7 +164,6 @@ def build_scene(req: SceneRequest) -> Scene:
                 landmarks_local(other.ident))).astype(np.float32))
             t_o, part_o = other.hit(rays)
             tracers.append((t_o, lambda idx: other.fill(gb, idx, rays[idx], t_o[idx], part_o[idx])))
-    gb = GBuffer.empty(n)
     ts = np.stack([t for t, _ in tracers])
     nearest = np.argmin(ts, axis=0)
     for k, (_, fill) in enumerate(tracers):
@@ -178,7 +178,7 @@ def build_scene(req: SceneRequest) -> Scene:
     lm = lm.astype(np.float32)
     depth = _depth_label(gb, lm, req.attack_type, h, w)
     # the kiosk locks exposure for its brightest state (calibrate): the flash does not clip faces
-    wb = np.float32(req.profile.wb_gains)
+    wb = np.array(req.profile.wb_gains, np.float32)
     face_rad = face_mean_radiance((ambient_img + flash_img + emission_img) * wb, lm)
     params["landmarks_visible"] = bool(np.all(np.isfinite(lm)))
     return Scene(req, cam, amb, ambient_img, flash_img, emission_img, lm, depth, face_rad, replay,
@@ -209,8 +209,8 @@ def _depth_label(gb: GBuffer, lm: np.ndarray, attack_type: str, h: int, w: int) 
     if not np.all(np.isfinite(lm)):
         return np.zeros((DEPTH_SIZE, DEPTH_SIZE), np.float32)
     m = similarity_lstsq(lm, canonical_template(DEPTH_SIZE))
-    head = np.isin(gb.obj, (SKIN, HAIR, EYE)).reshape(h, w).astype(np.float32)
-    z = np.where(head > 0, gb.depth_z.reshape(h, w), 0.0).astype(np.float32)
+    head: np.ndarray = np.isin(gb.obj, (SKIN, HAIR, EYE)).reshape(h, w).astype(np.float32)
+    z: np.ndarray = np.where(head > 0, gb.depth_z.reshape(h, w), 0.0).astype(np.float32)
     size = (DEPTH_SIZE, DEPTH_SIZE)
     # the head is ~1/3 of the frame: pre-blur so the 64² warp does not alias
     scale = float(np.sqrt(abs(np.linalg.det(m[:, :2]))))

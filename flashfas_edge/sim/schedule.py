@@ -46,7 +46,7 @@ def draw_schedule(rng: np.random.Generator, spec: ScheduleSpec) -> FlashSchedule
             rgb = spec.palette[int(rng.integers(len(spec.palette)))]
         else:
             rgb = (1.0, 1.0, 1.0)
-        states.append(FlashState(rgb=tuple(float(c) for c in rgb),
+        states.append(FlashState(rgb=(float(rgb[0]), float(rgb[1]), float(rgb[2])),
                                  intensity=float(spec.levels[level_index])))
     order = tuple(int(np.nonzero(play == r)[0][0]) for r in range(spec.n0))
     nonce = rng.bytes(16).hex()

@@ -70,13 +70,14 @@ def develop(linear: np.ndarray, profile: DeviceProfile, state: SensorState,
     # shot noise (Poisson ≈ Gaussian at these counts) + read noise, in sensor units
     sigma = np.sqrt(np.maximum(v, 0) / e_per_unit + (profile.read_noise_e / e_per_unit) ** 2)
     v = v + sigma * unit_noise(rng, v.shape)
-    v = v * np.float32(profile.wb_gains)
+    v = v * np.array(profile.wb_gains, np.float32)
     # gamma + 8-bit quantisation through a 14-bit lookup table (the sensor's ADC depth)
     code = np.clip(v * np.float32(_LUT_SIZE - 1) + np.float32(0.5), 0, _LUT_SIZE - 1)
     out = _gamma_lut(profile.gamma)[code.astype(np.int32)]
     if profile.jpeg_quality is not None:
         ok, buf = cv2.imencode(".jpg", out[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY,
                                                          profile.jpeg_quality])
-        if ok:
-            out = cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1].copy()
+        decoded = cv2.imdecode(buf, cv2.IMREAD_COLOR) if ok else None
+        if decoded is not None:
+            out = decoded[..., ::-1].copy()
     return out

@@ -86,7 +86,7 @@ def generate(job: SynthJob, workers: int, progress: bool = True) -> dict[str, An
     tasks = [(job, k) for k in range(n_shards)]
     results: dict[int, tuple[list[dict[str, Any]], int]] = {}
     t0 = time.perf_counter()
-    bar = None
+    bar: Any = None
     if progress:
         from tqdm import tqdm
 
@@ -111,7 +111,7 @@ def generate(job: SynthJob, workers: int, progress: bool = True) -> dict[str, An
                "bytes": results[k][1]} for k in range(n_shards)]
     samples = [row for k in range(n_shards) for row in results[k][0]]
     write_index(out, shards, samples, {"generator": "flashfas-edge synth", "job": asdict(job)})
-    total = sum(s["bytes"] for s in shards)
+    total = sum(int(results[k][1]) for k in range(n_shards))
     counts: dict[str, int] = {}
     for row in samples:
         counts[row["attack_type"]] = counts.get(row["attack_type"], 0) + 1
