@@ -153,3 +153,40 @@ def test_an_extended_display_is_not_a_point_light_up_close():
 def test_eyes_and_skin_are_distinct_materials_in_a_live_face():
     scene = _scene("live", 11)
     assert np.any(scene.obj == EYE) and np.any(scene.obj == SKIN)
+
+
+def _observable_shape_cue(scene, seed: int) -> float:
+    """Spatial variation of flash / ambient over the face, from the camera's frames only:
+    log((F_bright − F_dark) / F_dark) cancels albedo; a plane's ratio is a smooth trend."""
+    comp = FrameComposer(scene, readout_us=0)
+    states = (FlashState((1, 1, 1), 1.0), FlashState((1, 1, 1), 0.0))
+    colours = comp.state_colours(states, IDLE_STATE)
+    rng = np.random.default_rng(seed)
+    frames = []
+    for start in (20_000.0, 120_000.0):
+        lin = comp.linear_frame(start, 100_000.0, colours, np.array([0.0, 100_000.0]), 100_000)
+        frames.append((comp.develop(lin, rng)[..., 1] / 255.0) ** scene.request.profile.gamma)
+    lm = scene.landmarks
+    iod = float(np.linalg.norm(lm[1] - lm[0]))
+    cx, cy = lm.mean(axis=0)
+    box = (slice(int(cy - 0.9 * iod), int(cy + 0.9 * iod)),
+           slice(int(cx - 0.9 * iod), int(cx + 0.9 * iod)))
+    import cv2
+
+    sig = max(iod / 12, 1.0)
+    diff = cv2.GaussianBlur(frames[0] - frames[1], (0, 0), sig)[box]
+    dark = cv2.GaussianBlur(frames[1], (0, 0), sig)[box]
+    ratio = np.log(np.clip(diff, 1e-3, None) / np.clip(dark, 1e-3, None))
+    yy, xx = np.mgrid[0 : ratio.shape[0], 0 : ratio.shape[1]]
+    basis = np.stack([np.ones(ratio.size), xx.ravel(), yy.ravel(), xx.ravel() ** 2,
+                      yy.ravel() ** 2, (xx * yy).ravel()], axis=1)
+    coef, *_ = np.linalg.lstsq(basis, ratio.ravel(), rcond=None)
+    return float(np.std(ratio.ravel() - basis @ coef))
+
+
+def test_a_simple_statistic_of_the_frames_separates_live_faces_from_flat_prints():
+    live = [_scene("live", s, identity=s) for s in range(4)]  # office, like the prints
+    prints = _flat_matte_prints(4)
+    cue_live = [_observable_shape_cue(s, k) for k, s in enumerate(live)]
+    cue_print = [_observable_shape_cue(s, k) for k, s in enumerate(prints)]
+    assert min(cue_live) > max(cue_print), (cue_live, cue_print)
