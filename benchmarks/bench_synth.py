@@ -35,6 +35,7 @@ def main() -> int:
     from flashfas_edge.sim.scene import build_scene
     from flashfas_edge.sim.synth_dataset import SynthJob, generate, render_sample
 
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
     with tempfile.TemporaryDirectory() as tmp:
         job = SynthJob(out=str(Path(tmp) / "ds"), n=args.n, seed=123, width=args.width,
                        height=args.height, frames=args.frames)
@@ -59,6 +60,13 @@ def main() -> int:
                                            np.array([0.0]), 10**9), rng)
         t_frames.append((time.perf_counter() - t1) / 5)
         t_scene.append(t1 - t0)
+    # CPU seconds of whole sessions in this process: what the cores would give without the
+    # other jobs of a shared machine (wall-clock rates above include their load)
+    cpu0 = time.process_time()
+    n_cpu = 6
+    for i in range(n_cpu):
+        render_sample(job, 100 + i)
+    cpu_per_session = (time.process_time() - cpu0) / n_cpu
     out = {
         "sessions": args.n, "workers": args.workers, "resolution": [args.width, args.height],
         "frames_per_session": summary["mean_frames"], "sessions_per_s": round(rate, 2),
@@ -67,6 +75,8 @@ def main() -> int:
         "bytes_per_1000_sessions_compressed": int(comp_bytes * 1000),
         "one_process_scene_s": round(float(np.median(t_scene)), 3),
         "one_process_frame_s": round(float(np.median(t_frames)), 4),
+        "cpu_s_per_session": round(cpu_per_session, 3),
+        "sessions_per_s_if_cores_were_free": round((os.cpu_count() or 1) / cpu_per_session, 2),
         "load_average_1min": round(os.getloadavg()[0], 2),
     }
     print(json.dumps(out))
