@@ -67,12 +67,19 @@ def develop(linear: np.ndarray, profile: DeviceProfile, state: SensorState,
     """Radiance image float32 [H, W, 3] → uint8 RGB frame as the camera would deliver it."""
     v = linear * np.float32(state.scale)
     e_per_unit = profile.full_well_e / state.analog_gain
-    # shot noise (Poisson ≈ Gaussian at these counts) + read noise, in sensor units
-    sigma = np.sqrt(np.maximum(v, 0) / e_per_unit + (profile.read_noise_e / e_per_unit) ** 2)
-    v = v + sigma * unit_noise(rng, v.shape)
-    v = v * np.array(profile.wb_gains, np.float32)
+    # shot noise (Poisson ≈ Gaussian at these counts) + read noise, in sensor units; in place,
+    # the same float32 operations in the same order as the plain expressions
+    sigma = np.maximum(v, 0)
+    sigma /= e_per_unit
+    sigma += (profile.read_noise_e / e_per_unit) ** 2
+    np.sqrt(sigma, out=sigma)
+    sigma *= unit_noise(rng, v.shape)
+    v += sigma
+    v *= np.array(profile.wb_gains, np.float32)
     # gamma + 8-bit quantisation through a 14-bit lookup table (the sensor's ADC depth)
-    code = np.clip(v * np.float32(_LUT_SIZE - 1) + np.float32(0.5), 0, _LUT_SIZE - 1)
+    v *= np.float32(_LUT_SIZE - 1)
+    v += np.float32(0.5)
+    code = np.clip(v, 0, _LUT_SIZE - 1, out=v)
     out = _gamma_lut(profile.gamma)[code.astype(np.int32)]
     if profile.jpeg_quality is not None:
         ok, buf = cv2.imencode(".jpg", out[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY,
