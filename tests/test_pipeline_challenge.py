@@ -7,25 +7,27 @@ from collections import Counter
 import pytest
 from pydantic import ValidationError
 
-from flashfas_edge.pipeline.challenge import WHITE, draw_challenge
+from flashfas_edge.capture.base import CameraInfo
+from flashfas_edge.pipeline.challenge import WHITE, draw_challenge, state_duration_for
 from flashfas_edge.pipeline.config import ChallengeConfig, PipelineConfig
 
 PALETTE = ((1.0, 0.2, 0.2), (0.2, 1.0, 0.2), (0.2, 0.2, 1.0))
+CAMERA = CameraInfo(width=640, height=480, fps=30.0, exposure_us=6_000, readout_us=16_000)
 
 
 def test_challenge_plays_each_level_once_and_order_sorts_them_brightest_first():
     config = ChallengeConfig()
-    schedule = draw_challenge(config, supports_colour=False)
+    schedule = draw_challenge(config, supports_colour=False, camera=CAMERA)
     levels = [s.intensity for s in schedule.states]
     assert sorted(levels, reverse=True) == list(config.levels)
     assert [levels[i] for i in schedule.order] == list(config.levels)
-    assert schedule.state_duration_us == config.state_duration_us
+    assert schedule.state_duration_us == state_duration_for(config, CAMERA)
     assert all(s.rgb == WHITE for s in schedule.states)
 
 
 def test_every_challenge_has_a_fresh_nonce_and_orders_vary():
     config = ChallengeConfig()
-    draws = [draw_challenge(config, supports_colour=False) for _ in range(600)]
+    draws = [draw_challenge(config, supports_colour=False, camera=CAMERA) for _ in range(600)]
     assert len({d.nonce for d in draws}) == len(draws)
     assert all(len(d.nonce) == 32 for d in draws)
     orders = Counter(tuple(s.intensity for s in d.states) for d in draws)
@@ -39,10 +41,12 @@ def test_every_challenge_has_a_fresh_nonce_and_orders_vary():
 
 def test_colours_are_drawn_only_when_the_surface_shows_colour():
     config = ChallengeConfig(colour_palette=PALETTE)
-    mono = draw_challenge(config, supports_colour=False)
+    mono = draw_challenge(config, supports_colour=False, camera=CAMERA)
     assert {s.rgb for s in mono.states} == {WHITE}
     colours = Counter(
-        s.rgb for _ in range(200) for s in draw_challenge(config, supports_colour=True).states
+        s.rgb
+        for _ in range(200)
+        for s in draw_challenge(config, supports_colour=True, camera=CAMERA).states
     )
     assert set(colours) == set(PALETTE)
 
@@ -64,3 +68,24 @@ def test_config_rejects_bad_levels_and_palettes():
 
 def test_config_sorts_levels_brightest_first():
     assert ChallengeConfig(levels=(0.0, 1.0, 0.5)).levels == (1.0, 0.5, 0.0)
+
+
+def test_state_duration_always_holds_one_whole_frame_of_the_camera():
+    config = ChallengeConfig()
+    duration = state_duration_for(config, CAMERA)
+    period = 1e6 / CAMERA.fps
+    assert duration >= period + CAMERA.exposure_us + CAMERA.readout_us + config.settle_us
+    assert duration < period + CAMERA.exposure_us + CAMERA.readout_us + config.settle_us + 1000
+    # whatever the camera's phase, some frame integrates only inside the state
+    for phase in range(0, int(period), 1000):
+        starts = [phase + k * period for k in range(-2, 10)]
+        clean = [
+            t
+            for t in starts
+            if t >= config.settle_us / 2
+            and t + CAMERA.exposure_us + CAMERA.readout_us <= duration - config.settle_us / 2
+        ]
+        assert clean, phase
+    assert state_duration_for(ChallengeConfig(state_duration_us=150_000), CAMERA) == 150_000
+    with pytest.raises(ValueError):
+        state_duration_for(config, None)

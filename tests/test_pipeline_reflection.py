@@ -23,7 +23,10 @@ def _observed(excitation, ambient=0.1, gain=(0.5, 0.35, 0.3), noise=0.0, gamma=2
 
 def _accepted(fit: ReflectionFit) -> bool:
     gates = GateThresholds()
-    return fit.corr >= gates.min_challenge_corr and fit.margin >= gates.min_challenge_margin
+    return (
+        fit.corr >= gates.min_challenge_corr
+        and fit.residual_ratio >= gates.min_challenge_residual_ratio
+    )
 
 
 def _white(levels):
@@ -71,7 +74,7 @@ def test_a_noisy_but_true_reflection_still_beats_every_other_order():
         fits.append(fit_reflection(seen + rng.normal(0, 0.5, (5, 3)), play))
     corrs = np.array([f.corr for f in fits])
     assert np.mean(corrs < 0.95) > 0.3  # a fixed r ≥ 0.95 floor would refuse these faces
-    assert np.mean([_accepted(f) for f in fits]) > 0.7
+    assert np.mean([_accepted(f) for f in fits]) > 0.65
 
 
 def test_repeated_states_are_not_counted_as_other_orders():
@@ -127,4 +130,4 @@ def test_any_true_reflection_passes_whatever_the_ambient_gain_and_camera_gamma(
     seen = _observed(play, ambient=ambient, gain=gain, gamma=camera_gamma)
     fit = fit_reflection(seen, play, gamma=2.2)
     assert fit.corr >= 0.99
-    assert fit.margin >= 0.05
+    assert fit.residual_ratio >= 10

@@ -8,8 +8,10 @@ which played state is the brightest, the next, ..., the darkest (ATR-FAS §3.2).
 
 from __future__ import annotations
 
+import math
 import secrets
 
+from flashfas_edge.capture.base import CameraInfo
 from flashfas_edge.flash.base import FlashSchedule, FlashState
 from flashfas_edge.pipeline.config import ChallengeConfig
 
@@ -25,7 +27,26 @@ def _shuffled(n: int) -> list[int]:
     return items
 
 
-def draw_challenge(config: ChallengeConfig, supports_colour: bool) -> FlashSchedule:
+def state_duration_for(config: ChallengeConfig, camera: CameraInfo | None) -> int:
+    """The configured state duration, else the shortest that always holds one clean frame.
+
+    A frame integrates light over exposure + readout (rolling shutter) and frames start every
+    1/fps, at a phase the flash does not control: a state lasting one period + exposure +
+    readout always contains one whole frame; ``settle_us`` covers the display's rise time and
+    the latency jitter. Shorter sequences mean a faster check (DESIGN.md §1 steps 2–4).
+    """
+    if config.state_duration_us is not None:
+        return config.state_duration_us
+    if camera is None or camera.fps <= 0:
+        raise ValueError("a camera-derived state duration needs the camera's fps")
+    period_us = 1e6 / camera.fps
+    needed = period_us + camera.exposure_us + camera.readout_us + config.settle_us
+    return int(math.ceil(needed / 1000.0) * 1000)  # whole milliseconds
+
+
+def draw_challenge(
+    config: ChallengeConfig, supports_colour: bool, camera: CameraInfo | None = None
+) -> FlashSchedule:
     """Draw one challenge. Colours are drawn per state only when the surface can show them."""
     levels = config.levels  # sorted brightest first by the config validator
     play_order = _shuffled(len(levels))  # play slot k shows level play_order[k]
@@ -38,7 +59,7 @@ def draw_challenge(config: ChallengeConfig, supports_colour: bool) -> FlashSched
     order = tuple(play_order.index(r) for r in range(len(levels)))
     return FlashSchedule(
         states=tuple(states),
-        state_duration_us=config.state_duration_us,
+        state_duration_us=state_duration_for(config, camera),
         nonce=secrets.token_hex(16),
         order=order,
     )

@@ -23,7 +23,11 @@ class ChallengeConfig(_Section):
     # Colours the challenge may draw from where the flash surface can show colour ("dynamic flash
     # in sequential colours with different intensity", ATR-FAS §3.2). Empty: white only.
     colour_palette: tuple[tuple[float, float, float], ...] = ()
-    state_duration_us: int = Field(default=100_000, ge=10_000, le=2_000_000)
+    # How long each state shows. None: the shortest that still guarantees one clean frame per
+    # state whatever the camera's phase — one frame period + exposure + rolling-shutter readout
+    # + ``settle_us`` for the display's transition and latency jitter (challenge.py).
+    state_duration_us: int | None = Field(default=None, ge=10_000, le=2_000_000)
+    settle_us: int = Field(default=8_000, ge=0, le=200_000)
 
     @field_validator("levels")
     @classmethod
@@ -94,11 +98,11 @@ class GateThresholds(_Section):
     min_flash_snr: float = Field(default=2.0, gt=0)
     min_flash_response_dl: float = Field(default=2.0, ge=0)
     # Challenge verification (anti-replay, reflection_check.py): the fit r of the face's per-state
-    # response to the commanded sequence must reach a floor, and beat the best fit of every
-    # other order of the same states by a margin (one swapped adjacent pair of N0 = 5 levels
-    # scores r ≈ 0.9 against the truth, so a true match usually wins by ≥ 0.05).
+    # response to the commanded sequence must reach a floor, and every other order of the same
+    # states must leave at least ``min_challenge_residual_ratio`` times more variance
+    # unexplained (a replayed order leaves *less*: ratio < 1; a true match under noise ~2–10⁴).
     min_challenge_corr: float = Field(default=0.9, ge=0, le=1)
-    min_challenge_margin: float = Field(default=0.02, gt=0, le=1)
+    min_challenge_residual_ratio: float = Field(default=1.5, gt=1.0, le=1e6)
     # A failed verification is called a spoof only when the flash response is clearly visible;
     # below this SNR the mismatch may be measurement noise (ambient drift, flicker) → retry.
     min_flash_snr_for_mismatch: float = Field(default=4.0, gt=0)

@@ -71,6 +71,7 @@ def measure_flash(
         "challenge_best_other_corr": round(fit.best_other_corr, 4),
         "challenge_best_other_order": list(fit.best_other_order),
         "challenge_margin": round(fit.margin, 4),
+        "challenge_residual_ratio": round(min(fit.residual_ratio, 1e6), 3),
     }
     return FlashEvidence(
         state_means_dl=means,
@@ -107,7 +108,10 @@ def gate_flash(evidence: FlashEvidence, gates: GateThresholds) -> None:
             min_flash_response_dl=gates.min_flash_response_dl,
         )
     fit = evidence.fit
-    if fit.corr < gates.min_challenge_corr or fit.margin < gates.min_challenge_margin:
+    if (
+        fit.corr < gates.min_challenge_corr
+        or fit.residual_ratio < gates.min_challenge_residual_ratio
+    ):
         if snr < gates.min_flash_snr_for_mismatch:
             raise retry(
                 Reason.LOW_FLASH_SNR,
@@ -121,6 +125,6 @@ def gate_flash(evidence: FlashEvidence, gates: GateThresholds) -> None:
             {
                 **detail,
                 "min_challenge_corr": gates.min_challenge_corr,
-                "min_challenge_margin": gates.min_challenge_margin,
+                "min_challenge_residual_ratio": gates.min_challenge_residual_ratio,
             },
         )

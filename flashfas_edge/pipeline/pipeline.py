@@ -166,7 +166,8 @@ class Pipeline:
         camera, flash, cfg = self._camera, self._flash, self.config
         # 1. challenge
         schedule = clock.timed(
-            "challenge", lambda: draw_challenge(cfg.challenge, flash.supports_colour())
+            "challenge",
+            lambda: draw_challenge(cfg.challenge, flash.supports_colour(), camera.info()),
         )
         # 2. flash: blocks for the sequence itself, bounded by its length plus a margin
         sequence_s = schedule.n0 * schedule.state_duration_us / 1e6
@@ -248,7 +249,10 @@ class Pipeline:
         self, check_id: str, cap: _Capture, clock: StageClock, want_depth: bool
     ) -> CheckResult:
         cfg, t = self.config, self.config.timeouts
-        detail: dict[str, Any] = {"frames_used": [f.index for f in cap.state_frames]}
+        detail: dict[str, Any] = {
+            "frames_used": [f.index for f in cap.state_frames],
+            "state_duration_us": cap.schedule.state_duration_us,
+        }
         # 6. landmarks + face gates
         track = clock.bounded(
             "landmarks",

@@ -9,10 +9,13 @@ for a sequence unrelated to the challenge.
 The same fit is made for every *other* order of the commanded states (all N0! permutations of
 the play slots). A recording of an earlier check, or an injected stream, reflects another random
 order; a stream delayed or advanced by whole states reflects a cyclic shift. Either way some other
-order explains the observations better than the challenge does. Requiring the challenge to be the
-best explanation (by a margin) is what rejects them; a fixed floor on r alone would either let
-near-orders through or, at low flash SNR, call a live face a spoof. An old recording passes only
-when its order happens to equal the new challenge: 1 / N0! (1/120 for N0 = 5; colours lower it).
+order explains the observations better than the challenge does. The test is therefore relative:
+the best other order must leave clearly more unexplained variance than the challenge,
+residual_ratio = (1 − r_other²) / (1 − r²) — an F-like ratio of residual sums of squares that
+does not depend on how bright the flash is, and stays large for a true match even when two states
+are alike (a dim colour next to black) or the response is noisy. A fixed floor on r alone would
+either let near-orders through or, at low flash SNR, call a live face a spoof. An old recording
+passes only when its order happens to equal the new challenge: 1 / N0! (1/120 for N0 = 5).
 """
 
 from __future__ import annotations
@@ -35,6 +38,12 @@ class ReflectionFit:
     @property
     def margin(self) -> float:
         return self.corr - self.best_other_corr
+
+    @property
+    def residual_ratio(self) -> float:
+        """Unexplained variance of the best other order over that of the challenge (≥ 0)."""
+        unexplained = max(1.0 - self.corr**2, 1e-12)
+        return (1.0 - self.best_other_corr**2) / unexplained
 
 
 def linearise(levels_dl: np.ndarray, gamma: float) -> np.ndarray:
