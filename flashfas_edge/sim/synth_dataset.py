@@ -86,24 +86,30 @@ def generate(job: SynthJob, workers: int, progress: bool = True) -> dict[str, An
     tasks = [(job, k) for k in range(n_shards)]
     results: dict[int, tuple[list[dict[str, Any]], int]] = {}
     t0 = time.perf_counter()
+    parallel = workers > 1 and n_shards > 1
+    # fork the workers before the progress bar starts its monitor thread
+    ctx = mp.get_context("fork" if os.name == "posix" else "spawn")
+    pool = ctx.Pool(min(workers, n_shards)) if parallel else None
     bar: Any = None
     if progress:
         from tqdm import tqdm
 
         bar = tqdm(total=job.n, unit="session", desc=f"synth {job.split}")
-    if workers <= 1 or n_shards == 1:
-        for task in tasks:
-            k, rows, size = _render_shard(task)
+    try:
+        done = (pool.imap_unordered(_render_shard, tasks) if pool is not None
+                else map(_render_shard, tasks))
+        for k, rows, size in done:
             results[k] = (rows, size)
             if bar:
                 bar.update(len(rows))
-    else:
-        ctx = mp.get_context("fork" if os.name == "posix" else "spawn")
-        with ctx.Pool(min(workers, n_shards)) as pool:
-            for k, rows, size in pool.imap_unordered(_render_shard, tasks):
-                results[k] = (rows, size)
-                if bar:
-                    bar.update(len(rows))
+    except BaseException:
+        if pool is not None:
+            pool.terminate()  # a failed or interrupted run leaves no workers behind
+        raise
+    finally:
+        if pool is not None:
+            pool.close()
+            pool.join()
     if bar:
         bar.close()
     elapsed = time.perf_counter() - t0
