@@ -44,8 +44,10 @@ class FaceCrop:
         count = self.pixel_count
         if count == 0:
             return 0.0
-        clipped = (self.patch.max(axis=2) >= level).view(np.uint8)
-        return float(cv2.countNonZero(cv2.bitwise_and(clipped, self.mask))) / count
+        # inRange marks pixels whose every channel is below ``level``; the rest are clipped.
+        below = cv2.inRange(self.patch, (0, 0, 0), (level - 1, level - 1, level - 1))
+        unclipped = cv2.countNonZero(cv2.bitwise_and(below, self.mask))
+        return float(count - unclipped) / count
 
 
 def face_crop(image: np.ndarray, points: np.ndarray) -> FaceCrop:
@@ -91,7 +93,7 @@ def pixel_noise_sigma(crop: FaceCrop) -> float:
     """
     if crop.patch.shape[0] < 3 or crop.patch.shape[1] < 3:
         return float("inf")
-    grey = crop.patch.astype(np.float32).mean(axis=2)
+    grey = cv2.transform(crop.patch.astype(np.float32), np.full((1, 3), 1 / 3, np.float32))
     kernel = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], dtype=np.float32)
     response = cv2.filter2D(grey, cv2.CV_32F, kernel, borderType=cv2.BORDER_REFLECT)
     # Interior of the mask only: the kernel must not straddle the ellipse border.

@@ -164,10 +164,10 @@ class Pipeline:
         if self._camera is None or self._flash is None:
             raise PipelineSetupError("this pipeline has no camera/flash (recorded sessions only)")
         camera, flash, cfg = self._camera, self._flash, self.config
+        info = camera.info()
         # 1. challenge
         schedule = clock.timed(
-            "challenge",
-            lambda: draw_challenge(cfg.challenge, flash.supports_colour(), camera.info()),
+            "challenge", lambda: draw_challenge(cfg.challenge, flash.supports_colour(), info)
         )
         # 2. flash: blocks for the sequence itself, bounded by its length plus a margin
         sequence_s = schedule.n0 * schedule.state_duration_us / 1e6
@@ -179,10 +179,11 @@ class Pipeline:
             raise FlashError(
                 f"flash reported {len(playback.onsets_us)} onsets for {schedule.n0} states"
             )
-        # 3. capture: every frame that can be clean for some state (exposure starts inside the
-        # states' on-camera window), waiting until the last one has arrived
+        # 3. capture: every frame that can be clean for some state — its first row starts after
+        # the first state reached the camera and its last row ends before the last state left
+        # it — waiting only until the first frame past that window has arrived.
         t0_us = int(playback.onsets_us[0]) + cfg.latency_us
-        t1_us = int(playback.end_us) + cfg.latency_us
+        t1_us = int(playback.end_us) + cfg.latency_us - info.exposure_us - info.readout_us + 1
         frames = clock.timed(
             "capture", lambda: camera.frames_between(t0_us, t1_us, cfg.timeouts.capture_s)
         )
