@@ -224,3 +224,21 @@ def test_colour_challenge_is_verified_per_channel_and_a_colour_replay_mismatches
         ]
     finally:
         pipeline.stop()
+
+
+def test_reflections_one_state_out_of_step_are_a_challenge_mismatch(kiosk, devices, backend):
+    """Timing is part of the challenge: a stream that runs a flash state out of step with the
+    flash (a relay, a pre-recorded clip started early) shows every state in the wrong slot. Here
+    the pipeline reads each slot one state after the light really changed, which is the same
+    thing seen from the other side; the sequence then fits a shifted order better."""
+    camera, _ = devices
+    info = camera.info()
+    state_us = int(1e6 / info.fps + info.exposure_us + info.readout_us + 8_000)
+    state_us = -(-state_us // 1000) * 1000
+    pipeline = _pipeline(kiosk, devices, backend)
+    pipeline.config = pipeline.config.model_copy(update={"latency_us": kiosk.latency_us + state_us})
+    result = _check(kiosk, pipeline, Subject(seed=4, scenario="dark_room"))
+    assert (result.verdict, result.reason) == (Verdict.SPOOF, Reason.CHALLENGE_MISMATCH), (
+        result.reason,
+        {k: result.detail.get(k) for k in _EVIDENCE},
+    )
