@@ -81,11 +81,12 @@ def main(argv: list[str] | None = None) -> int:
         "checks": len(rows), "scene": args.scene, "ambient": args.ambient, "camera_fps": 30,
         "model": status["model"]["name"], "backend": status["backend"],
         "verdicts": {v: sum(r["verdict"] == v for r in rows) for v in ("live", "spoof", "retry")},
+        "reasons": {k: sum(r["reason"] == k for r in rows) for k in {r["reason"] for r in rows}},
     }
     print(f"{len(rows)} checks, scene {args.scene}/{args.ambient}, simulated kiosk at 30 fps, "
           f"{status['backend']['name']} ({status['backend']['device']}), "
           f"model {status['model']['name']}")
-    print(f"verdicts: {report['verdicts']}")
+    print(f"verdicts: {report['verdicts']}, reasons: {report['reasons']}")
     print(f"{'':34}{'p50':>9}{'p95':>9}")
     for key in ("request_to_verdict_ms", "capture_ms", "processing_after_last_frame_ms",
                 "after_capture_incl_http_ms", "infer_ms"):
