@@ -112,3 +112,16 @@ def test_config_selects_the_provider():
         GroundTruthLandmarks,
     )
     assert isinstance(create_landmark_provider(LandmarkConfig(provider="mtcnn")), MtcnnLandmarks)
+
+
+def test_search_near_a_known_face_finds_it_again(detector):
+    image = np.full((480, 640, 3), 120, np.uint8)
+    image[:, 64:576] = _astronaut()[:480]
+    frame = _frame(np.ascontiguousarray(image))
+    (full,) = detector.detect(frame)
+    (near,) = detector.detect_near(frame, full.box)
+    iod = float(np.linalg.norm(full.points[1] - full.points[0]))
+    assert float(np.abs(near.points - full.points).max()) < 0.08 * iod
+    assert near.score > 0.95
+    # nothing is searched far from the given box
+    assert detector.detect_near(frame, (0.0, 400.0, 40.0, 440.0)) == []

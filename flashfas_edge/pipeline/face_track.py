@@ -1,14 +1,17 @@
 """Step 6 + the face gates of step 5: one face, the right size, still enough, in every state frame.
 
 The provider runs on the N0 frames that sync chose. Each gate that fails stops the check with
-``retry`` and its reason; the measurements behind it go into ``detail``.
+``retry`` and its reason; the measurements behind it go into ``detail``. A provider that can
+search near a known face (``detect_near``, e.g. MTCNN) searches the whole frame only for the first
+state frame and near the face for the others (~0.3 s later): several faces are then counted in
+the first frame and around the subject, which is where a second person matters.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -18,6 +21,15 @@ from flashfas_edge.pipeline.config import GateThresholds
 from flashfas_edge.pipeline.face_region import interocular_px
 from flashfas_edge.pipeline.rejection import retry
 from flashfas_edge.pipeline.result import Reason
+
+
+@runtime_checkable
+class NearbyFaceSearch(Protocol):
+    """Optional capability of a LandmarkProvider: look only around a face found just before."""
+
+    def detect_near(
+        self, frame: Frame, box: tuple[float, float, float, float]
+    ) -> list[FaceLandmarks]: ...
 
 
 @dataclass(frozen=True)
@@ -45,8 +57,16 @@ def track_face(
 ) -> FaceTrack:
     chosen: list[FaceLandmarks] = []
     counts: list[int] = []
+    # One search window for the whole sequence, anchored on the first frame's face, so the
+    # detector sees the same crop geometry in every frame and its jitter does not read as motion.
+    search = provider if isinstance(provider, NearbyFaceSearch) else None
+    anchor: tuple[float, float, float, float] | None = None
     for slot, frame in enumerate(frames):
-        faces = [f for f in provider.detect(frame) if f.score >= gates.min_face_score]
+        if search is not None and anchor is not None:
+            found = search.detect_near(frame, anchor)
+        else:
+            found = provider.detect(frame)
+        faces = [f for f in found if f.score >= gates.min_face_score]
         counts.append(len(faces))
         if not faces:
             raise retry(Reason.NO_FACE, slot=slot, faces_per_frame=counts)
@@ -54,7 +74,15 @@ def track_face(
         sizeable = [f for f in faces if _area(f.box) >= gates.second_face_min_area_ratio * main]
         if len(sizeable) > 1:
             raise retry(Reason.MULTIPLE_FACES, slot=slot, faces=len(sizeable))
-        chosen.append(_pick_face(sizeable, chosen[-1] if chosen else None))
+        face = _pick_face(sizeable, chosen[-1] if chosen else None)
+        if search is not None and anchor is None:
+            anchor = face.box
+            again = [
+                f for f in search.detect_near(frame, anchor) if f.score >= gates.min_face_score
+            ]
+            if again:
+                face = _pick_face(again, face)
+        chosen.append(face)
 
     landmarks = np.stack([f.points for f in chosen]).astype(np.float32)
     boxes = np.array([f.box for f in chosen], dtype=np.float32)
