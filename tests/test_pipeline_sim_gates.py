@@ -108,6 +108,7 @@ def test_each_quality_gate_has_a_scene_that_gets_retry_with_its_reason(
     result = _check(kiosk, pipeline, Subject.preset(preset, seed=3))
     assert (result.verdict, result.reason) == (Verdict.RETRY, reason), result.detail
     assert result.score is None
+    assert len(result.nonce) == 32  # the challenge that was played is named even on a retry
     sequence_ms = 5 * pipeline.config.challenge.settle_us / 1000  # at least 5 × (settle + ...)
     assert result.timings_ms["flash"] > sequence_ms  # the sequence really played
 

@@ -124,41 +124,32 @@ class Pipeline:
         check_id = uuid.uuid4().hex
         with self._lock:  # one camera, one flash: checks run one at a time
             clock = StageClock(self._runner)
-            nonce = ""
             try:
-                captured = capture(clock)
-                nonce = captured.schedule.nonce
-                return self._evaluate(check_id, captured, clock, want_depth)
+                return self._evaluate(check_id, capture(clock), clock, want_depth)
             except CheckRejected as rejected:
                 return self._result(
-                    check_id, rejected.verdict, rejected.reason, clock, nonce, rejected.detail
+                    check_id, rejected.verdict, rejected.reason, clock, rejected.detail
                 )
             except StageTimeoutError as exc:
                 detail = {"stage": exc.stage, "timeout_s": exc.timeout_s}
-                return self._result(
-                    check_id, Verdict.RETRY, Reason.STAGE_TIMEOUT, clock, nonce, detail
-                )
+                return self._result(check_id, Verdict.RETRY, Reason.STAGE_TIMEOUT, clock, detail)
             except CameraError as exc:
                 detail = {"error": str(exc)}
                 return self._result(
-                    check_id, Verdict.RETRY, Reason.CAMERA_UNAVAILABLE, clock, nonce, detail
+                    check_id, Verdict.RETRY, Reason.CAMERA_UNAVAILABLE, clock, detail
                 )
             except FlashError as exc:
                 detail = {"error": str(exc)}
                 return self._result(
-                    check_id, Verdict.RETRY, Reason.FLASH_UNAVAILABLE, clock, nonce, detail
+                    check_id, Verdict.RETRY, Reason.FLASH_UNAVAILABLE, clock, detail
                 )
             except SessionInvalid as exc:
                 detail = {"error": str(exc)}
-                return self._result(
-                    check_id, Verdict.RETRY, Reason.INVALID_SESSION, clock, nonce, detail
-                )
+                return self._result(check_id, Verdict.RETRY, Reason.INVALID_SESSION, clock, detail)
             except Exception as exc:  # fail closed: whatever broke, the answer is not "live"
                 log.exception("check %s failed", check_id)
                 detail = {"error": f"{type(exc).__name__}: {exc}"}
-                return self._result(
-                    check_id, Verdict.RETRY, Reason.INTERNAL_ERROR, clock, nonce, detail
-                )
+                return self._result(check_id, Verdict.RETRY, Reason.INTERNAL_ERROR, clock, detail)
 
     def _capture_live(self, clock: StageClock) -> _Capture:
         if self._camera is None or self._flash is None:
@@ -169,6 +160,7 @@ class Pipeline:
         schedule = clock.timed(
             "challenge", lambda: draw_challenge(cfg.challenge, flash.supports_colour(), info)
         )
+        clock.nonce = schedule.nonce
         # 2. flash: blocks for the sequence itself, bounded by its length plus a margin
         sequence_s = schedule.n0 * schedule.state_duration_us / 1e6
         playback = clock.timed(
@@ -215,6 +207,7 @@ class Pipeline:
             nonce=session.nonce,
             order=tuple(int(i) for i in session.order),
         )
+        clock.nonce = session.nonce
         chosen = clock.timed(
             "sync",
             lambda: select_state_frames(
@@ -289,7 +282,7 @@ class Pipeline:
         output = clock.bounded("infer", lambda: self._backend.run(x), t.infer_s)
         # 10. decide
         verdict, reason = clock.timed("decide", lambda: decide(output, self.threshold))
-        result = self._result(check_id, verdict, reason, clock, cap.schedule.nonce, detail)
+        result = self._result(check_id, verdict, reason, clock, detail)
         result.score = float(output.p_live)
         result.type_probs = {k: float(v) for k, v in output.type_probs.items()}
         if want_depth:
@@ -302,7 +295,6 @@ class Pipeline:
         verdict: Verdict,
         reason: Reason,
         clock: StageClock,
-        nonce: str,
         detail: dict[str, Any],
     ) -> CheckResult:
         timings = {k: round(v, 3) for k, v in clock.timings_ms.items()}
@@ -316,7 +308,7 @@ class Pipeline:
             timings_ms=timings,
             model=dict(self._model),
             backend=dict(self._backend_info),
-            nonce=nonce,
+            nonce=clock.nonce,
             detail=detail,
         )
 

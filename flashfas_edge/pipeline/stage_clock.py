@@ -55,6 +55,7 @@ class StageClock:
     def __init__(self, runner: StageRunner) -> None:
         self._runner = runner
         self.timings_ms: dict[str, float] = {}
+        self.nonce = ""  # the check's challenge nonce, once drawn (reported even on early exits)
         self._t0 = time.perf_counter()
 
     def timed(self, stage: str, fn: Callable[[], T]) -> T:
