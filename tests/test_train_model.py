@@ -143,3 +143,15 @@ def test_exported_bundle_matches_pytorch_through_the_daemon_backend(tmp_path: Pa
     parity = check_parity(model, tmp_path / "bundle", x)
     assert parity.max_abs_p_live < 1e-5
     assert parity.max_abs_depth < 1e-5
+
+
+def test_hard_example_resampling_marks_hard_checks_from_the_chosen_epoch(tmp_path):
+    config = TINY.replace(optim={"epochs": 2, "batch_size": 8, "hard_example_epoch": 1})
+    train = _toy_split(32, config.model.input_size, seed=1)
+    dev = _toy_split(16, config.model.input_size, seed=2)
+    summary = train_model(
+        TrainOptions(config=config, out_dir=tmp_path, seed=0, progress=False), train, dev
+    )
+    assert summary.history[0]["hard_examples"] == 0
+    # MoESA §3.3: at least the top-decile losses are marked hard.
+    assert summary.history[1]["hard_examples"] >= 32 // 10

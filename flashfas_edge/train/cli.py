@@ -216,12 +216,17 @@ def run_export(args: argparse.Namespace) -> int:
 
     from flashfas_edge.inference.backend import BackendError, BundleError
     from flashfas_edge.train.export import ExportError, check_parity, export_bundle, write_manifest
+    from flashfas_edge.train.model import AtrFas
     from flashfas_edge.train.splits import DataError, find_split, load_split_for
     from flashfas_edge.train.trainer import CheckpointError, load_checkpoint, model_from_checkpoint
 
     try:
         state = load_checkpoint(args.checkpoint)
         model, config = model_from_checkpoint(state)
+        if not isinstance(model, AtrFas):
+            raise ExportError(
+                f"config {config.name!r} ({config.model.architecture}) has no bundle form"
+            )
         provenance = {
             "checkpoint_epoch": state["epoch"] + 1,
             "seed": state.get("seed"),
@@ -248,13 +253,12 @@ def run_export(args: argparse.Namespace) -> int:
             dev_dir = find_split(args.data, "dev") or find_split(args.data, "test")
             if dev_dir is None:
                 raise DataError(f"{args.data}: no dev or test split for the parity check")
-            x = load_split_for(dev_dir, config.model, args.cache).x[:64].float().numpy()
+            x = load_split_for(dev_dir, config.model, args.cache).x[:64].float()
             source = f"{dev_dir.name} samples"
         else:
             x = torch.randn(16, *(config.model.n_frames, 3), *(config.model.input_size,) * 2)
-            x = x.numpy()
             source = "random inputs"
-        parity = check_parity(model, args.out, np.ascontiguousarray(x))
+        parity = check_parity(model, args.out, np.ascontiguousarray(x.numpy()))
         result.manifest["provenance"]["parity"] = {**parity.__dict__, "inputs": source}
         write_manifest(args.out, result.manifest)
     except (CheckpointError, ExportError, DataError, BundleError, BackendError, OSError) as exc:
@@ -278,7 +282,8 @@ def run_ablate(args: argparse.Namespace) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    rows, memo = [], {}
+    rows: list[dict] = []
+    memo: dict = {}
     try:
         seeds = [int(s) for s in args.seeds.split(",")]
         for name in args.configs.split(","):

@@ -61,7 +61,7 @@ class BundleScorer(Scorer):
         self.batch = batch
 
     def score(self, split: SplitTensors) -> np.ndarray:
-        scores = []
+        scores: list[float] = []
         for start in range(0, len(split), self.batch):
             x = split.x[start : start + self.batch].float().numpy()
             scores.extend(o.p_live for o in self.backend.run_batch(x))  # type: ignore[attr-defined]

@@ -208,9 +208,9 @@ def train_model(options: TrainOptions, train: SplitTensors, dev: SplitTensors) -
             record.update(dev_eer=dev_eer, dev_threshold=dev_threshold, dev_bce=float(bce.mean()))
             record["elapsed_s"] = prior_seconds + time.perf_counter() - started
             history.append(record)
-            key = (dev_eer if np.isfinite(dev_eer) else 1.0, float(bce.mean()))
-            improved = key < best_key
-            best_key = min(best_key, key)
+            score_key = (dev_eer if np.isfinite(dev_eer) else 1.0, float(bce.mean()))
+            improved = score_key < best_key
+            best_key = min(best_key, score_key)
             state = {
                 "config": config.to_dict(),
                 "model": model.state_dict(),
