@@ -74,9 +74,10 @@ class GateThresholds(_Section):
     second_face_min_area_ratio: float = Field(default=0.25, gt=0, le=1)
     # Inter-ocular distance in pixels: below it the aligned crop is mostly interpolation.
     min_interocular_px: float = Field(default=24.0, gt=0)
-    # Face box height over frame height: above it the face leaves the frame or the flash falloff
-    # across the face dominates.
-    max_face_height_frac: float = Field(default=0.9, gt=0, le=2)
+    # Inter-ocular distance over frame height: above it (a face ~2.7 IODs tall fills 90 % of the
+    # frame) the face leaves the picture or the flash falloff across the face dominates. Measured
+    # on landmarks, not boxes, so every provider is held to the same size.
+    max_interocular_frac: float = Field(default=0.33, gt=0, le=1)
     # Landmark motion between state frames, in inter-ocular distances. Alignment removes a
     # similarity transform per frame, but rotation in depth and blur do not align away.
     max_motion_iod: float = Field(default=0.12, gt=0)

@@ -89,17 +89,17 @@ def track_face(
     iods = np.array([interocular_px(p) for p in landmarks])
     iod = float(np.median(iods))
     frame_h = frames[0].image.shape[0]
-    face_height_frac = float(np.median(boxes[:, 3] - boxes[:, 1]) / frame_h)
+    interocular_frac = iod / frame_h
     detail: dict[str, Any] = {
         "interocular_px": round(iod, 2),
-        "face_height_frac": round(face_height_frac, 4),
+        "interocular_frac": round(interocular_frac, 4),
         "face_scores": [round(float(f.score), 4) for f in chosen],
     }
     if iod < gates.min_interocular_px:
         raise retry(Reason.FACE_TOO_SMALL, **detail, min_interocular_px=gates.min_interocular_px)
-    if face_height_frac > gates.max_face_height_frac:
+    if interocular_frac > gates.max_interocular_frac:
         raise retry(
-            Reason.FACE_TOO_LARGE, **detail, max_face_height_frac=gates.max_face_height_frac
+            Reason.FACE_TOO_LARGE, **detail, max_interocular_frac=gates.max_interocular_frac
         )
     # Motion: how far any landmark strays from its median position over the state frames.
     median_points = np.median(landmarks, axis=0)
