@@ -284,3 +284,18 @@ def test_a_session_recorded_without_landmarks_gets_them_from_the_real_detector(b
     iod_truth = float(np.linalg.norm(truth[0, 1] - truth[0, 0]))
     assert abs(result.detail["interocular_px"] - iod_truth) < 0.15 * iod_truth
     assert result.detail["challenge_corr"] > 0.95
+
+
+def test_warm_up_runs_the_backend_and_the_landmark_detector(backend):
+    from flashfas_edge.face.mtcnn_landmarks import MtcnnLandmarks
+
+    calls = []
+
+    class CountingDetector(MtcnnLandmarks):
+        def detect(self, frame):
+            calls.append(frame.index)
+            return super().detect(frame)
+
+    pipeline = Pipeline(None, None, CountingDetector(), backend, PipelineConfig())
+    pipeline.warm_up()
+    assert calls == [-1]

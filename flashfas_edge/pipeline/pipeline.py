@@ -99,6 +99,14 @@ class Pipeline:
         self._flash.start()
         self._flash.self_test()
 
+    def warm_up(self) -> None:
+        """Run the networks once (backend and landmark detector) so the first check is not slow."""
+        self._backend.warm_up()
+        blank = np.full((240, 320, 3), 128, np.uint8)
+        self._landmarks.detect(
+            Frame(index=-1, t_start_us=0, exposure_us=1, readout_us=0, image=blank)
+        )
+
     def stop(self) -> None:
         for device in (self._flash, self._camera):
             if device is not None:
