@@ -67,6 +67,8 @@ def measure_flash(
         "noise_sigma_dl": round(noise, 3),
         "flash_response_dl": round(response, 3),
         "flash_snr": round(response / noise, 3) if noise > 0 else None,
+        # diagnosis only: how much the flash adds to the face's ambient-only level
+        "flash_to_ambient": round(response / max(float(luma[darkest]), 1.0), 4),
         "challenge_corr": round(fit.corr, 4),
         "challenge_best_other_corr": round(fit.best_other_corr, 4),
         "challenge_best_other_order": list(fit.best_other_order),
