@@ -148,6 +148,7 @@ class PipelineDouble:
     flash: RecordingFlash
     verdict: Verdict = Verdict.SPOOF
     extra_sleep_s: float = 0.0
+    backend: BackendDouble | None = None
     active: int = 0
     max_active: int = 0
     calls: int = 0
@@ -186,6 +187,15 @@ class PipelineDouble:
         finally:
             with self._lock:
                 self.active -= 1
+
+    def warm_up(self) -> None:
+        self.flash.inner.self_test()
+        self.camera.inner.info()
+        backend = getattr(self, "backend", None)
+        if backend is not None:
+            backend.warm_up()
+
+    def stop(self) -> None: ...
 
     def run_recorded(self, session) -> CheckResult:
         return CheckResult(uuid.uuid4().hex, Verdict.SPOOF, Reason.SCORE_BELOW_THRESHOLD, 0.1,
@@ -251,7 +261,7 @@ def double_service(config: LoadedConfig, *, fps: float = 60.0):
     camera = RecordingCamera(TickingCamera(fps))
     flash = RecordingFlash(SleepingFlash())
     backend = BackendDouble()
-    pipeline = PipelineDouble(camera, flash)
+    pipeline = PipelineDouble(camera, flash, backend=backend)
     service = LivenessService(
         camera, flash, backend, pipeline, mode="real",
         frame_stale_s=config.daemon.watchdog.frame_stale_s,

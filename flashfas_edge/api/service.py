@@ -36,6 +36,10 @@ class CheckRunner(Protocol):
 
     def run_recorded(self, session: Session) -> CheckResult: ...
 
+    def warm_up(self) -> None: ...
+
+    def stop(self) -> None: ...
+
 
 def monotonic_us() -> int:
     return time.monotonic_ns() // 1000
@@ -117,7 +121,7 @@ class LivenessService:
             time.sleep(0.02)
         self.flash.start()
         self.flash.self_test()
-        self.backend.warm_up()
+        self.pipeline.warm_up()  # the model and the landmark detector run once
 
     def _run_monitor(self) -> None:
         while not self._stopping.is_set() and not self._warm:
@@ -178,7 +182,7 @@ class LivenessService:
         self._stopping.set()
         if self._monitor is not None:
             self._monitor.join(timeout=5)
-        for part in (self.flash, self.camera):
+        for part in (self.flash, self.camera, self.pipeline):
             try:
                 part.stop()
             except Exception as exc:  # noqa: BLE001 - best effort on shutdown
