@@ -81,9 +81,9 @@ class GateThresholds(_Section):
     # Landmark motion between state frames, in inter-ocular distances. Alignment removes a
     # similarity transform per frame, but rotation in depth and blur do not align away.
     max_motion_iod: float = Field(default=0.12, gt=0)
-    # Exposure of the face region (8-bit digital levels).
-    # Brightest state's face mean: below ~40 levels (≈2 % linear at gamma 2.2) read noise and
-    # 8-bit steps swamp the flash differences the networks read.
+    # Exposure of the face region, in 8-bit levels. Brightest state's face mean: below ~40
+    # levels (≈2 % linear at gamma 2.2) read noise and 8-bit steps swamp the flash differences
+    # the networks read.
     min_face_level: float = Field(default=40.0, ge=0, le=255)
     saturation_level: int = Field(default=250, ge=1, le=255)
     # Clipped face pixels under ambient light alone (the darkest state): there no flash level
@@ -130,10 +130,12 @@ class PipelineConfig(_Section):
     # Camera transfer function (power law) used to linearise levels for challenge verification.
     camera_gamma: float = Field(default=2.2, ge=1.0, le=3.0)
     # Decision threshold from calibration; None: the bundle's default (MODEL_BUNDLE.md).
-    threshold_override: float | None = Field(default=None, ge=0, le=1)
+    threshold_override: float | None = Field(default=None, gt=0, le=1)  # 0 would accept all
 
     @model_validator(mode="after")
     def _consistent(self) -> PipelineConfig:
         if self.gates.min_challenge_corr < 0.5:
             raise ValueError("challenge verification cannot be disabled (anti-replay)")
+        if self.gates.min_flash_snr_for_mismatch < self.gates.min_flash_snr:
+            raise ValueError("min_flash_snr_for_mismatch must be at least min_flash_snr")
         return self
