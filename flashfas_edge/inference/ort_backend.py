@@ -1,11 +1,12 @@
 """ONNX Runtime backend (CPU): the default on every kiosk without an NVIDIA GPU (DESIGN.md §4).
 
 One InferenceSession per module, created once at start-up with the graph optimiser at its highest
-level. Thread counts are tuned for the small kiosk CPUs (2 cores here): one intra-op pool of at most
-2 threads, no inter-op parallelism — the modules run one after another anyway, and a second pool
-only contends for the same cores. Pool threads do not spin: measured on this 2-core machine while
-other work ran (benchmarks/bench_inference.py, edge config), 2 spinning threads took 61 ms median
-per check against 16 ms without spinning; 1 thread was 15 ms either way. IO binding with
+level. Thread counts are tuned for the small kiosk CPUs (2 cores here): by default ONE intra-op
+thread and no inter-op parallelism. The edge networks work on 16×16 maps, too small for a second
+thread to pay for its synchronisation, and the second core is left to capture and preprocessing.
+Measured on this 2-core machine (benchmarks/bench_inference.py, edge bundle, 300 checks):
+1 thread 15.2 ms median, 2 threads 17.1 ms; 2 *spinning* threads 61 ms (they starve each other
+on shared cores), so pool threads never spin. IO binding with
 pre-allocated outputs was tried on an expert module and gave no measurable gain (4.0 vs 4.3 ms,
 within the noise of the shared machine), so plain ``session.run`` is used.
 """
@@ -22,11 +23,11 @@ from flashfas_edge.inference.backend import BackendError, BackendInfo, BundleErr
 from flashfas_edge.inference.bundle import Bundle, RoutingConfig, load_bundle
 from flashfas_edge.inference.forward import BundleForward
 
-DEFAULT_MAX_INTRA_OP_THREADS = 2
+DEFAULT_INTRA_OP_THREADS = 1  # measured best on 2 cores (module docstring)
 
 
 def default_intra_op_threads() -> int:
-    return max(1, min(DEFAULT_MAX_INTRA_OP_THREADS, os.cpu_count() or 1))
+    return max(1, min(DEFAULT_INTRA_OP_THREADS, os.cpu_count() or 1))
 
 
 class OrtModuleRunner:
@@ -50,7 +51,7 @@ class OrtModuleRunner:
         options.inter_op_num_threads = 1
         options.log_severity_level = 3  # warnings about unused initialisers are noise here
         # Spinning would keep pool threads hot between the 7 module calls, but on 2 shared cores
-        # the spinning threads starve the worker (see the module docstring): off by default.
+        # spinning threads starve the worker (see the module docstring): off by default.
         options.add_session_config_entry(
             "session.intra_op.allow_spinning", "1" if allow_spinning else "0"
         )
