@@ -155,3 +155,17 @@ def test_hard_example_resampling_marks_hard_checks_from_the_chosen_epoch(tmp_pat
     assert summary.history[0]["hard_examples"] == 0
     # MoESA §3.3: at least the top-decile losses are marked hard.
     assert summary.history[1]["hard_examples"] >= 32 // 10
+
+
+def test_weakened_flash_keeps_the_ambient_frame_and_shrinks_the_flash_difference():
+    from flashfas_edge.train.augment import weaken_flash
+
+    rng = np.random.default_rng(0)
+    ambient = np.full((1, 16, 16, 3), 40, np.uint8)
+    lit = np.stack([np.full((16, 16, 3), 40 + 40 * k, np.uint8) for k in (4, 3, 2, 1)])
+    check = np.concatenate([lit, ambient])  # brightest first, the last frame ambient only
+    weak = weaken_flash(check, rng).astype(np.float32)
+    assert abs(weak[-1].mean() - 40) < 1.0
+    flash_before = float(check[0].astype(np.float32).mean() - 40)
+    flash_after = float(weak[0].mean() - weak[-1].mean())
+    assert 0.15 * flash_before < flash_after <= flash_before + 1.0

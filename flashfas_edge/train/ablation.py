@@ -40,7 +40,10 @@ def _splits(
         dirs = [find_split(data, s) for s in ("train", "dev", "test")]
         if any(d is None for d in dirs):
             raise DataError(f"{data}: needs train/ dev/ test/")
-        memo[key] = tuple(load_split_for(d, config.model, cache) for d in dirs)  # type: ignore[arg-type]
+        memo[key] = tuple(
+            load_split_for(d, config.model, cache, keep_aligned=d is dirs[0])  # type: ignore[arg-type]
+            for d in dirs
+        )
     return memo[key]
 
 
@@ -58,7 +61,10 @@ def run_one(
     train, dev, test = _splits(data, config, cache, memo)
     if max_train:
         n = max_train
-        train = SplitTensors(train.x[:n], train.attack_index[:n], train.depth[:n], train.meta[:n])
+        aligned = train.aligned[:n] if train.aligned is not None else None
+        train = SplitTensors(
+            train.x[:n], train.attack_index[:n], train.depth[:n], train.meta[:n], aligned
+        )
     out_dir = out_root / f"{config.name}-s{seed}"
     summary = _train(config, seed, out_dir, train, dev)
     model, _ = model_from_checkpoint(load_checkpoint(summary))

@@ -78,6 +78,7 @@ class SplitTensors:
     attack_index: torch.Tensor  # long [n], −1 live
     depth: torch.Tensor  # float32 [n, D, D]
     meta: list[dict]
+    aligned: np.ndarray | None = None  # uint8 [n, N0, S, S, 3] for on-the-fly augmentation
 
     def __len__(self) -> int:
         return int(self.x.shape[0])
@@ -91,7 +92,9 @@ class SplitTensors:
         return (self.attack_index < 0).float()
 
 
-def load_split(cache_dir: Path, input_mode: str, depth_size: int) -> SplitTensors:
+def load_split(
+    cache_dir: Path, input_mode: str, depth_size: int, keep_aligned: bool = False
+) -> SplitTensors:
     read_cache_info(cache_dir)
     aligned = np.load(cache_dir / "aligned.npy", mmap_mode="r")
     x = torch.from_numpy(
@@ -102,4 +105,5 @@ def load_split(cache_dir: Path, input_mode: str, depth_size: int) -> SplitTensor
         depth = F.interpolate(depth[:, None], size=(depth_size, depth_size), mode="area")[:, 0]
     attack = torch.from_numpy(np.load(cache_dir / "attack.npy").astype(np.int64))
     meta = json.loads((cache_dir / "meta.json").read_text())
-    return SplitTensors(x=x, attack_index=attack, depth=depth, meta=meta)
+    kept = np.ascontiguousarray(aligned) if keep_aligned else None
+    return SplitTensors(x=x, attack_index=attack, depth=depth, meta=meta, aligned=kept)

@@ -112,7 +112,8 @@ class OptimConfig:
     lr: float = 2e-3
     lr_decay: float = 0.8  # exponential decay per epoch (ATR-FAS §5.1: Adam, exponential decay)
     weight_decay: float = 1e-4
-    augment: bool = True  # horizontal flip + small brightness jitter of the whole check
+    augment: bool = True  # horizontal flip of the whole check (the template is symmetric)
+    snr_augment: float = 0.0  # share of checks shown with a weakened flash (augment.py)
     hard_example_epoch: int = 0  # >0: from this epoch on, re-sample hard examples (MoESA §3.3)
     hard_example_factor: float = 3.0  # sampling weight of a hard example relative to an easy one
 

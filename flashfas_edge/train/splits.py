@@ -56,7 +56,11 @@ def cache_dir_for(split_dir: Path, size: int, cache_root: Path | None) -> Path:
 
 
 def load_split_for(
-    split_dir: Path, model: ModelConfig, cache_root: Path | None = None, progress: bool = True
+    split_dir: Path,
+    model: ModelConfig,
+    cache_root: Path | None = None,
+    progress: bool = True,
+    keep_aligned: bool = False,
 ) -> SplitTensors:
     if not split_dir.is_dir():
         raise DataError(f"{split_dir}: split folder does not exist")
@@ -71,6 +75,6 @@ def load_split_for(
         if progress and info["skipped"]:
             print(f"{split_dir.name}: {info['count']} samples, skipped {info['skipped']}")
     try:
-        return load_split(cache_dir, model.input_mode, model.depth_size)
+        return load_split(cache_dir, model.input_mode, model.depth_size, keep_aligned)
     except CacheError as exc:
         raise DataError(str(exc)) from exc

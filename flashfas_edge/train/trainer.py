@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
+from flashfas_edge.train.augment import augmented_inputs
 from flashfas_edge.train.cache import SplitTensors
 from flashfas_edge.train.config import TrainConfig, from_dict
 from flashfas_edge.train.distributed import ParallelContext, init_parallel, shutdown_parallel
@@ -173,9 +174,21 @@ def train_model(options: TrainOptions, train: SplitTensors, dev: SplitTensors) -
             leave=False,
         )
         aug = torch.Generator().manual_seed(options.seed * 7919 + epoch * 31 + ctx.rank)
+        snr_rng = np.random.default_rng([options.seed, epoch, ctx.rank])
+        snr_augment = config.optim.snr_augment > 0 and train.aligned is not None
         for step in bar:
             index = order[step * batch : (step + 1) * batch]
-            x = train.x[index].to(ctx.device).float()
+            if snr_augment:
+                assert train.aligned is not None
+                x_np = augmented_inputs(
+                    train.aligned[index.numpy()],
+                    config.model.input_mode,
+                    config.optim.snr_augment,
+                    snr_rng,
+                )
+                x = torch.from_numpy(x_np).to(ctx.device)
+            else:
+                x = train.x[index].to(ctx.device).float()
             targets = batch_targets(train, index, ctx.device)
             if config.optim.augment:  # mirror the whole check: the template is symmetric
                 flip = (torch.rand(len(index), generator=aug) < 0.5).to(ctx.device)
