@@ -82,6 +82,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--cache", type=Path)
     p.add_argument("--threads", type=int)
     p.add_argument("--json", action="store_true", help="print the whole report as JSON")
+    p.add_argument(
+        "--system",
+        action="store_true",
+        help="also run every test session through the daemon pipeline (gates, verification, "
+        "decision); bundles only",
+    )
+    p.add_argument("--limit", type=int, help="with --system: at most this many sessions")
     p.set_defaults(func=run_eval)
 
     p = subparsers.add_parser(
@@ -207,6 +214,21 @@ def run_eval(args: argparse.Namespace) -> int:
     else:
         print("\n".join(summary_lines(report)))
         print(f"report: {out / 'report.json'}  DET: {out / 'det.png'}")
+    if args.system:
+        from flashfas_edge.pipeline.pipeline import PipelineSetupError
+        from flashfas_edge.train import system_eval
+        from flashfas_edge.train.splits import find_split
+
+        test_dir = find_split(args.data, "test")
+        if not (args.model / "manifest.json").is_file() or test_dir is None:
+            return _fail("--system needs a bundle folder and a test split")
+        try:
+            system = system_eval.run_system_evaluation(args.model, test_dir, out, args.limit)
+        except (PipelineSetupError, BundleError, BackendError) as exc:
+            return _fail(str(exc))
+        if not args.json:
+            print("\n".join(system_eval.summary_lines(system)))
+            print(f"system report: {out / 'system_report.json'}")
     return 0
 
 
