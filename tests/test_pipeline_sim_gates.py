@@ -243,3 +243,17 @@ def test_reflections_one_state_out_of_step_are_a_challenge_mismatch(kiosk, devic
         result.reason,
         {k: result.detail.get(k) for k in _EVIDENCE},
     )
+
+
+def test_a_stopped_camera_or_flash_is_reported_as_unavailable_not_as_a_verdict(backend):
+    kiosk = SimKiosk(profile=PROFILES[1], width=320, height=240, seed=7)
+    camera, flash = SimCamera(kiosk), SimFlashDriver(kiosk, colour=False)
+    config = PipelineConfig(latency_us=kiosk.latency_us, timeouts={"capture_s": 0.3})
+    pipeline = Pipeline(camera, flash, GroundTruthLandmarks(), backend, config)
+    no_flash = pipeline.run_check()  # nothing started yet: the flash refuses to play
+    assert (no_flash.verdict, no_flash.reason) == (Verdict.RETRY, Reason.FLASH_UNAVAILABLE)
+    flash.start()
+    no_camera = pipeline.run_check()  # the flash plays, but no frame ever arrives
+    assert (no_camera.verdict, no_camera.reason) == (Verdict.RETRY, Reason.CAMERA_UNAVAILABLE)
+    assert "error" in no_camera.detail
+    flash.stop()
