@@ -30,6 +30,7 @@ _RECORD_EPILOG = """examples:
 _DEMO_EPILOG = """examples:
   flashfas-edge demo                        # what `make demo` runs
   flashfas-edge demo --ambients office dark_room --repeats 2 --json-out /tmp/demo.json
+  flashfas-edge demo --ambients sunlight   # the flash cannot beat the sun: retry, low_flash_snr
 exit codes: 0 no attack accepted, 1 an attack was accepted as live, 2 the daemon failed
 """
 

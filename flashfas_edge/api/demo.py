@@ -24,7 +24,7 @@ from pathlib import Path
 
 from flashfas_edge.api.client import ApiClientError, LivenessClient
 
-DEFAULT_AMBIENTS = ("office", "dark_room", "sunlight")
+DEFAULT_AMBIENTS = ("office", "dark_room", "backlight")
 DEFAULT_SCENES = ("live", "print", "replay", "mask")
 INJECTED_REPLAY = "injected_replay"  # after a live check: its recording replayed into the camera
 EXIT_OK, EXIT_ATTACK_ACCEPTED, EXIT_DAEMON_FAILED = 0, 1, 2
