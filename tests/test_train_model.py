@@ -169,3 +169,12 @@ def test_weakened_flash_keeps_the_ambient_frame_and_shrinks_the_flash_difference
     flash_before = float(check[0].astype(np.float32).mean() - 40)
     flash_after = float(weak[0].mean() - weak[-1].mean())
     assert 0.15 * flash_before < flash_after <= flash_before + 1.0
+
+
+def test_snr_augmentation_without_aligned_frames_fails_loudly(tmp_path):
+    config = TINY.replace(optim={"epochs": 1, "batch_size": 8, "snr_augment": 0.5})
+    train = _toy_split(16, config.model.input_size, seed=1)
+    dev = _toy_split(8, config.model.input_size, seed=2)
+    options = TrainOptions(config=config, out_dir=tmp_path, seed=0, progress=False)
+    with pytest.raises(ValueError, match="aligned"):
+        train_model(options, train, dev)

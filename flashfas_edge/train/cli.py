@@ -150,13 +150,15 @@ def run_train(args: argparse.Namespace) -> int:
         if train_dir is None or dev_dir is None:
             raise DataError(f"{args.data}: needs train/ and dev/ split folders")
         progress = not args.no_progress
-        train = load_split_for(train_dir, config.model, args.cache, progress)
+        keep = config.optim.snr_augment > 0  # the augmentation works on the aligned frames
+        train = load_split_for(train_dir, config.model, args.cache, progress, keep_aligned=keep)
         if args.max_train:
             from flashfas_edge.train.cache import SplitTensors
 
             n = args.max_train
+            aligned = train.aligned[:n] if train.aligned is not None else None
             train = SplitTensors(
-                train.x[:n], train.attack_index[:n], train.depth[:n], train.meta[:n]
+                train.x[:n], train.attack_index[:n], train.depth[:n], train.meta[:n], aligned
             )
         dev = load_split_for(dev_dir, config.model, args.cache, progress)
         info = {

@@ -175,7 +175,9 @@ def train_model(options: TrainOptions, train: SplitTensors, dev: SplitTensors) -
         )
         aug = torch.Generator().manual_seed(options.seed * 7919 + epoch * 31 + ctx.rank)
         snr_rng = np.random.default_rng([options.seed, epoch, ctx.rank])
-        snr_augment = config.optim.snr_augment > 0 and train.aligned is not None
+        snr_augment = config.optim.snr_augment > 0
+        if snr_augment and train.aligned is None:
+            raise ValueError("snr_augment needs the aligned frames (load_split keep_aligned=True)")
         for step in bar:
             index = order[step * batch : (step + 1) * batch]
             if snr_augment:
