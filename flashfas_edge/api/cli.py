@@ -114,12 +114,32 @@ def _serve(args: argparse.Namespace) -> int:
         overrides["model"] = {"bundle": str(args.bundle)}
     try:
         config = load_config(config_path, sim=args.sim, overrides=overrides)
+        if config.sim and not config.daemon.server.api_key_file.exists():
+            config = _with_throwaway_key(config)
         # The only place the daemon reads its environment: what systemd hands a notify service.
         notifier = SystemdNotifier.from_environment(os.environ)
         return run_daemon(config, notifier, log_level=args.log_level)
     except (ConfigError, ApiKeyFileError, BundleError, BackendError) as exc:
         print(f"flashfas-edge serve: {exc}", file=sys.stderr)
         return EX_CONFIG
+
+
+def _with_throwaway_key(config):  # type: ignore[no-untyped-def]
+    """Simulated kiosk only, no key file yet: a fresh random key in a private temp file, so that
+    ``serve --sim`` works on a laptop. A real kiosk never gets here (exit 78 without a key)."""
+    import dataclasses
+    import secrets
+    import tempfile
+
+    directory = Path(tempfile.mkdtemp(prefix="flashfas-edge-sim-"))
+    key_path = directory / "api-key"
+    key_path.write_text(secrets.token_hex(32) + "\n")
+    key_path.chmod(0o600)
+    print(f"flashfas-edge serve: no API key file at {config.daemon.server.api_key_file}; "
+          f"this simulated kiosk uses a fresh key in {key_path}", file=sys.stderr)
+    server = config.daemon.server.model_copy(update={"api_key_file": key_path})
+    daemon = config.daemon.model_copy(update={"server": server})
+    return dataclasses.replace(config, daemon=daemon)
 
 
 def _check(args: argparse.Namespace) -> int:
