@@ -72,3 +72,9 @@ def test_check_against_no_daemon_exits_2_with_a_json_error(tmp_path):
 def test_record_requires_an_output_folder(missing):
     result = _cli("record", "--sim")
     assert result.returncode == 2 and missing in result.stderr
+
+
+def test_a_real_kiosk_without_its_key_file_refuses_to_start(tmp_path):
+    result = _cli("serve", "--port", "0", "--api-key-file", str(tmp_path / "absent"))
+    assert result.returncode == 78
+    assert "cannot open the API key file" in result.stderr
