@@ -87,10 +87,16 @@ def main(argv: list[str] | None = None) -> int:
           f"{status['backend']['name']} ({status['backend']['device']}), "
           f"model {status['model']['name']}")
     print(f"verdicts: {report['verdicts']}, reasons: {report['reasons']}")
+    # Checks a gate stopped (e.g. no_clean_frame when the virtual camera drops frames on a busy
+    # machine) skip inference; processing figures are over the checks that reached a decision.
+    decided = [r for r in rows if r["infer_ms"] is not None]
+    report["decided_checks"] = len(decided)
+    print(f"processing figures over the {len(decided)} checks that ran the model")
     print(f"{'':34}{'p50':>9}{'p95':>9}")
     for key in ("request_to_verdict_ms", "capture_ms", "processing_after_last_frame_ms",
                 "after_capture_incl_http_ms", "infer_ms"):
-        values = [r[key] for r in rows if r[key] is not None]
+        source = rows if key in ("request_to_verdict_ms", "capture_ms") else decided
+        values = [r[key] for r in source if r[key] is not None]
         if not values:
             continue
         p50, p95 = statistics.median(values), percentile(values, 95)

@@ -135,7 +135,9 @@ class KioskConfig(_Section):
 class ModelConfig(_Section):
     bundle: Path | None = None  # None: the default bundle engines/edge-default
     backend: Literal["auto", "onnxruntime", "tensorrt"] = "onnxruntime"
-    threads: int = Field(default=2, ge=1, le=64)  # ONNX Runtime intra-op threads
+    # ONNX Runtime intra-op threads; 1 measured fastest on a 2-core board (engines/README.md),
+    # where the camera and the pipeline need the other core.
+    threads: int = Field(default=1, ge=1, le=64)
 
 
 class CalibrationFile(_Section):
