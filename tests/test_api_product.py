@@ -42,11 +42,17 @@ def http(tmp_path_factory):
 
 
 def _verdict(http, scene: str, ambient: str, seed: int) -> dict:
+    """Ask like a kiosk app: again on ``retry`` (3 checks), and up to 6 when the virtual camera
+    dropped frames (``no_clean_frame``: rendering 640×480 at 30 fps on a busy 2-core machine)."""
     assert http.put("/v1/sim/scene", json={"scene": scene, "ambient": ambient,
                                            "seed": seed}).status_code == 200
-    for _ in range(3):
+    retries = 0
+    for _ in range(6):
         body = http.post("/v1/liveness").json()
         if body["verdict"] != "retry":
+            break
+        retries += body["reason"] != "no_clean_frame"
+        if retries >= 3:
             break
     return body
 
