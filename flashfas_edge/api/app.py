@@ -184,12 +184,14 @@ def create_app(config: LoadedConfig, service: LivenessService, audit: AuditLog,
                 raise UnsupportedMediaType(
                     f"send the session as one of {sorted(SESSION_MEDIA_TYPES)}, not {media!r}"
                 )
-            raw = await _read_limited(request, daemon.server.max_upload_bytes)
-            if not service.health().ready and service.health().reason in {"warming_up"}:
+            if service.health().reason == "warming_up":
                 raise NotReady("the model is still warming up")
-            session = await asyncio.to_thread(decode_uploaded_session, raw, media)
+            gate.admit()  # 429 before reading an upload the queue could not take anyway
+            raw = await _read_limited(request, daemon.server.max_upload_bytes)
+            # Decoded on the check worker: one upload is unpacked at a time (bounded memory).
             result, wait_ms = await gate.run(
-                lambda: service.run_recorded(session), daemon.queue.check_timeout_s,
+                lambda: service.run_recorded(decode_uploaded_session(raw, media)),
+                daemon.queue.check_timeout_s,
                 on_late_result=lambda late, wait_ms: _audit_late(state, late, "recorded",
                                                                  wait_ms, None, None),
             )

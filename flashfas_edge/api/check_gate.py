@@ -58,6 +58,11 @@ class CheckGate:
         typical_s = statistics.median(self._recent_durations_s)
         return max(1, math.ceil(typical_s * (self.depth + 1)))
 
+    def admit(self) -> None:
+        """Raise :class:`QueueFullError` now if a new check could not be queued."""
+        if self.depth >= 1 + self.max_waiting:
+            raise QueueFullError(self._retry_after_s(), self.depth)
+
     async def run(
         self,
         work: Callable[[], T],
@@ -68,8 +73,7 @@ class CheckGate:
 
         When the deadline passes first, :class:`CheckTimeoutError` is raised at once and
         ``on_late_result(result, wait_ms)`` is called if the work still finishes (its audit)."""
-        if self.depth >= 1 + self.max_waiting:
-            raise QueueFullError(self._retry_after_s(), self.depth)
+        self.admit()
         queued_at = time.monotonic()
         self._waiting += 1
         try:

@@ -85,7 +85,7 @@ def validate_session(session: Session) -> Session:
 
 SESSION_MEDIA_TYPES = frozenset({"application/octet-stream", "application/x-npz",
                                  "application/zip"})
-MAX_UNPACKED_BYTES = 512 * 1024 * 1024  # zip-bomb guard: what the members may expand to
+MAX_UNPACKED_BYTES = 256 * 1024 * 1024  # zip-bomb guard: what the members may expand to
 MAX_MEMBERS = 64
 _MEMBER_NAME = re.compile(r"^s0000/[a-z_]{1,32}\.npy$")
 
