@@ -7,7 +7,6 @@ time); errors become the uniform JSON body in ``errors.py``. The OpenAPI documen
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import platform
 import time
@@ -210,7 +209,10 @@ def create_app(config: LoadedConfig, service: LivenessService, audit: AuditLog,
             """Simulated kiosk only: choose what stands in front of the virtual camera."""
             if service.sim_controls is None:
                 raise SimOnly("the daemon does not run the simulated kiosk")
-            applied = await asyncio.to_thread(service.sim_controls.set_scene, scene)
+            controls = service.sim_controls
+            # Through the check queue: the scene never changes in the middle of a check.
+            applied, _ = await gate.run(lambda: controls.set_scene(scene),
+                                        daemon.queue.check_timeout_s)
             return SimSceneResponse(**applied)
 
     return app
