@@ -264,7 +264,7 @@ def _info(args) -> int:
             f"depth {b['depth_size']}², threshold {b['threshold_default']}, "
             f"sparse routing {'on' if bundle.routing.sparse else 'off'}"
         )
-        print(f"engines in {engines_dir}: {json.dumps(engines)}")
+        print(f"engines in {engines_dir}: {json.dumps(engines, ensure_ascii=False)}")
         print(f"auto backend: {choice.kind} — {choice.reason}")
     return 0
 
