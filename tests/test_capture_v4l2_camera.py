@@ -12,7 +12,12 @@ import numpy as np
 import pytest
 
 from flashfas_edge.capture.base import Camera, CameraError
-from flashfas_edge.capture.v4l2_camera import V4L2Camera, monotonic_us, parse_source
+from flashfas_edge.capture.v4l2_camera import (
+    V4L2Camera,
+    driver_stamp_is_monotonic,
+    monotonic_us,
+    parse_source,
+)
 
 WIDTH, HEIGHT, FPS, N_FRAMES = 160, 120, 30.0, 45
 PATCH = 16  # top-left patch encodes the frame number as its grey level
@@ -158,6 +163,17 @@ def test_source_parsing():
         "/dev/video2"
     assert parse_source("1").target == 1 and parse_source(0).is_v4l2
     assert not parse_source("/tmp/clip.avi").is_v4l2
+
+
+def test_driver_stamps_are_used_only_on_the_monotonic_clock():
+    arrival = monotonic_us()
+    assert driver_stamp_is_monotonic(arrival - 40_000, arrival)  # typical V4L2 buffer
+    assert not driver_stamp_is_monotonic(0, arrival)  # no stamp yet
+    assert not driver_stamp_is_monotonic(33, arrival)  # a media position in ms → µs
+    assert not driver_stamp_is_monotonic(time.time_ns() // 1000, arrival)  # CLOCK_REALTIME
+    assert not driver_stamp_is_monotonic(arrival + 1, arrival)  # from the future
+    with pytest.raises(CameraError, match="four-character"):
+        V4L2Camera("/dev/video0", fourcc="MJPEG")
 
 
 def test_kiosk_factory_loads_the_v4l2_camera():

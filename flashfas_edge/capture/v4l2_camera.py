@@ -64,6 +64,16 @@ def monotonic_us() -> int:
     return time.monotonic_ns() // 1000
 
 
+def driver_stamp_is_monotonic(driver_us: int, arrival_us: int) -> bool:
+    """Whether a V4L2 buffer stamp lies on the host monotonic clock.
+
+    It must not be after the frame reached us and not older than ``MAX_DRIVER_STAMP_AGE_US``: a
+    ``CLOCK_REALTIME`` stamp (decades ahead), a media position (near zero) or a missing stamp
+    (0 before the first dequeue) all fail, and the arrival time is used instead.
+    """
+    return arrival_us - MAX_DRIVER_STAMP_AGE_US <= driver_us <= arrival_us
+
+
 @dataclass(frozen=True)
 class CaptureSource:
     """What to pass to ``cv2.VideoCapture`` and whether it is a V4L2 device."""
@@ -89,7 +99,8 @@ class V4L2Camera:
                  fps: float = 30.0, exposure_us: int | None = None,
                  readout_us: int | None = None, wb_temperature_k: int | None = None,
                  buffer_frames: int = 120, stall_timeout_s: float = 2.0,
-                 require_exposure_lock: bool = True, loop: bool = False):
+                 require_exposure_lock: bool = True, loop: bool = False,
+                 fourcc: str | None = None):
         if width <= 0 or height <= 0 or fps <= 0:
             raise CameraError(f"invalid camera mode {width}x{height}@{fps}")
         self.source = parse_source(device)
@@ -105,6 +116,10 @@ class V4L2Camera:
         self.stall_timeout_s = float(stall_timeout_s)
         self.require_exposure_lock = require_exposure_lock
         self.loop = loop
+        if fourcc is not None and len(fourcc) != 4:
+            raise CameraError(f"pixel format must be a four-character code, got {fourcc!r}")
+        self.fourcc = fourcc  # e.g. "MJPG": many USB cameras reach 30 fps only compressed
+        self.frames_dropped_out_of_order = 0
         self._ring: collections.deque[Frame] = collections.deque(maxlen=buffer_frames)
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
@@ -145,7 +160,8 @@ class V4L2Camera:
         thread = self._thread
         if thread is not None:
             # the capture thread owns the VideoCapture and releases it; a V4L2 read returns
-            # within the read timeout, which is the stall timeout
+            # within CAP_PROP_READ_TIMEOUT_MSEC (set to the stall timeout; OpenCV builds that
+            # ignore it use a 10 s select timeout, and the thread then exits after we return)
             thread.join(timeout=self.stall_timeout_s + 2.0)
             if thread.is_alive():
                 log.warning("camera thread did not stop within %.1f s", self.stall_timeout_s + 2)
@@ -193,7 +209,13 @@ class V4L2Camera:
     def _configure(self, capture: cv2.VideoCapture) -> CameraInfo:
         src = self.source
         if src.is_v4l2:
+            if os.environ.get("OPENCV_VIDEOIO_V4L_RANGE_NORMALIZED", "0") not in ("", "0"):
+                # OpenCV would then read and write controls as 0..1, not V4L2 units
+                raise CameraError("OPENCV_VIDEOIO_V4L_RANGE_NORMALIZED is set: exposure "
+                                  "values would not be in V4L2 units; unset it")
             capture.set(cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(self.stall_timeout_s * 1000))
+            if self.fourcc is not None:
+                capture.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter_fourcc(*self.fourcc))
             capture.set(cv2.CAP_PROP_FRAME_WIDTH, self.width)
             capture.set(cv2.CAP_PROP_FRAME_HEIGHT, self.height)
             capture.set(cv2.CAP_PROP_FPS, self.fps)
@@ -251,7 +273,7 @@ class V4L2Camera:
         """End-of-frame stamp on the host monotonic clock (see module docstring)."""
         if self.source.is_v4l2:
             driver_us = int(capture.get(cv2.CAP_PROP_POS_MSEC) * 1000)
-            if arrival_us - MAX_DRIVER_STAMP_AGE_US <= driver_us <= arrival_us:
+            if driver_stamp_is_monotonic(driver_us, arrival_us):
                 self.driver_timestamps_used += 1
                 return driver_us
         return arrival_us
@@ -291,7 +313,9 @@ class V4L2Camera:
                 frame = Frame(index, int(t_start), info.exposure_us, info.readout_us, rgb)
                 with self._cond:
                     if self._ring and t_start <= self._ring[-1].t_start_us:
-                        continue  # a stamp going backwards would break frames_between's order
+                        # a stamp going backwards would break frames_between's order
+                        self.frames_dropped_out_of_order += 1
+                        continue
                     self._ring.append(frame)
                     self._cond.notify_all()
                 index += 1
@@ -309,4 +333,4 @@ class V4L2Camera:
             self._cond.notify_all()
 
 
-__all__ = ["V4L2Camera", "CaptureSource", "parse_source"]
+__all__ = ["V4L2Camera", "CaptureSource", "driver_stamp_is_monotonic", "parse_source"]
