@@ -120,6 +120,7 @@ class V4L2Camera:
             raise CameraError(f"pixel format must be a four-character code, got {fourcc!r}")
         self.fourcc = fourcc  # e.g. "MJPG": many USB cameras reach 30 fps only compressed
         self.frames_dropped_out_of_order = 0
+        self.late_frames = 0  # file sources: times the pacing fell a frame period behind
         self._ring: collections.deque[Frame] = collections.deque(maxlen=buffer_frames)
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
@@ -290,6 +291,11 @@ class V4L2Camera:
                     wait_s = (due_us - monotonic_us()) / 1e6
                     if wait_s > 0 and self._stop.wait(wait_s):
                         break
+                    if wait_s < -self._period_us / 1e6:
+                        # fell behind (busy machine): re-anchor instead of delivering a burst of
+                        # frames stamped a few µs apart, which no camera would produce
+                        self.late_frames += 1
+                        t0_us = monotonic_us() - (index + 1) * self._period_us
                 ok, bgr = capture.read()
                 arrival_us = monotonic_us()
                 if not ok or bgr is None:
