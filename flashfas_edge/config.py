@@ -104,6 +104,10 @@ class CameraConfig(_Section):
     width: int = Field(default=640, ge=64, le=8192)
     height: int = Field(default=480, ge=64, le=8192)
     fps: float = Field(default=30.0, gt=0, le=240)
+    # Locked exposure; the calibration file's measured value wins when it has one.
+    exposure_us: int | None = Field(default=None, gt=0, le=1_000_000)
+    # Rolling-shutter readout (first to last row start); None: estimated from the frame period.
+    readout_us: int | None = Field(default=None, ge=0, le=1_000_000)
 
 
 class FlashConfig(_Section):

@@ -177,10 +177,26 @@ def test_driver_stamps_are_used_only_on_the_monotonic_clock():
         V4L2Camera("/dev/video0", fourcc="MJPEG")
 
 
-def test_kiosk_factory_loads_the_v4l2_camera():
-    from flashfas_edge.api.kiosk_factory import _load
+def test_real_kiosk_camera_locks_the_calibrated_exposure(video, tmp_path):
+    from flashfas_edge.api.kiosk_factory import real_camera
+    from flashfas_edge.config import load_config
 
-    assert _load("flashfas_edge.capture.v4l2_camera", "V4L2Camera", "camera") is V4L2Camera
+    calibration = tmp_path / "calibration.toml"
+    calibration.write_text("format_version = 1\nlatency_us = 30000\nexposure_us = 4000\n")
+    config_file = tmp_path / "daemon.toml"
+    config_file.write_text(
+        f'calibration_file = "{calibration}"\n'
+        f'[kiosk.camera]\ndevice = "{video}"\nwidth = {WIDTH}\nheight = {HEIGHT}\n'
+        f"fps = {FPS}\nexposure_us = 9000\nreadout_us = 12000\n"
+    )
+    camera = real_camera(load_config(config_file))
+    assert isinstance(camera, V4L2Camera)
+    camera.start()
+    try:
+        info = camera.info()
+        assert (info.exposure_us, info.readout_us) == (4000, 12000)  # calibration wins
+    finally:
+        camera.stop()
 
 
 @pytest.mark.skipif(not os.path.exists("/dev/video0"), reason="no camera at /dev/video0")

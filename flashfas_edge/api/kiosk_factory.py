@@ -50,11 +50,20 @@ def _sim_kiosk(config: LoadedConfig) -> tuple[Any, Any, SimSceneControls]:
     return build_sim_kiosk(config.daemon.kiosk.sim, config.daemon.kiosk.camera)
 
 
+def real_camera(config: LoadedConfig) -> Any:
+    """The V4L2 camera with the locked exposure: calibration's measurement, else the config's."""
+    camera_config = config.daemon.kiosk.camera
+    camera_cls = _load("flashfas_edge.capture.v4l2_camera", "V4L2Camera", "the V4L2 camera")
+    calibrated_exposure_us = config.calibration.exposure_us if config.calibration else None
+    return camera_cls(camera_config.device, width=camera_config.width,
+                      height=camera_config.height, fps=camera_config.fps,
+                      exposure_us=calibrated_exposure_us or camera_config.exposure_us,
+                      readout_us=camera_config.readout_us)
+
+
 def _real_kiosk(config: LoadedConfig) -> tuple[Any, Any]:
     kiosk = config.daemon.kiosk
-    camera_cls = _load("flashfas_edge.capture.v4l2_camera", "V4L2Camera", "the V4L2 camera")
-    camera = camera_cls(kiosk.camera.device, width=kiosk.camera.width,
-                        height=kiosk.camera.height, fps=kiosk.camera.fps)
+    camera = real_camera(config)
     if kiosk.flash.kind == "led_serial":
         flash_cls = _load("flashfas_edge.flash.led_serial", "LedSerialFlash", "the LED panel")
         flash = flash_cls(kiosk.flash.serial_port, baudrate=kiosk.flash.baudrate)
@@ -94,7 +103,7 @@ def build_service(config: LoadedConfig) -> LivenessService:
                             pipeline_config)
     except PipelineSetupError as exc:
         raise ConfigError(str(exc)) from exc
-    bundle = backend.bundle  # type: ignore[attr-defined]
+    bundle = backend.bundle
     service = LivenessService(
         recording_camera, recording_flash, backend, pipeline,
         mode="sim" if config.sim else "real",
