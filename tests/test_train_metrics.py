@@ -50,3 +50,36 @@ def test_rates_at_fixed_operating_points():
 def test_a_split_without_bona_fide_samples_is_an_error_not_a_number():
     with pytest.raises(MetricsError):
         eer_threshold(np.array([0.1, 0.2]), ["print", "mask"])
+
+
+def test_system_view_counts_retries_apart_from_apcer_and_bpcer():
+    from flashfas_edge.train.system_eval import summarise
+
+    def row(label, verdict, score, reason="score"):
+        return {
+            "label": label,
+            "verdict": verdict,
+            "reason": reason,
+            "score": score,
+            "scenario": "office",
+            "device": "d",
+        }
+
+    rows = [
+        row("live", "live", 0.9),
+        row("live", "live", 0.8),
+        row("live", "spoof", 0.2),
+        row("live", "retry", None, "low_flash_snr"),
+        row("mask", "spoof", 0.1),
+        row("mask", "live", 0.95),
+        row("replay", "retry", None, "low_flash_snr"),
+        row("replay", "retry", None, "low_flash_snr"),
+    ]
+    report = summarise(rows, threshold=0.5)
+    live, mask, replay = (report["classes"][k] for k in ("live", "mask", "replay"))
+    assert live["retry_rate"] == 0.25 and live["error_rate_answered"] == pytest.approx(1 / 3)
+    assert mask["error_rate_answered"] == 0.5 and mask["accepted_rate_all"] == 0.5
+    # an attack the daemon only ever answered with retry was never accepted
+    assert replay["error_rate_answered"] is None and replay["accepted_rate_all"] == 0.0
+    assert replay["retry_reasons"] == {"low_flash_snr": 2}
+    assert report["n_scored"] == 5
