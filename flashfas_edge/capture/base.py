@@ -64,5 +64,5 @@ class Camera(Protocol):
         ...
 
     def last_frame_time_us(self) -> int | None:
-        """Start time of the newest frame in the buffer (for the watchdog), None before the first."""
+        """Start of the newest frame in the buffer (for the watchdog); None before the first."""
         ...

@@ -8,12 +8,11 @@ than one person in view, ``meta["faces"]`` lists every face's landmarks, the mai
 
 from __future__ import annotations
 
-import collections
 import threading
-import time
 from typing import Any
 
-from flashfas_edge.capture.base import CameraError, CameraInfo, Frame
+from flashfas_edge.capture.base import CameraInfo, Frame
+from flashfas_edge.capture.frame_ring import FrameRing
 from flashfas_edge.sim.kiosk import SimKiosk, monotonic_us
 
 
@@ -22,11 +21,9 @@ class SimCamera:
         self.kiosk = kiosk
         self.fps = float(fps or kiosk.profile.fps)
         self._period_us = 1e6 / self.fps
-        self._ring: collections.deque[Frame] = collections.deque(maxlen=buffer_frames)
-        self._cond = threading.Condition()
+        self._ring = FrameRing(buffer_frames, "simulated camera")
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
-        self._error: BaseException | None = None
         self.late_frames = 0  # frames rendered after the next one should have started
 
     def info(self) -> CameraInfo:
@@ -38,7 +35,7 @@ class SimCamera:
         if self._thread is not None and self._thread.is_alive():
             return
         self._stop.clear()
-        self._error = None
+        self._ring.reset()
         self.kiosk.render_frame(monotonic_us())  # warm caches (noise bank, LUTs) before timing
         self._thread = threading.Thread(target=self._run, name="sim-camera", daemon=True)
         self._thread.start()
@@ -66,9 +63,7 @@ class SimCamera:
                     # every face in view, main first (a second person behind the first)
                     meta["faces"] = [lm, *k.last_other_faces]
                 frame = Frame(index, start, k.exposure_us, k.readout_us, image, meta)
-                with self._cond:
-                    self._ring.append(frame)
-                    self._cond.notify_all()
+                self._ring.append(frame)
                 index += 1
                 # fell behind (slow machine): skip frames like a real camera drops them
                 behind = (monotonic_us() - (t0 + index * self._period_us)) / self._period_us
@@ -76,25 +71,13 @@ class SimCamera:
                     self.late_frames += int(behind)
                     index += int(behind)
         except BaseException as exc:  # noqa: BLE001 - surfaced to the caller as CameraError
-            self._error = exc
-            with self._cond:
-                self._cond.notify_all()
+            self._ring.fail(f"failed: {exc!r}")
 
     def frames_between(self, t0_us: int, t1_us: int, timeout_s: float) -> list[Frame]:
-        deadline = time.monotonic() + timeout_s
-        with self._cond:
-            while True:
-                if self._error is not None:
-                    raise CameraError(f"simulated camera failed: {self._error!r}")
-                if self._ring and self._ring[-1].t_start_us >= t1_us:
-                    return [f for f in self._ring if t0_us <= f.t_start_us < t1_us]
-                if self._thread is None or not self._thread.is_alive():
-                    raise CameraError("simulated camera is not running (call start())")
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise CameraError(f"no frame after t={t1_us} µs within {timeout_s} s")
-                self._cond.wait(left)
+        return self._ring.frames_between(t0_us, t1_us, timeout_s, self._running)
+
+    def _running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
 
     def last_frame_time_us(self) -> int | None:
-        with self._cond:
-            return self._ring[-1].t_start_us if self._ring else None
+        return self._ring.last_start_us()

@@ -37,7 +37,6 @@ Timestamps (host monotonic clock, µs, first-row exposure start)
 
 from __future__ import annotations
 
-import collections
 import logging
 import os
 import threading
@@ -47,6 +46,7 @@ from dataclasses import dataclass
 import cv2
 
 from flashfas_edge.capture.base import CameraError, CameraInfo, Frame
+from flashfas_edge.capture.frame_ring import FrameRing
 
 log = logging.getLogger(__name__)
 
@@ -121,11 +121,9 @@ class V4L2Camera:
         self.fourcc = fourcc  # e.g. "MJPG": many USB cameras reach 30 fps only compressed
         self.frames_dropped_out_of_order = 0
         self.late_frames = 0  # file sources: times the pacing fell a frame period behind
-        self._ring: collections.deque[Frame] = collections.deque(maxlen=buffer_frames)
-        self._cond = threading.Condition()
+        self._ring = FrameRing(buffer_frames, f"camera {self.source.description}")
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
-        self._error: str | None = None
         self._info: CameraInfo | None = None
         self.exposure_locked = False
         self.white_balance_locked = False
@@ -148,9 +146,7 @@ class V4L2Camera:
         except BaseException:
             capture.release()
             raise
-        with self._cond:
-            self._ring.clear()
-            self._error = None
+        self._ring.reset()
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, args=(capture,), name="v4l2-camera",
                                         daemon=True)
@@ -167,29 +163,16 @@ class V4L2Camera:
             if thread.is_alive():
                 log.warning("camera thread did not stop within %.1f s", self.stall_timeout_s + 2)
         self._thread = None
-        with self._cond:
-            self._cond.notify_all()
+        self._ring.wake()
 
     def frames_between(self, t0_us: int, t1_us: int, timeout_s: float) -> list[Frame]:
-        deadline = time.monotonic() + timeout_s
-        with self._cond:
-            while True:
-                if self._ring and self._ring[-1].t_start_us >= t1_us:
-                    return [f for f in self._ring if t0_us <= f.t_start_us < t1_us]
-                if self._error is not None:
-                    raise CameraError(f"camera {self.source.description}: {self._error}")
-                if self._thread is None or not self._thread.is_alive():
-                    raise CameraError(f"camera {self.source.description} is not running "
-                                      "(call start())")
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise CameraError(f"camera {self.source.description}: no frame starting at "
-                                      f"or after t={t1_us} µs within {timeout_s} s")
-                self._cond.wait(left)
+        return self._ring.frames_between(t0_us, t1_us, timeout_s, self._running)
+
+    def _running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
 
     def last_frame_time_us(self) -> int | None:
-        with self._cond:
-            return self._ring[-1].t_start_us if self._ring else None
+        return self._ring.last_start_us()
 
     # ----- opening and configuration ----------------------------------------------------------
     def _open(self) -> cv2.VideoCapture:
@@ -317,26 +300,19 @@ class V4L2Camera:
                 t_start = self._stamp_us(capture, arrival_us) - info.exposure_us - info.readout_us
                 rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
                 frame = Frame(index, int(t_start), info.exposure_us, info.readout_us, rgb)
-                with self._cond:
-                    if self._ring and t_start <= self._ring[-1].t_start_us:
-                        # a stamp going backwards would break frames_between's order
-                        self.frames_dropped_out_of_order += 1
-                        continue
-                    self._ring.append(frame)
-                    self._cond.notify_all()
+                if not self._ring.append(frame):  # its stamp went backwards
+                    self.frames_dropped_out_of_order += 1
+                    continue
                 index += 1
         except Exception as exc:  # noqa: BLE001 - surfaced to the caller as CameraError
             self._fail(f"capture failed: {exc!r}")
         finally:
             capture.release()
-            with self._cond:
-                self._cond.notify_all()
+            self._ring.wake()
 
     def _fail(self, message: str) -> None:
         log.error("camera %s: %s", self.source.description, message)
-        with self._cond:
-            self._error = message
-            self._cond.notify_all()
+        self._ring.fail(message)
 
 
 __all__ = ["V4L2Camera", "CaptureSource", "driver_stamp_is_monotonic", "parse_source"]
