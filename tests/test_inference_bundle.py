@@ -124,3 +124,12 @@ def test_corrupt_manifest_names_the_file(bundle_dir):
     (bundle_dir / "manifest.json").write_text("{ not json")
     with pytest.raises(BundleError, match=r"manifest\.json: not valid JSON"):
         load_bundle(bundle_dir)
+
+
+@pytest.mark.parametrize("threshold", [0.0, -0.1, 1.5, float("nan"), "0.5"])
+def test_a_threshold_that_would_accept_everyone_or_is_not_a_probability_is_refused(
+    bundle_dir, threshold
+):
+    _edit_manifest(bundle_dir, lambda m: m.__setitem__("threshold", {"default": threshold}))
+    with pytest.raises(BundleError, match=r"manifest\.json: threshold\.default"):
+        load_bundle(bundle_dir)

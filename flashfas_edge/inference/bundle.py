@@ -169,8 +169,9 @@ def load_bundle(
 
     threshold = manifest.get("threshold", {"default": 0.5})
     threshold_default = threshold.get("default") if isinstance(threshold, dict) else None
-    if not isinstance(threshold_default, (int, float)) or not 0.0 <= threshold_default <= 1.0:
-        raise BundleError(f"{manifest_path}: threshold.default must be a number in [0, 1]")
+    # Fail closed: a threshold of 0 (or NaN) would call every face live.
+    if not isinstance(threshold_default, (int, float)) or not 0.0 < threshold_default <= 1.0:
+        raise BundleError(f"{manifest_path}: threshold.default must be a number in (0, 1]")
     routing = _parse_routing(manifest.get("routing", {}), manifest_path)
 
     modules_raw = field_of("modules", dict)
