@@ -71,9 +71,7 @@ def _check_in_scene(http, scene: str, **extra) -> dict:
 
 @pytest.mark.parametrize("scene,reason", [
     ("no_face", "no_face"),
-    pytest.param("two_faces", "multiple_faces", marks=pytest.mark.xfail(
-        strict=True, reason="the sim kiosk exports only the main face's landmarks and MTCNN does "
-                            "not find its second face either: the gate is tested on the pipeline")),
+    ("two_faces", "multiple_faces"),
     ("too_far", "face_too_small"),
     ("too_near", "face_too_large"),
     ("strong_motion", "motion"),

@@ -50,3 +50,12 @@ def test_a_frame_without_ground_truth_shows_no_face_and_bad_shapes_are_refused()
         GroundTruthLandmarks().detect(_frame({"landmarks": np.zeros((4, 2))}))
     with pytest.raises(ValueError):
         GroundTruthLandmarks(noise_px=-1)
+
+
+def test_the_simulated_cameras_list_of_every_face_in_view_is_read():
+    # SimCamera: "landmarks" holds the main face, "faces" every face in view, main first.
+    behind = POINTS * 0.6 + 10
+    frame = _frame({"landmarks": POINTS, "faces": [POINTS, behind]})
+    faces = GroundTruthLandmarks().detect(frame)
+    assert len(faces) == 2
+    np.testing.assert_array_equal(faces[0].points, POINTS)

@@ -1,11 +1,12 @@
 """LandmarkProvider for the simulated kiosk and recorded sessions: the renderer's ground truth.
 
 The simulated camera puts the true landmarks of every face it rendered into ``frame.meta``
-(``"landmarks"``: float32 [5, 2] for one face or [K, 5, 2] for K faces; optional ``"face_boxes"``
-[K, 4]); a frame without the key, with None or with NaN points shows no face. Real detectors are
-never exact, so Gaussian noise of ``noise_px`` per coordinate can be added to exercise alignment
-and the motion gate the way a detector would. On a real camera this provider would see no face
-in any frame — the daemon's config selects ``mtcnn`` there.
+(``"landmarks"``: float32 [5, 2] for one face or [K, 5, 2] for K faces; with several people in
+view the simulated camera also lists every face, main first, under ``"faces"``, which wins; optional
+``"face_boxes"`` [K, 4]); a frame without the key, with None or with NaN points shows no face.
+Real detectors are never exact, so Gaussian noise of ``noise_px`` per coordinate can be added to
+exercise alignment and the motion gate the way a detector would. On a real camera this provider
+would see no face in any frame — the daemon's config selects ``mtcnn`` there.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ class GroundTruthLandmarks:
         self._rng = np.random.default_rng(seed)
 
     def detect(self, frame: Frame) -> list[FaceLandmarks]:
-        raw = frame.meta.get("landmarks")
+        raw = frame.meta.get("faces", frame.meta.get("landmarks"))
         if raw is None:
             return []  # the renderer drew no face in this frame
         points = np.asarray(raw, dtype=np.float32)
