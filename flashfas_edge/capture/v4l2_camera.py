@@ -179,8 +179,8 @@ class V4L2Camera:
         src = self.source
         if isinstance(src.target, str) and src.is_v4l2 and not os.path.exists(src.target):
             raise CameraError(f"camera device {src.target} does not exist")
-        if not src.is_v4l2 and "://" not in src.target and "!" not in src.target \
-                and not os.path.exists(src.target):
+        if isinstance(src.target, str) and not src.is_v4l2 and "://" not in src.target \
+                and "!" not in src.target and not os.path.exists(src.target):
             raise CameraError(f"camera source {src.target} does not exist")
         backend = cv2.CAP_V4L2 if src.is_v4l2 else cv2.CAP_ANY
         capture = cv2.VideoCapture(src.target, backend)
@@ -199,7 +199,7 @@ class V4L2Camera:
                                   "values would not be in V4L2 units; unset it")
             capture.set(cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(self.stall_timeout_s * 1000))
             if self.fourcc is not None:
-                capture.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter_fourcc(*self.fourcc))
+                capture.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter.fourcc(*self.fourcc))
             capture.set(cv2.CAP_PROP_FRAME_WIDTH, self.width)
             capture.set(cv2.CAP_PROP_FRAME_HEIGHT, self.height)
             capture.set(cv2.CAP_PROP_FPS, self.fps)
@@ -278,7 +278,7 @@ class V4L2Camera:
                         # fell behind (busy machine): re-anchor instead of delivering a burst of
                         # frames stamped a few µs apart, which no camera would produce
                         self.late_frames += 1
-                        t0_us = monotonic_us() - (index + 1) * self._period_us
+                        t0_us = int(monotonic_us() - (index + 1) * self._period_us)
                 ok, bgr = capture.read()
                 arrival_us = monotonic_us()
                 if not ok or bgr is None:

@@ -43,7 +43,7 @@ class BundleScorer(Scorer):
         self.backend = create_backend(
             bundle_dir, backend, expect_normalisation=normalisation_spec(), warm_up=True
         )
-        bundle = self.backend.bundle  # type: ignore[attr-defined]
+        bundle = self.backend.bundle
         info = self.backend.info()
         super().__init__(
             kind="bundle",
@@ -64,7 +64,7 @@ class BundleScorer(Scorer):
         scores: list[float] = []
         for start in range(0, len(split), self.batch):
             x = split.x[start : start + self.batch].float().numpy()
-            scores.extend(o.p_live for o in self.backend.run_batch(x))  # type: ignore[attr-defined]
+            scores.extend(o.p_live for o in self.backend.run_batch(x))
         return np.asarray(scores, dtype=np.float64)
 
 

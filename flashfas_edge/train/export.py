@@ -183,7 +183,7 @@ def check_parity(model: AtrFas, bundle_dir: Path, x: np.ndarray) -> Parity:
     assert result.depth is not None
     depth_torch = result.depth.numpy()
     backend = create_backend(bundle_dir, "onnxruntime", warm_up=True)
-    outputs = backend.run_batch(np.ascontiguousarray(x, dtype=np.float32))  # type: ignore[attr-defined]
+    outputs = backend.run_batch(np.ascontiguousarray(x, dtype=np.float32))
     p_ort = np.array([o.p_live for o in outputs])
     depth_ort = np.stack([o.depth for o in outputs])
     import onnxruntime as ort
