@@ -98,3 +98,31 @@ class BundleForward:
                 )
             )
         return outputs
+
+
+class BundleBackendBase:
+    """What every backend shares once it has a bundle and a :class:`BundleForward`.
+
+    Subclasses set ``self._bundle`` and ``self.forward`` and add ``info()`` (and may split
+    ``run_batch`` where their engines have a batch limit).
+    """
+
+    _bundle: Bundle
+    forward: BundleForward
+
+    @property
+    def bundle(self) -> Bundle:
+        return self._bundle
+
+    @property
+    def routing(self) -> RoutingConfig:
+        return self.forward.routing
+
+    def warm_up(self) -> None:
+        self.forward.run(np.zeros(self._bundle.input_shape, np.float32))
+
+    def run(self, x: np.ndarray) -> ModelOutput:
+        return self.forward.run(x)
+
+    def run_batch(self, x: np.ndarray) -> list[ModelOutput]:
+        return self.forward.run_batch(x)

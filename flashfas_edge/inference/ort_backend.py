@@ -21,9 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from flashfas_edge.inference.backend import BackendError, BackendInfo, BundleError, ModelOutput
+from flashfas_edge.inference.backend import BackendError, BackendInfo, BundleError
 from flashfas_edge.inference.bundle import Bundle, ModuleSpec, RoutingConfig, load_bundle
-from flashfas_edge.inference.forward import BundleForward
+from flashfas_edge.inference.forward import BundleBackendBase, BundleForward
 from flashfas_edge.inference.ort_softmax_rewrite import decompose_non_last_axis_softmax
 
 DEFAULT_INTRA_OP_THREADS = 1  # measured best on 2 cores (module docstring)
@@ -107,7 +107,7 @@ def _with_fast_softmax(model_bytes: bytes, spec: ModuleSpec) -> tuple[bytes, int
     return model.SerializeToString(), count
 
 
-class OrtBackend:
+class OrtBackend(BundleBackendBase):
     """:class:`~flashfas_edge.inference.backend.Backend` on ONNX Runtime."""
 
     def __init__(
@@ -127,23 +127,6 @@ class OrtBackend:
             rewrite_softmax=rewrite_softmax,
         )
         self.forward = BundleForward(self._bundle, self.runner, routing or self._bundle.routing)
-
-    @property
-    def bundle(self) -> Bundle:
-        return self._bundle
-
-    @property
-    def routing(self) -> RoutingConfig:
-        return self.forward.routing
-
-    def warm_up(self) -> None:
-        self.forward.run(np.zeros(self._bundle.input_shape, np.float32))
-
-    def run(self, x: np.ndarray) -> ModelOutput:
-        return self.forward.run(x)
-
-    def run_batch(self, x: np.ndarray) -> list[ModelOutput]:
-        return self.forward.run_batch(x)
 
     def info(self) -> BackendInfo:
         import onnxruntime as ort

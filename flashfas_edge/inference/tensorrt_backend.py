@@ -26,7 +26,7 @@ from flashfas_edge.inference.engine_manifest import (
     check_engines,
     default_engines_dir,
 )
-from flashfas_edge.inference.forward import BundleForward
+from flashfas_edge.inference.forward import BundleBackendBase, BundleForward
 from flashfas_edge.inference.gpu_environment import (
     GpuEnvironment,
     cuda_check,
@@ -159,7 +159,7 @@ class TensorRTModuleRunner:
             self.stream = None
 
 
-class TensorRTBackend:
+class TensorRTBackend(BundleBackendBase):
     """:class:`~flashfas_edge.inference.backend.Backend` on TensorRT engines (FP16 by default)."""
 
     def __init__(
@@ -179,20 +179,6 @@ class TensorRTBackend:
         )
         self.runner = TensorRTModuleRunner(self._bundle, self.engines_dir, self.engine_manifest)
         self.forward = BundleForward(self._bundle, self.runner, routing or self._bundle.routing)
-
-    @property
-    def bundle(self) -> Bundle:
-        return self._bundle
-
-    @property
-    def routing(self) -> RoutingConfig:
-        return self.forward.routing
-
-    def warm_up(self) -> None:
-        self.forward.run(np.zeros(self._bundle.input_shape, np.float32))
-
-    def run(self, x: np.ndarray) -> ModelOutput:
-        return self.forward.run(x)
 
     def run_batch(self, x: np.ndarray) -> list[ModelOutput]:
         # Engines accept at most batch_max samples at once: split larger batches.
