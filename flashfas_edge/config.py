@@ -83,6 +83,14 @@ class QueueConfig(_Section):
     check_timeout_s: float = Field(default=5.0, gt=0, le=120)
 
 
+class LockoutConfig(_Section):
+    """Refuse checks for a while after repeated challenge mismatches (api/challenge_lockout.py)."""
+
+    max_mismatches: int = Field(default=5, ge=1, le=1000)
+    window_s: float = Field(default=300.0, gt=0)
+    cooldown_s: float = Field(default=300.0, ge=0)
+
+
 class AuditConfig(_Section):
     path: Path = Path("/var/log/flashfas-edge/audit.jsonl")
     max_bytes: int = Field(default=10 * 1024 * 1024, ge=4096)
@@ -161,6 +169,7 @@ class CalibrationFile(_Section):
 class DaemonConfig(_Section):
     server: ServerConfig = ServerConfig()
     queue: QueueConfig = QueueConfig()
+    lockout: LockoutConfig = LockoutConfig()
     audit: AuditConfig = AuditConfig()
     watchdog: WatchdogConfig = WatchdogConfig()
     kiosk: KioskConfig = KioskConfig()

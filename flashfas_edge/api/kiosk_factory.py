@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from flashfas_edge.api.challenge_lockout import ChallengeLockout
 from flashfas_edge.api.recording_kiosk import RecordingCamera, RecordingFlash
 from flashfas_edge.api.service import LivenessService
 from flashfas_edge.api.sim_scene import SimSceneControls, build_sim_kiosk
@@ -111,6 +112,8 @@ def build_service(config: LoadedConfig) -> LivenessService:
         model_identity={"name": bundle.name, "manifest_sha256": bundle.manifest_sha256,
                         "directory": str(bundle.directory)},
         sim_controls=sim_controls,
+        lockout=ChallengeLockout(daemon.lockout.max_mismatches, daemon.lockout.window_s,
+                                 daemon.lockout.cooldown_s),
     )
     if sim_controls is not None:
         sim_controls.previous_check_frames = lambda: service.last_check_frames

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from flashfas_edge.api.challenge_lockout import ChallengeLockout
 from flashfas_edge.api.recording_kiosk import RecordingCamera, RecordingFlash
 from flashfas_edge.capture.base import CameraError, Frame
 from flashfas_edge.data.session import Session
@@ -74,6 +75,7 @@ class LivenessService:
         self_test_timeout_s: float = 10.0,
         retry_interval_s: float = 2.0,
         sim_controls: Any = None,
+        lockout: ChallengeLockout | None = None,
     ) -> None:
         self.camera = camera
         self.flash = flash
@@ -83,6 +85,7 @@ class LivenessService:
         self.frame_stale_s = frame_stale_s
         self.model_identity = model_identity
         self.sim_controls = sim_controls  # the simulated kiosk's scene control (sim mode only)
+        self.lockout = lockout
         self.self_test_timeout_s = self_test_timeout_s
         self.retry_interval_s = retry_interval_s
         self.started_monotonic = time.monotonic()
@@ -219,6 +222,9 @@ class LivenessService:
 
     # ----- checks (called on the check worker thread) -------------------------------------------
     def run_check(self, want_depth: bool) -> tuple[CheckResult, list[np.ndarray]]:
+        locked_s = self.lockout.remaining_s() if self.lockout is not None else 0.0
+        if locked_s > 0:
+            return self._locked_out(locked_s), []
         self.camera.take_frames()  # drop frames of an earlier aborted check
         try:
             result = self.pipeline.run_check(want_depth=want_depth)
@@ -230,7 +236,19 @@ class LivenessService:
         frames = [f.image for f in self.last_check_frames]
         if result.reason is Reason.FLASH_UNAVAILABLE:
             self._flash_fault = str(result.detail.get("error") or "the flash failed in a check")
+        if result.reason is Reason.CHALLENGE_MISMATCH and self.lockout is not None:
+            self.lockout.record_mismatch()
         return _fail_closed(result), frames
+
+    def _locked_out(self, remaining_s: float) -> CheckResult:
+        """Neither flash nor camera runs while locked out; the answer says for how long."""
+        return CheckResult(
+            check_id=new_check_id(), verdict=Verdict.RETRY, reason=Reason.CHALLENGE_LOCKOUT,
+            score=None, threshold=float(getattr(self.pipeline, "threshold", 1.0)),
+            model=dict(self.model_identity),
+            detail={"retry_after_s": round(remaining_s, 1),
+                    "message": "too many challenge mismatches; checks resume later"},
+        )
 
     def run_recorded(self, session: Session) -> CheckResult:
         return _fail_closed(self.pipeline.run_recorded(session))

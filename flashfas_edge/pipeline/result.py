@@ -22,6 +22,8 @@ class Reason(str, Enum):
     SCORE_ABOVE_THRESHOLD = "score_above_threshold"
     SCORE_BELOW_THRESHOLD = "score_below_threshold"
     CHALLENGE_MISMATCH = "challenge_mismatch"
+    # too many mismatches lately: the daemon refuses checks for a while (api/challenge_lockout.py)
+    CHALLENGE_LOCKOUT = "challenge_lockout"
     # quality gates → retry
     NO_FACE = "no_face"
     MULTIPLE_FACES = "multiple_faces"

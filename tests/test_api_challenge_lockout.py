@@ -1,0 +1,81 @@
+"""Repeated challenge mismatches lock checks out for a while (api/challenge_lockout.py): a
+replayed recording matches a fresh white-only challenge 1 time in 120, so replaying until it does
+must take hours, not minutes."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from api_harness import serve_in_thread
+from sim_bundles import random_weight_bundle
+from test_api_sim_kiosk import AUTH, sim_config
+
+from flashfas_edge.api.challenge_lockout import ChallengeLockout
+from flashfas_edge.api.kiosk_factory import build_service
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_mismatches_within_the_window_lock_checks_out_for_the_cooldown():
+    clock = _Clock()
+    lockout = ChallengeLockout(max_mismatches=3, window_s=60, cooldown_s=300, clock=clock)
+    for _ in range(2):
+        lockout.record_mismatch()
+        clock.now += 10
+    assert lockout.remaining_s() == 0
+    lockout.record_mismatch()
+    assert lockout.remaining_s() == pytest.approx(300)
+    clock.now += 299
+    assert lockout.remaining_s() == pytest.approx(1)
+    clock.now += 2
+    assert lockout.remaining_s() == 0
+
+
+def test_mismatches_spread_wider_than_the_window_never_lock():
+    clock = _Clock()
+    lockout = ChallengeLockout(max_mismatches=3, window_s=60, cooldown_s=300, clock=clock)
+    for _ in range(10):
+        lockout.record_mismatch()
+        clock.now += 31  # at most 2 inside any 60 s window
+        assert lockout.remaining_s() == 0
+
+
+def test_bad_settings_are_refused():
+    with pytest.raises(ValueError):
+        ChallengeLockout(max_mismatches=0, window_s=60, cooldown_s=1)
+
+
+def test_replaying_recordings_locks_the_daemon_out_and_even_a_live_face_waits(tmp_path):
+    config = sim_config(tmp_path, random_weight_bundle(tmp_path / "bundle"),
+                        lockout={"max_mismatches": 2, "window_s": 600, "cooldown_s": 600})
+    service = build_service(config)
+    running = serve_in_thread(service, config)
+    try:
+        assert service.wait_ready(60), service.health()
+        with httpx.Client(base_url=running.url, headers=AUTH, timeout=30) as http:
+            http.put("/v1/sim/scene", json={"scene": "live", "ambient": "office", "seed": 5})
+            first = http.post("/v1/liveness").json()
+            assert first["reason"] != "challenge_mismatch", first
+            http.put("/v1/sim/scene", json={"scene": "injected_replay"})
+            mismatches = 0
+            for _ in range(8):  # dropped frames (no_clean_frame) or a 1-in-120 repeat: again
+                body = http.post("/v1/liveness").json()
+                assert body["verdict"] != "live", body
+                mismatches += body["reason"] == "challenge_mismatch"
+                if body["reason"] == "challenge_lockout":
+                    break
+            assert mismatches == 2 and body["reason"] == "challenge_lockout", body
+            http.put("/v1/sim/scene", json={"scene": "live"})
+            played_before = service.flash.last_playback
+            locked = http.post("/v1/liveness").json()
+            assert (locked["verdict"], locked["reason"]) == ("retry", "challenge_lockout")
+            assert 0 < locked["detail"]["retry_after_s"] <= 600
+            assert service.flash.last_playback is played_before  # no flash while locked out
+    finally:
+        running.stop()
