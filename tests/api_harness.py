@@ -147,6 +147,7 @@ class PipelineDouble:
     camera: RecordingCamera
     flash: RecordingFlash
     verdict: Verdict = Verdict.SPOOF
+    threshold: float = 0.5
     extra_sleep_s: float = 0.0
     backend: BackendDouble | None = None
     active: int = 0
@@ -171,13 +172,13 @@ class PipelineDouble:
                 frames = self.camera.frames_between(t0, playback.end_us, timeout_s=0.5)
             except CameraError as exc:
                 return CheckResult(uuid.uuid4().hex, Verdict.RETRY, Reason.CAMERA_UNAVAILABLE,
-                                   None, 0.5, detail={"error": str(exc)}, nonce=nonce)
+                                   None, self.threshold, detail={"error": str(exc)}, nonce=nonce)
             self.nonces.append(nonce)
             score = 0.9 if self.verdict is Verdict.LIVE else 0.1
             reason = (Reason.SCORE_ABOVE_THRESHOLD if self.verdict is Verdict.LIVE
                       else Reason.SCORE_BELOW_THRESHOLD)
             return CheckResult(
-                uuid.uuid4().hex, self.verdict, reason, score, 0.5,
+                uuid.uuid4().hex, self.verdict, reason, score, self.threshold,
                 type_probs={"print": 0.2, "replay": 0.5, "mask": 0.3},
                 timings_ms={"flash": 30.0, "capture": 1.0, "total": 31.0},
                 model={"name": "double", "sha256": "0" * 64}, backend={"name": "double"},

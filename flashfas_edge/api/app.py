@@ -302,7 +302,7 @@ def _status(state: DaemonState) -> StatusResponse:
         if state.config.daemon.calibration_file else None,
         "latency_us": effective.latency_us,
         "threshold_override": effective.threshold_override,
-        "threshold": getattr(service.pipeline, "threshold", None),
+        "threshold": service.pipeline.threshold,
     }
     if cal is not None:
         calibration.update(created=cal.created, device=cal.device)

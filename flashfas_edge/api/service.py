@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 class CheckRunner(Protocol):
     """What the daemon needs of ``flashfas_edge.pipeline.Pipeline``."""
 
+    threshold: float  # the decision threshold in force (calibration, else the bundle default)
+
     def run_check(self, *, want_depth: bool = False) -> CheckResult: ...
 
     def run_recorded(self, session: Session) -> CheckResult: ...
@@ -244,7 +246,7 @@ class LivenessService:
         """Neither flash nor camera runs while locked out; the answer says for how long."""
         return CheckResult(
             check_id=new_check_id(), verdict=Verdict.RETRY, reason=Reason.CHALLENGE_LOCKOUT,
-            score=None, threshold=float(getattr(self.pipeline, "threshold", 1.0)),
+            score=None, threshold=self.pipeline.threshold,
             model=dict(self.model_identity),
             detail={"retry_after_s": round(remaining_s, 1),
                     "message": "too many challenge mismatches; checks resume later"},
