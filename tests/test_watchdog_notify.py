@@ -102,8 +102,9 @@ def test_ready_and_watchdog_arrive_and_pings_stop_while_the_camera_stalls(tmp_pa
         resumed = notify_socket.drain(1.0)
         assert sum(m == "WATCHDOG=1" for m in resumed) >= 2
     finally:
-        pinger.stop()
+        pinger.stop()  # joins the ping thread: nothing is sent after this returns
         running.stop()
+        notify_socket.drain(0.2)  # pings sent before the stop, after the last drain above
         notifier.stopping()
     assert notify_socket.drain(0.2) == ["STOPPING=1\nSTATUS=stopping"]
 
