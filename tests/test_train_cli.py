@@ -144,3 +144,35 @@ def test_checkpoint_eval_and_bad_inputs_fail_with_a_clear_message(trained_run, d
     assert done.returncode == 1 and "neither a bundle" in done.stderr
     done = _cli("train", "--config", "no-such", "--data", str(dataset), "--out", str(tmp_path))
     assert done.returncode == 1 and "unknown config" in done.stderr
+
+
+def test_extra_training_folders_are_added_to_the_training_split(dataset, tmp_path):
+    import torch
+
+    run = tmp_path / "run"
+    common = (
+        "--config",
+        "tiny",
+        "--data",
+        str(dataset),
+        "--epochs",
+        "1",
+        "--max-steps",
+        "1",
+        "--threads",
+        "1",
+        "--no-progress",
+    )
+    done = _cli("train", *common, "--out", str(run), "--extra-train", str(dataset / "dev"))
+    assert done.returncode == 0, done.stderr
+    data = torch.load(run / "last.pt", weights_only=False)["data"]
+    assert data["extra_train"] == [str((dataset / "dev").resolve())]
+    base = tmp_path / "base"
+    done = _cli("train", *common, "--out", str(base))
+    assert done.returncode == 0, done.stderr
+    alone = torch.load(base / "last.pt", weights_only=False)["data"]
+    assert data["train"] == alone["train"] + alone["dev"]
+    done = _cli(
+        "train", *common, "--out", str(tmp_path / "x"), "--extra-train", str(tmp_path / "missing")
+    )
+    assert done.returncode == 1 and "no such training split folder" in done.stderr

@@ -18,6 +18,21 @@ def test_separable_scores_have_zero_eer_and_zero_errors_at_the_dev_threshold():
     assert report.bpcer_at_apcer_1pct == 0.0 and report.apcer_at_bpcer_1pct == 0.0
 
 
+def test_a_clean_dev_split_puts_the_threshold_mid_gap_in_logit_space():
+    scores = np.array([0.9, 0.99, 0.95, 0.1, 0.2, 0.01])
+    labels = ["live", "live", "live", "print", "replay", "mask"]
+    eer, threshold = eer_threshold(scores, labels)
+    assert eer == 0.0
+    # between the highest attack (0.2) and the lowest bona fide (0.9), not on 0.9
+    assert 0.2 < threshold < 0.9
+    logit = np.log(threshold / (1 - threshold))
+    assert logit == pytest.approx(0.5 * (np.log(0.2 / 0.8) + np.log(0.9 / 0.1)))
+    # scores of exactly 0 and 1 (saturated sigmoids) still give a finite threshold inside the gap
+    saturated = np.array([1.0, 1.0, 0.0, 0.0])
+    eer, threshold = eer_threshold(saturated, ["live", "live", "mask", "print"])
+    assert eer == 0.0 and threshold == pytest.approx(0.5)
+
+
 def test_apcer_is_counted_per_attack_species_and_acer_uses_the_worst():
     live = np.linspace(0.6, 1.0, 10)
     prints = np.array([0.1] * 9 + [0.7])  # one print of ten accepted at t = 0.5

@@ -171,6 +171,32 @@ def test_weakened_flash_keeps_the_ambient_frame_and_shrinks_the_flash_difference
     assert 0.15 * flash_before < flash_after <= flash_before + 1.0
 
 
+def test_relighting_keeps_the_mean_level_and_compresses_the_flash_on_the_lit_side():
+    from flashfas_edge.train.augment import CAMERA_GAMMA, relight_ambient
+
+    size = 32
+    linear_ambient = 0.2
+    levels = (1.0, 0.75, 0.5, 0.25, 0.0)
+    linear = np.stack([np.full((size, size, 3), linear_ambient + 0.1 * lv) for lv in levels])
+    check = np.rint(255 * linear ** (1 / CAMERA_GAMMA)).astype(np.uint8)
+    flat_flash = float(check[0].astype(np.float32).mean() - check[-1].astype(np.float32).mean())
+    contrasts, ratios = [], []
+    for seed in range(20):
+        out = relight_ambient(check, np.random.default_rng(seed)).astype(np.float32)
+        assert out.shape == check.shape
+        # auto-exposure: the ambient frame keeps about its mean grey level
+        assert abs(out[-1].mean() - check[-1].astype(np.float32).mean()) < 12
+        ambient = out[-1].mean(-1)
+        flash = (out[0] - out[-1]).mean(-1)
+        lit, shade = ambient >= np.percentile(ambient, 80), ambient <= np.percentile(ambient, 20)
+        contrasts.append(ambient[lit].mean() / max(ambient[shade].mean(), 1.0))
+        # after the gamma the flash adds fewer grey levels where the ambient light is strong
+        ratios.append(flash[lit].mean() / max(flash[shade].mean(), 1e-3))
+        assert flash.mean() < flat_flash + 1.0  # never a stronger flash than before
+    assert np.median(contrasts) > 1.3
+    assert np.median(ratios) < 0.9
+
+
 def test_snr_augmentation_without_aligned_frames_fails_loudly(tmp_path):
     config = TINY.replace(optim={"epochs": 1, "batch_size": 8, "snr_augment": 0.5})
     train = _toy_split(16, config.model.input_size, seed=1)

@@ -1,10 +1,18 @@
-"""Flash-SNR augmentation: make a check look as if the ambient light were stronger.
+"""Training-time augmentations on aligned uint8 checks (brightest flash first, the last frame lit
+by ambient light only).
 
-Under strong ambient light (sunlight) the camera shortens its exposure, so the flash adds fewer
-grey levels on top of the ambient image while sensor noise and quantisation stay; differential
-frames (ATR-FAS §3.2) cancel the ambient term but not that noise. On aligned uint8 frames
-(brightest first, the last one lit by ambient only) we shrink the flash part and add fresh
-per-frame noise, then re-quantise:  F'_j = round(F_dark + s·(F_j − F_dark) + σ·n_j).
+- **Flash-SNR** (``weaken_flash``): make a check look as if the ambient light were stronger. Under
+  strong ambient light the camera shortens its exposure, so the flash adds fewer grey levels on top
+  of the ambient image while sensor noise and quantisation stay; differential frames (ATR-FAS
+  §3.2) cancel the ambient term but not that noise. We shrink the flash part and add fresh
+  per-frame noise, then re-quantise:  F'_j = round(F_dark + s·(F_j − F_dark) + σ·n_j).
+- **Ambient relighting** (``relight_ambient``): put the face under a brighter, *directional*
+  ambient light (one lit side, one shadow side, a soft or hard terminator) and let the camera's
+  auto-exposure bring the mean level back. Done in linear light, as the camera sees it: the flash
+  part shrinks with the exposure, and after the camera's gamma the flash response is compressed on
+  the lit side and stretched on the shadow side. Training scenes are lit from the front, diffusely
+  or from behind; this shows the networks the side-lit look of strong sun without rendering any
+  scene of the held-out test scenarios.
 """
 
 from __future__ import annotations
@@ -15,6 +23,12 @@ from flashfas_edge.train.sample import network_input
 
 FLASH_SCALE_RANGE = (0.2, 1.0)  # s: remaining share of the flash signal
 NOISE_SIGMA_RANGE = (0.0, 2.5)  # σ in grey levels, per pixel and frame
+
+CAMERA_GAMMA = 2.2  # the device profiles span 2.0–2.4
+AMBIENT_BOOST_RANGE = (1.0, 3.0)  # how much brighter the new ambient light is than the old one
+SHADOW_LEVEL_RANGE = (0.15, 0.7)  # the shadow side's share of the lit side's ambient light
+TERMINATOR_WIDTH_RANGE = (0.05, 0.5)  # in face half-widths: hard sun edge … soft wrap
+RELIGHT_NOISE_RANGE = (0.3, 1.5)  # fresh sensor noise in grey levels after re-quantisation
 
 
 def weaken_flash(aligned: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -27,13 +41,50 @@ def weaken_flash(aligned: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
+def side_light(size: int, rng: np.random.Generator) -> np.ndarray:
+    """float32 [S, S]: relative ambient irradiance of a random directional light, max 1."""
+    grid = (np.arange(size, dtype=np.float32) + 0.5) / size * 2 - 1
+    yy, xx = np.meshgrid(grid, grid, indexing="ij")
+    angle = rng.uniform(0, 2 * np.pi)
+    along = xx * np.cos(angle) + yy * np.sin(angle) - rng.uniform(-0.4, 0.4)
+    width = rng.uniform(*TERMINATOR_WIDTH_RANGE)
+    lit = 1.0 / (1.0 + np.exp(-along / width))
+    shadow = rng.uniform(*SHADOW_LEVEL_RANGE)
+    return (shadow + (1 - shadow) * lit).astype(np.float32)
+
+
+def relight_ambient(aligned: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """uint8 [N0, S, S, 3], brightest first → the same check under a brighter side light."""
+    linear = (aligned.astype(np.float32) / 255.0) ** CAMERA_GAMMA
+    ambient = linear[-1:]
+    flash = linear - ambient
+    field = side_light(aligned.shape[1], rng)[None, :, :, None]
+    # the new light is brighter on average (boost ≥ 1), however its shadow falls
+    new_ambient = ambient * (field / field.mean()) * rng.uniform(*AMBIENT_BOOST_RANGE)
+    # auto-exposure: the new ambient image keeps the old mean level
+    exposure = min(1.0, float(ambient.mean()) / max(float(new_ambient.mean()), 1e-6))
+    relit = np.clip((new_ambient + flash) * exposure, 0.0, 1.0)
+    out = 255.0 * relit ** (1.0 / CAMERA_GAMMA)
+    sigma = rng.uniform(*RELIGHT_NOISE_RANGE)
+    out += rng.normal(0.0, sigma, out.shape).astype(np.float32)
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
 def augmented_inputs(
-    aligned: np.ndarray, input_mode: str, probability: float, rng: np.random.Generator
+    aligned: np.ndarray,
+    input_mode: str,
+    rng: np.random.Generator,
+    weaken: float = 0.0,
+    relight: float = 0.0,
 ) -> np.ndarray:
-    """float32 [B, N, 3, S, S] network inputs; each check weakened with ``probability``."""
+    """float32 [B, N, 3, S, S] network inputs; each check relit with probability ``relight``,
+    then weakened with probability ``weaken``."""
     out = []
     for check in aligned:
-        if rng.random() < probability:
-            check = weaken_flash(np.asarray(check), rng)
-        out.append(network_input(np.asarray(check), input_mode))
+        check = np.asarray(check)
+        if rng.random() < relight:
+            check = relight_ambient(check, rng)
+        if rng.random() < weaken:
+            check = weaken_flash(check, rng)
+        out.append(network_input(check, input_mode))
     return np.stack(out)

@@ -92,6 +92,28 @@ class SplitTensors:
         return (self.attack_index < 0).float()
 
 
+def concat_splits(parts: list[SplitTensors]) -> SplitTensors:
+    """One split from several (``train --extra-train``): samples in the order given."""
+    if not parts:
+        raise CacheError("no split to concatenate")
+    if len(parts) == 1:
+        return parts[0]
+    shapes = {tuple(p.x.shape[1:]) for p in parts} | {tuple(p.depth.shape[1:]) for p in parts}
+    if len(shapes) != 2:
+        raise CacheError(f"splits differ in input or depth shape: {sorted(shapes)}")
+    kept = [p.aligned for p in parts]
+    aligned = None
+    if all(a is not None for a in kept):
+        aligned = np.concatenate([np.asarray(a) for a in kept])
+    return SplitTensors(
+        x=torch.cat([p.x for p in parts]),
+        attack_index=torch.cat([p.attack_index for p in parts]),
+        depth=torch.cat([p.depth for p in parts]),
+        meta=[m for p in parts for m in p.meta],
+        aligned=aligned,
+    )
+
+
 def load_split(
     cache_dir: Path, input_mode: str, depth_size: int, keep_aligned: bool = False
 ) -> SplitTensors:

@@ -14,9 +14,11 @@ TRAIN_EPILOG = """examples:
   flashfas-edge train --config edge --data /work/data/ds --out runs/edge-s0
   flashfas-edge train --config ablation-memm-avg --data /work/data/ds --out runs/avg --epochs 6
   flashfas-edge train --config edge --data DS --out runs/edge-s0 --resume
+  flashfas-edge train --config edge --data DS --extra-train DS2 --out runs/edge-more
   torchrun --nproc_per_node 4 -m flashfas_edge.cli train --config paper --data DS --out runs/p
-presets: edge, paper, tiny, ablation-{wo-memm,memm-avg,memm-sum,memm-cat,wo-memm-att,memm-att,
-  memm-rg,memm-rg-att,memm-tg,dgm,wo-dn,aurora-guard}, moesa, baseline-binary-cnn; or a JSON file
+presets: edge, edge-relight, edge-snr-aug, paper, tiny, ablation-{wo-memm,memm-avg,memm-sum,
+  memm-cat,wo-memm-att,memm-att,memm-rg,memm-rg-att,memm-tg,dgm,wo-dn,aurora-guard}, moesa,
+  baseline-binary-cnn; or a JSON file
 """
 
 EVAL_EPILOG = """examples:
@@ -64,6 +66,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--device", help="cpu, cuda, cuda:1 … (default: cuda if present, else cpu)")
     p.add_argument("--max-steps", type=int, help="cap steps per epoch (smoke runs)")
+    p.add_argument(
+        "--extra-train",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="more training sessions: a dataset with train/ or a split folder (repeatable)",
+    )
     p.add_argument("--max-train", type=int, help="use only the first N training samples")
     p.add_argument("--cache", type=Path, help="cache folder (default DATA/.flashfas-cache)")
     p.add_argument("--no-progress", action="store_true")
@@ -131,6 +141,7 @@ def _fail(message: str) -> int:
 def run_train(args: argparse.Namespace) -> int:
     import torch
 
+    from flashfas_edge.train.cache import CacheError, concat_splits
     from flashfas_edge.train.config import ConfigError, load_config
     from flashfas_edge.train.splits import DataError, dataset_info, find_split, load_split_for
     from flashfas_edge.train.trainer import CheckpointError, TrainOptions, train_model
@@ -150,8 +161,19 @@ def run_train(args: argparse.Namespace) -> int:
         if train_dir is None or dev_dir is None:
             raise DataError(f"{args.data}: needs train/ and dev/ split folders")
         progress = not args.no_progress
-        keep = config.optim.snr_augment > 0  # the augmentation works on the aligned frames
-        train = load_split_for(train_dir, config.model, args.cache, progress, keep_aligned=keep)
+        keep = config.optim.frame_augment  # the augmentations work on the aligned frames
+        train_dirs = [train_dir]
+        for extra in args.extra_train:
+            extra_dir = find_split(extra, "train") or (extra if extra.is_dir() else None)
+            if extra_dir is None:
+                raise DataError(f"{extra}: no such training split folder")
+            train_dirs.append(extra_dir)
+        train = concat_splits(
+            [
+                load_split_for(d, config.model, args.cache, progress, keep_aligned=keep)
+                for d in train_dirs
+            ]
+        )
         if args.max_train:
             from flashfas_edge.train.cache import SplitTensors
 
@@ -164,6 +186,7 @@ def run_train(args: argparse.Namespace) -> int:
         info = {
             "path": str(args.data.resolve()),
             "train": len(train),
+            "extra_train": [str(d.resolve()) for d in train_dirs[1:]],
             "dev": len(dev),
             "dataset": dataset_info(args.data),
         }
@@ -181,7 +204,7 @@ def run_train(args: argparse.Namespace) -> int:
             train,
             dev,
         )
-    except (ConfigError, DataError, CheckpointError) as exc:
+    except (ConfigError, DataError, CacheError, CheckpointError) as exc:
         return _fail(str(exc))
     if summary.history:
         best = min(summary.history, key=lambda r: (r["dev_eer"], r["dev_bce"]))

@@ -114,6 +114,7 @@ class OptimConfig:
     weight_decay: float = 1e-4
     augment: bool = True  # horizontal flip of the whole check (the template is symmetric)
     snr_augment: float = 0.0  # share of checks shown with a weakened flash (augment.py)
+    relight_augment: float = 0.0  # share of checks relit by a brighter side light (augment.py)
     hard_example_epoch: int = 0  # >0: from this epoch on, re-sample hard examples (MoESA §3.3)
     hard_example_factor: float = 3.0  # sampling weight of a hard example relative to an easy one
 
@@ -122,6 +123,13 @@ class OptimConfig:
             raise ConfigError("epochs, batch_size must be ≥ 1 and lr > 0")
         if not 0 < self.lr_decay <= 1:
             raise ConfigError("lr_decay must be in (0, 1]")
+        if not (0 <= self.snr_augment <= 1 and 0 <= self.relight_augment <= 1):
+            raise ConfigError("snr_augment and relight_augment are shares in [0, 1]")
+
+    @property
+    def frame_augment(self) -> bool:
+        """Whether training builds inputs from the aligned frames (an augmentation is on)."""
+        return self.snr_augment > 0 or self.relight_augment > 0
 
 
 @dataclass(frozen=True)

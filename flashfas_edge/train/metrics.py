@@ -65,15 +65,35 @@ def error_curves(scores: np.ndarray, labels: list[str] | np.ndarray) -> ErrorCur
 
 
 def eer_threshold(scores: np.ndarray, labels: list[str] | np.ndarray) -> tuple[float, float]:
-    """(EER, threshold) with pooled attacks: the threshold where APCER and BPCER cross."""
+    """(EER, threshold) with pooled attacks: the threshold where APCER and BPCER cross.
+
+    Every threshold between the score just below the crossing and the crossing score itself gives
+    the same errors on this split. The threshold is put in the middle of that gap (in logit space,
+    scores being probabilities), not on a score: when dev separates the classes cleanly the
+    crossing score is the lowest bona fide score, and a threshold there rejects any test bona fide
+    presentation that scores a hair lower.
+    """
     curves = error_curves(scores, labels)
     gap = np.abs(curves.apcer_pooled - curves.bpcer)
     i = int(np.argmin(gap))
     eer = 0.5 * (curves.apcer_pooled[i] + curves.bpcer[i])
     threshold = float(curves.thresholds[i])
     if not np.isfinite(threshold):
-        threshold = float(np.max(scores)) + 1e-9
+        return float(eer), float(np.max(scores)) + 1e-9
+    if i > 0:
+        threshold = _logit_midpoint(float(curves.thresholds[i - 1]), threshold)
     return float(eer), threshold
+
+
+def _logit_midpoint(low: float, high: float) -> float:
+    """Halfway between two ascending scores: in logit space for probabilities strictly inside
+    (0, 1), else arithmetically. The result lies in (low, high]."""
+    if 0.0 < low < high < 1.0:
+        mid = 0.5 * (np.log(low / (1 - low)) + np.log(high / (1 - high)))
+        value = float(1.0 / (1.0 + np.exp(-mid)))
+    else:
+        value = 0.5 * (low + high)
+    return value if low < value <= high else high
 
 
 @dataclass

@@ -2,7 +2,8 @@
 
 - ``paper``: ATR-FAS §5.1 sizes (256×256 in, 64×64 depth); too heavy for the kiosk CPU.
 - ``edge``: the default bundle (64×64 in, 16×16 depth, narrow inverted-residual ResUNets);
-  ``edge-snr-aug`` adds the flash-SNR augmentation (tried, not kept).
+  ``edge-snr-aug`` adds the flash-SNR augmentation (tried, not kept); ``edge-relight`` the
+  ambient-relighting augmentation.
 - ``ablation-*``: ATR-FAS Table 3 (mixing) and Table 4 (input) rows on the ``edge`` sizes.
 - ``moesa``: MoESA §3.2 (per-expert sigmoid gate, spatial attention, squared live depth).
 - ``baseline-binary-cnn``: a plain CNN on the differential frames with a binary loss only.
@@ -32,6 +33,14 @@ EDGE_SNR_AUG = EDGE.replace(
     name="edge-snr-aug",
     description="edge + flash-SNR augmentation on 50 % of training checks",
     optim={"snr_augment": 0.5},
+)
+
+# The side-lit, brighter-ambient look of strong sun without rendering the held-out scenario
+# (augment.py, relight_ambient): half the training checks relit.
+EDGE_RELIGHT = EDGE.replace(
+    name="edge-relight",
+    description="edge + ambient-relighting augmentation on 50 % of training checks",
+    optim={"relight_augment": 0.5},
 )
 
 PAPER = TrainConfig(
@@ -94,7 +103,7 @@ def _ablation(name: str, experts: int, mixing: str, attention: bool, text: str) 
 
 
 def _build() -> dict[str, TrainConfig]:
-    presets = {c.name: c for c in (EDGE, EDGE_SNR_AUG, PAPER, TINY)}
+    presets = {c.name: c for c in (EDGE, EDGE_SNR_AUG, EDGE_RELIGHT, PAPER, TINY)}
     for name, (experts, mixing, attention, text) in _TABLE3.items():
         presets[name] = _ablation(name, experts, mixing, attention, text)
     presets["ablation-dgm"] = EDGE.replace(name="ablation-dgm", description="MEMM-DGM (= edge)")

@@ -175,18 +175,22 @@ def train_model(options: TrainOptions, train: SplitTensors, dev: SplitTensors) -
         )
         aug = torch.Generator().manual_seed(options.seed * 7919 + epoch * 31 + ctx.rank)
         snr_rng = np.random.default_rng([options.seed, epoch, ctx.rank])
-        snr_augment = config.optim.snr_augment > 0
-        if snr_augment and train.aligned is None:
-            raise ValueError("snr_augment needs the aligned frames (load_split keep_aligned=True)")
+        frame_augment = config.optim.frame_augment
+        if frame_augment and train.aligned is None:
+            raise ValueError(
+                "snr_augment / relight_augment need the aligned frames "
+                "(load_split keep_aligned=True)"
+            )
         for step in bar:
             index = order[step * batch : (step + 1) * batch]
-            if snr_augment:
+            if frame_augment:
                 assert train.aligned is not None
                 x_np = augmented_inputs(
                     train.aligned[index.numpy()],
                     config.model.input_mode,
-                    config.optim.snr_augment,
                     snr_rng,
+                    weaken=config.optim.snr_augment,
+                    relight=config.optim.relight_augment,
                 )
                 x = torch.from_numpy(x_np).to(ctx.device)
             else:
