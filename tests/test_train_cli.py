@@ -166,7 +166,8 @@ def test_extra_training_folders_are_added_to_the_training_split(dataset, tmp_pat
     done = _cli("train", *common, "--out", str(run), "--extra-train", str(dataset / "dev"))
     assert done.returncode == 0, done.stderr
     data = torch.load(run / "last.pt", weights_only=False)["data"]
-    assert data["extra_train"] == [str((dataset / "dev").resolve())]
+    assert [extra["path"] for extra in data["extra_train"]] == [str((dataset / "dev").resolve())]
+    assert data["extra_train"][0]["dataset"]["seed"] == 3  # the writer's dataset.json
     base = tmp_path / "base"
     done = _cli("train", *common, "--out", str(base))
     assert done.returncode == 0, done.stderr

@@ -186,7 +186,9 @@ def run_train(args: argparse.Namespace) -> int:
         info = {
             "path": str(args.data.resolve()),
             "train": len(train),
-            "extra_train": [str(d.resolve()) for d in train_dirs[1:]],
+            "extra_train": [
+                {"path": str(d.resolve()), "dataset": dataset_info(d)} for d in train_dirs[1:]
+            ],
             "dev": len(dev),
             "dataset": dataset_info(args.data),
         }
