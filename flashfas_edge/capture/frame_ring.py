@@ -1,7 +1,8 @@
 """The ring buffer behind every Camera: the ``frames_between`` contract of capture/base.py.
 
 A capture thread appends frames and reports its failure; callers wait for a complete window.
-One implementation, shared by the V4L2 and the simulated camera, so both keep the same promise.
+One implementation, shared by the V4L2 and the simulated camera (``RingCamera``), so both keep the
+same promise.
 """
 
 from __future__ import annotations
@@ -68,3 +69,19 @@ class FrameRing:
     def last_start_us(self) -> int | None:
         with self._cond:
             return self._frames[-1].t_start_us if self._frames else None
+
+
+class RingCamera:
+    """The reading half of a Camera whose capture thread fills a ``FrameRing``."""
+
+    _ring: FrameRing
+    _thread: threading.Thread | None = None
+
+    def frames_between(self, t0_us: int, t1_us: int, timeout_s: float) -> list[Frame]:
+        return self._ring.frames_between(t0_us, t1_us, timeout_s, self._running)
+
+    def _running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def last_frame_time_us(self) -> int | None:
+        return self._ring.last_start_us()

@@ -12,17 +12,17 @@ import threading
 from typing import Any
 
 from flashfas_edge.capture.base import CameraInfo, Frame
-from flashfas_edge.capture.frame_ring import FrameRing
+from flashfas_edge.capture.frame_ring import FrameRing, RingCamera
 from flashfas_edge.sim.kiosk import SimKiosk, monotonic_us
 
 
-class SimCamera:
+class SimCamera(RingCamera):
     def __init__(self, kiosk: SimKiosk, fps: float | None = None, buffer_frames: int = 120):
         self.kiosk = kiosk
         self.fps = float(fps or kiosk.profile.fps)
         self._period_us = 1e6 / self.fps
         self._ring = FrameRing(buffer_frames, "simulated camera")
-        self._thread: threading.Thread | None = None
+        self._thread = None
         self._stop = threading.Event()
         self.late_frames = 0  # frames rendered after the next one should have started
 
@@ -73,11 +73,3 @@ class SimCamera:
         except BaseException as exc:  # noqa: BLE001 - surfaced to the caller as CameraError
             self._ring.fail(f"failed: {exc!r}")
 
-    def frames_between(self, t0_us: int, t1_us: int, timeout_s: float) -> list[Frame]:
-        return self._ring.frames_between(t0_us, t1_us, timeout_s, self._running)
-
-    def _running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
-    def last_frame_time_us(self) -> int | None:
-        return self._ring.last_start_us()

@@ -46,7 +46,7 @@ from dataclasses import dataclass
 import cv2
 
 from flashfas_edge.capture.base import CameraError, CameraInfo, Frame
-from flashfas_edge.capture.frame_ring import FrameRing
+from flashfas_edge.capture.frame_ring import FrameRing, RingCamera
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ def parse_source(device: str | int) -> CaptureSource:
     return CaptureSource(str(device), False, str(device))
 
 
-class V4L2Camera:
+class V4L2Camera(RingCamera):
     """A V4L2 (or any OpenCV) camera behind the Camera protocol of ``capture/base.py``."""
 
     def __init__(self, device: str | int = "/dev/video0", *, width: int = 640, height: int = 480,
@@ -122,7 +122,7 @@ class V4L2Camera:
         self.frames_dropped_out_of_order = 0
         self.late_frames = 0  # file sources: times the pacing fell a frame period behind
         self._ring = FrameRing(buffer_frames, f"camera {self.source.description}")
-        self._thread: threading.Thread | None = None
+        self._thread = None
         self._stop = threading.Event()
         self._info: CameraInfo | None = None
         self.exposure_locked = False
@@ -165,14 +165,6 @@ class V4L2Camera:
         self._thread = None
         self._ring.wake()
 
-    def frames_between(self, t0_us: int, t1_us: int, timeout_s: float) -> list[Frame]:
-        return self._ring.frames_between(t0_us, t1_us, timeout_s, self._running)
-
-    def _running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
-    def last_frame_time_us(self) -> int | None:
-        return self._ring.last_start_us()
 
     # ----- opening and configuration ----------------------------------------------------------
     def _open(self) -> cv2.VideoCapture:
