@@ -60,11 +60,7 @@ def run_one(
 
     train, dev, test = _splits(data, config, cache, memo)
     if max_train:
-        n = max_train
-        aligned = train.aligned[:n] if train.aligned is not None else None
-        train = SplitTensors(
-            train.x[:n], train.attack_index[:n], train.depth[:n], train.meta[:n], aligned
-        )
+        train = train.head(max_train)
     out_dir = out_root / f"{config.name}-s{seed}"
     summary = _train(config, seed, out_dir, train, dev)
     model, _ = model_from_checkpoint(load_checkpoint(summary))

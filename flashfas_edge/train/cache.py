@@ -91,6 +91,13 @@ class SplitTensors:
     def live(self) -> torch.Tensor:
         return (self.attack_index < 0).float()
 
+    def head(self, n: int) -> SplitTensors:
+        """The first ``n`` samples (``--max-train``)."""
+        aligned = self.aligned[:n] if self.aligned is not None else None
+        return SplitTensors(
+            self.x[:n], self.attack_index[:n], self.depth[:n], self.meta[:n], aligned
+        )
+
 
 def concat_splits(parts: list[SplitTensors]) -> SplitTensors:
     """One split from several (``train --extra-train``): samples in the order given."""

@@ -175,13 +175,7 @@ def run_train(args: argparse.Namespace) -> int:
             ]
         )
         if args.max_train:
-            from flashfas_edge.train.cache import SplitTensors
-
-            n = args.max_train
-            aligned = train.aligned[:n] if train.aligned is not None else None
-            train = SplitTensors(
-                train.x[:n], train.attack_index[:n], train.depth[:n], train.meta[:n], aligned
-            )
+            train = train.head(args.max_train)
         dev = load_split_for(dev_dir, config.model, args.cache, progress)
         info = {
             "path": str(args.data.resolve()),

@@ -11,6 +11,7 @@ all bona fide) are reported too.
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from collections import Counter, defaultdict
@@ -36,9 +37,7 @@ def run_system_evaluation(
     rows: list[dict[str, Any]] = []
     started = time.perf_counter()
     try:
-        for i, session in enumerate(iter_sessions(split_dir)):
-            if limit is not None and i >= limit:
-                break
+        for session in itertools.islice(iter_sessions(split_dir), limit):
             result = pipeline.run_recorded(session)
             rows.append(
                 {

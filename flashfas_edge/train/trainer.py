@@ -174,7 +174,7 @@ def train_model(options: TrainOptions, train: SplitTensors, dev: SplitTensors) -
             leave=False,
         )
         aug = torch.Generator().manual_seed(options.seed * 7919 + epoch * 31 + ctx.rank)
-        snr_rng = np.random.default_rng([options.seed, epoch, ctx.rank])
+        frame_rng = np.random.default_rng([options.seed, epoch, ctx.rank])
         frame_augment = config.optim.frame_augment
         if frame_augment and train.aligned is None:
             raise ValueError(
@@ -188,7 +188,7 @@ def train_model(options: TrainOptions, train: SplitTensors, dev: SplitTensors) -
                 x_np = augmented_inputs(
                     train.aligned[index.numpy()],
                     config.model.input_mode,
-                    snr_rng,
+                    frame_rng,
                     weaken=config.optim.snr_augment,
                     relight=config.optim.relight_augment,
                 )
