@@ -165,7 +165,6 @@ class V4L2Camera(RingCamera):
         self._thread = None
         self._ring.wake()
 
-
     # ----- opening and configuration ----------------------------------------------------------
     def _open(self) -> cv2.VideoCapture:
         src = self.source
