@@ -94,9 +94,10 @@ def test_a_replayed_recording_of_an_earlier_check_is_a_challenge_mismatch(http, 
     assert http.put("/v1/sim/scene", json={"scene": "injected_replay"}).status_code == 200
     for _ in range(3):
         body = http.post("/v1/liveness").json()
-        # 1 in 120 challenges repeats the old order (then the replay is not wrong); dropped
-        # frames give no_clean_frame. Either way: ask again.
-        if flash.last_playback.schedule.order != old_order and body["reason"] != "no_clean_frame":
+        # 1 in 120 challenges repeats the old order (then the replay is not wrong); frames
+        # dropped on a busy machine give a retry (no_clean_frame, or low_flash_snr when the
+        # replayed frames slip against the new schedule). Either way: ask again, as a kiosk does.
+        if flash.last_playback.schedule.order != old_order and body["verdict"] != "retry":
             break
     assert (body["verdict"], body["reason"]) == ("spoof", "challenge_mismatch"), body["detail"]
     assert body["nonce"] != first["nonce"]
