@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import json
 import statistics
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from flashfas_edge.train.cache import SplitTensors
+from flashfas_edge.train.cache import SplitTensors, concat_splits
 from flashfas_edge.train.config import TrainConfig
 from flashfas_edge.train.metrics import eer_threshold, evaluate_scores
-from flashfas_edge.train.splits import DataError, find_split, load_split_for
+from flashfas_edge.train.splits import DataError, dataset_info, find_split, load_split_for
 from flashfas_edge.train.trainer import (
     TrainOptions,
     load_checkpoint,
@@ -32,42 +33,79 @@ COLUMNS = (
 )
 
 
+@dataclass(frozen=True)
+class AblationData:
+    """Where every run of a table trains and is scored."""
+
+    data: Path  # train/ dev/ test/
+    extra_train: tuple[Path, ...] = ()  # more training splits (``train --extra-train``)
+    cache: Path | None = None
+    max_train: int | None = None
+
+    def info(self) -> dict[str, Any]:
+        """Provenance for the checkpoints, as ``train`` records it."""
+        return {
+            "path": str(self.data.resolve()),
+            "dataset": dataset_info(self.data),
+            "extra_train": [
+                {"path": str(d.resolve()), "dataset": dataset_info(d)} for d in self.extra_train
+            ],
+        }
+
+
 def _splits(
-    data: Path, config: TrainConfig, cache: Path | None, memo: dict
+    source: AblationData, config: TrainConfig, memo: dict
 ) -> tuple[SplitTensors, SplitTensors, SplitTensors]:
     key = (config.model.input_size, config.model.input_mode, config.model.depth_size)
     if key not in memo:
-        dirs = [find_split(data, s) for s in ("train", "dev", "test")]
-        if any(d is None for d in dirs):
-            raise DataError(f"{data}: needs train/ dev/ test/")
-        memo[key] = tuple(
-            load_split_for(d, config.model, cache, keep_aligned=d is dirs[0])  # type: ignore[arg-type]
-            for d in dirs
+        found = [find_split(source.data, s) for s in ("train", "dev", "test")]
+        extra = [find_split(d, "train") or d for d in source.extra_train]
+        dirs = [d for d in found if d is not None]
+        if len(dirs) < 3 or not all(d.is_dir() for d in extra):
+            raise DataError(f"{source.data}: needs train/ dev/ test/ (and every --extra-train)")
+        parts = [dirs[0], *extra]
+        train = concat_splits(
+            [load_split_for(d, config.model, source.cache, keep_aligned=True) for d in parts]
         )
+        if source.max_train:
+            train = train.head(source.max_train)
+        dev, test = (load_split_for(d, config.model, source.cache) for d in dirs[1:])
+        memo[key] = (train, dev, test)
     return memo[key]
 
 
 def run_one(
     config: TrainConfig,
     seed: int,
-    data: Path,
+    source: AblationData,
     out_root: Path,
-    cache: Path | None,
     memo: dict,
-    max_train: int | None = None,
+    device: str | None = None,
+    progress: bool = True,
 ) -> dict[str, Any]:
     import torch
 
-    train, dev, test = _splits(data, config, cache, memo)
-    if max_train:
-        train = train.head(max_train)
+    train, dev, test = _splits(source, config, memo)
     out_dir = out_root / f"{config.name}-s{seed}"
-    summary = _train(config, seed, out_dir, train, dev)
+    summary = _train(
+        TrainOptions(
+            config=config,
+            out_dir=out_dir,
+            seed=seed,
+            resume=True,
+            device=device,
+            progress=progress,
+            data_info={**source.info(), "train": len(train), "dev": len(dev)},
+        ),
+        train,
+        dev,
+    )
     model, _ = model_from_checkpoint(load_checkpoint(summary))
-    cpu = torch.device("cpu")
-    dev_scores = predict(model, dev, cpu)[0]
+    where = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    model.to(where)  # score where it trained: on a GPU machine the CPU is the slow part
+    dev_scores = predict(model, dev, where)[0]
     dev_eer, threshold = eer_threshold(dev_scores, dev.labels)
-    report = evaluate_scores(predict(model, test, cpu)[0], test.labels, threshold).to_dict()
+    report = evaluate_scores(predict(model, test, where)[0], test.labels, threshold).to_dict()
     history = json.loads((out_dir / "history.json").read_text())
     row = {
         "config": config.name,
@@ -83,22 +121,16 @@ def run_one(
     return row
 
 
-def _train(
-    config: TrainConfig, seed: int, out_dir: Path, train: SplitTensors, dev: SplitTensors
-) -> Path:
+def _train(options: TrainOptions, train: SplitTensors, dev: SplitTensors) -> Path:
     from flashfas_edge.train.trainer import train_model
 
+    out_dir, epochs = options.out_dir, options.config.optim.epochs
     if (out_dir / "result.json").is_file() or (
         (out_dir / "history.json").is_file()
-        and len(json.loads((out_dir / "history.json").read_text())) >= config.optim.epochs
+        and len(json.loads((out_dir / "history.json").read_text())) >= epochs
     ):
         return out_dir / "best.pt"  # finished earlier: rerunning the table does not retrain
-    summary = train_model(
-        TrainOptions(config=config, out_dir=out_dir, seed=seed, resume=True, progress=True),
-        train,
-        dev,
-    )
-    return summary.best_checkpoint
+    return train_model(options, train, dev).best_checkpoint
 
 
 def _fmt(values: list[float]) -> str:

@@ -29,6 +29,8 @@ AMBIENT_BOOST_RANGE = (1.0, 3.0)  # how much brighter the new ambient light is t
 SHADOW_LEVEL_RANGE = (0.15, 0.7)  # the shadow side's share of the lit side's ambient light
 TERMINATOR_WIDTH_RANGE = (0.05, 0.5)  # in face half-widths: hard sun edge … soft wrap
 RELIGHT_NOISE_RANGE = (0.3, 1.5)  # fresh sensor noise in grey levels after re-quantisation
+# uint8 → linear light, by table: the same float32 values as the power law, ~6× faster
+_LINEAR = (np.arange(256, dtype=np.float32) / 255.0) ** CAMERA_GAMMA
 
 
 def weaken_flash(aligned: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -55,7 +57,7 @@ def side_light(size: int, rng: np.random.Generator) -> np.ndarray:
 
 def relight_ambient(aligned: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """uint8 [N0, S, S, 3], brightest first → the same check under a brighter side light."""
-    linear = (aligned.astype(np.float32) / 255.0) ** CAMERA_GAMMA
+    linear = _LINEAR[aligned]
     ambient = linear[-1:]
     flash = linear - ambient
     field = side_light(aligned.shape[1], rng)[None, :, :, None]
@@ -66,7 +68,7 @@ def relight_ambient(aligned: np.ndarray, rng: np.random.Generator) -> np.ndarray
     relit = np.clip((new_ambient + flash) * exposure, 0.0, 1.0)
     out = 255.0 * relit ** (1.0 / CAMERA_GAMMA)
     sigma = rng.uniform(*RELIGHT_NOISE_RANGE)
-    out += rng.normal(0.0, sigma, out.shape).astype(np.float32)
+    out += sigma * rng.standard_normal(out.shape, dtype=np.float32)
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from flashfas_edge.data.session import Session
 from flashfas_edge.inference.backend import ATTACK_TYPES
-from flashfas_edge.train.sample import SampleError, align_session, network_input
+from flashfas_edge.train.sample import AlignedSample, SampleError, align_session, network_input
 
 CACHE_VERSION = 1
 
@@ -30,29 +30,36 @@ class CacheError(RuntimeError):
 
 def build_cache(sessions: Iterable[Session], out_dir: Path, size: int, source: str = "") -> dict:
     """Align ``sessions`` into ``out_dir``; returns the info dict (counts, skipped reasons)."""
-    aligned, attack, depth, meta = [], [], [], []
+    samples: list[AlignedSample] = []
     skipped: Counter[str] = Counter()
     for session in sessions:
         try:
-            sample = align_session(session, size)
+            samples.append(align_session(session, size))
         except SampleError as exc:
-            skipped[str(exc).split(" (")[0]] += 1
-            continue
-        aligned.append(sample.aligned)
-        attack.append(sample.attack_index)
-        depth.append(sample.depth.astype(np.float16))
-        meta.append(sample.meta)
-    if not aligned:
+            skipped[skip_reason(exc)] += 1
+    return write_cache(samples, out_dir, size, skipped, source)
+
+
+def skip_reason(exc: SampleError) -> str:
+    """The reason without its per-session detail, so that skips can be counted."""
+    return str(exc).split(" (")[0]
+
+
+def write_cache(
+    samples: list[AlignedSample], out_dir: Path, size: int, skipped: Counter[str], source: str
+) -> dict:
+    """Write aligned samples (in order) as one cache folder; returns its info dict."""
+    if not samples:
         raise CacheError(f"no usable session for {out_dir} (skipped: {dict(skipped)})")
     out_dir.mkdir(parents=True, exist_ok=True)
-    np.save(out_dir / "aligned.npy", np.stack(aligned))
-    np.save(out_dir / "attack.npy", np.asarray(attack, dtype=np.int8))
-    np.save(out_dir / "depth.npy", np.stack(depth))
-    (out_dir / "meta.json").write_text(json.dumps(meta, default=str))
+    np.save(out_dir / "aligned.npy", np.stack([s.aligned for s in samples]))
+    np.save(out_dir / "attack.npy", np.asarray([s.attack_index for s in samples], dtype=np.int8))
+    np.save(out_dir / "depth.npy", np.stack([s.depth.astype(np.float16) for s in samples]))
+    (out_dir / "meta.json").write_text(json.dumps([s.meta for s in samples], default=str))
     info = {
         "version": CACHE_VERSION,
         "size": size,
-        "count": len(aligned),
+        "count": len(samples),
         "skipped": dict(skipped),
         "source": source,
     }

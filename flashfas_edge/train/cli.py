@@ -39,6 +39,8 @@ EXPORT_EPILOG = """examples:
 ABLATE_EPILOG = """examples:
   flashfas-edge ablate --configs edge,ablation-memm-avg,baseline-binary-cnn --seeds 0,1,2 \\
       --data /work/data/ds --out runs/ablate --epochs 6
+  flashfas-edge ablate --configs edge,edge-relight --seeds 0,1,2 --data /work/data/dsA \\
+      --extra-train /work/data/dsB --out runs/ablate-4680 --epochs 7
 Finished runs are reused, so an interrupted table resumes where it stopped.
 """
 
@@ -128,8 +130,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, required=True, help="folder for runs and the table")
     p.add_argument("--epochs", type=int, help="override every config's epoch count")
     p.add_argument("--max-train", type=int, help="use only the first N training samples")
+    p.add_argument(
+        "--extra-train", type=Path, action="append", default=[], metavar="DIR",
+        help="more training sessions (a dataset or a train split folder; repeatable)",
+    )
+    p.add_argument("--device", help="cpu, cuda, cuda:1 … (default: cuda if present, else cpu)")
     p.add_argument("--threads", type=int)
     p.add_argument("--cache", type=Path)
+    p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run_ablate)
 
 
@@ -319,7 +327,8 @@ def run_export(args: argparse.Namespace) -> int:
 def run_ablate(args: argparse.Namespace) -> int:
     import torch
 
-    from flashfas_edge.train.ablation import markdown_table, run_one
+    from flashfas_edge.train.ablation import AblationData, markdown_table, run_one
+    from flashfas_edge.train.cache import CacheError
     from flashfas_edge.train.config import ConfigError, load_config
     from flashfas_edge.train.splits import DataError
 
@@ -327,6 +336,7 @@ def run_ablate(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     rows: list[dict] = []
     memo: dict = {}
+    source = AblationData(args.data, tuple(args.extra_train), args.cache, args.max_train)
     try:
         seeds = [int(s) for s in args.seeds.split(",")]
         for name in args.configs.split(","):
@@ -335,12 +345,14 @@ def run_ablate(args: argparse.Namespace) -> int:
                 config = config.replace(optim={"epochs": args.epochs})
             for seed in seeds:
                 rows.append(
-                    run_one(config, seed, args.data, args.out, args.cache, memo, args.max_train)
+                    run_one(
+                        config, seed, source, args.out, memo, args.device, not args.no_progress
+                    )
                 )
                 table = markdown_table(rows)
                 (args.out / "rows.json").write_text(json.dumps(rows, indent=1))
                 (args.out / "table.md").write_text(table + "\n")
-    except (ConfigError, DataError, ValueError) as exc:
+    except (ConfigError, DataError, CacheError, ValueError) as exc:
         return _fail(str(exc))
     print(markdown_table(rows))
     return 0

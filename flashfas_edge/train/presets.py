@@ -3,7 +3,7 @@
 - ``paper``: ATR-FAS §5.1 sizes (256×256 in, 64×64 depth); too heavy for the kiosk CPU.
 - ``edge``: the default bundle (64×64 in, 16×16 depth, narrow inverted-residual ResUNets);
   ``edge-snr-aug`` adds the flash-SNR augmentation (tried, not kept); ``edge-relight`` the
-  ambient-relighting augmentation.
+  ambient-relighting augmentation; ``edge128`` / ``edge128-relight`` the same at 128² in.
 - ``ablation-*``: ATR-FAS Table 3 (mixing) and Table 4 (input) rows on the ``edge`` sizes.
 - ``moesa``: MoESA §3.2 (per-expert sigmoid gate, spatial attention, squared live depth).
 - ``baseline-binary-cnn``: a plain CNN on the differential frames with a binary loss only.
@@ -41,6 +41,19 @@ EDGE_RELIGHT = EDGE.replace(
     name="edge-relight",
     description="edge + ambient-relighting augmentation on 50 % of training checks",
     optim={"relight_augment": 0.5},
+)
+
+# The edge network at twice the resolution (128² in, 32² depth): 4× the multiply-accumulates,
+# trainable only on a GPU here; does the texture the 64² crop loses separate masks?
+EDGE128 = EDGE.replace(
+    name="edge128",
+    description="edge network at 128² in, 32² depth",
+    model={"input_size": 128},
+)
+EDGE128_RELIGHT = EDGE_RELIGHT.replace(
+    name="edge128-relight",
+    description="edge-relight at 128² in, 32² depth",
+    model={"input_size": 128},
 )
 
 PAPER = TrainConfig(
@@ -103,7 +116,10 @@ def _ablation(name: str, experts: int, mixing: str, attention: bool, text: str) 
 
 
 def _build() -> dict[str, TrainConfig]:
-    presets = {c.name: c for c in (EDGE, EDGE_SNR_AUG, EDGE_RELIGHT, PAPER, TINY)}
+    presets = {
+        c.name: c
+        for c in (EDGE, EDGE_SNR_AUG, EDGE_RELIGHT, EDGE128, EDGE128_RELIGHT, PAPER, TINY)
+    }
     for name, (experts, mixing, attention, text) in _TABLE3.items():
         presets[name] = _ablation(name, experts, mixing, attention, text)
     presets["ablation-dgm"] = EDGE.replace(name="ablation-dgm", description="MEMM-DGM (= edge)")
