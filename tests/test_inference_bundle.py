@@ -60,8 +60,21 @@ def test_altered_module_is_a_hash_mismatch_naming_the_file(bundle_dir):
 
 
 def test_wrong_format_version_is_refused(bundle_dir):
+    _edit_manifest(bundle_dir, lambda m: m.update(format_version=3))
+    with pytest.raises(BundleError, match=r"manifest\.json: format_version 3 is not supported"):
+        load_bundle(bundle_dir)
+
+
+def test_format_2_without_an_ensemble_block_is_refused(bundle_dir):
     _edit_manifest(bundle_dir, lambda m: m.update(format_version=2))
-    with pytest.raises(BundleError, match=r"manifest\.json: format_version 2 is not supported"):
+    with pytest.raises(BundleError, match=r"format_version 2 needs an 'ensemble' object"):
+        load_bundle(bundle_dir)
+
+
+def test_an_ensemble_block_in_a_format_1_manifest_is_refused(bundle_dir):
+    # a reader that ignored it would run member 0 alone at the ensemble's threshold
+    _edit_manifest(bundle_dir, lambda m: m.update(ensemble={"members": 2, "combine": "mean_logit"}))
+    with pytest.raises(BundleError, match=r"'ensemble' block needs format_version 2"):
         load_bundle(bundle_dir)
 
 

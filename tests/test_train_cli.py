@@ -177,3 +177,93 @@ def test_extra_training_folders_are_added_to_the_training_split(dataset, tmp_pat
         "train", *common, "--out", str(tmp_path / "x"), "--extra-train", str(tmp_path / "missing")
     )
     assert done.returncode == 1 and "no such training split folder" in done.stderr
+
+
+@pytest.fixture(scope="module")
+def two_member_bundles(trained_run, dataset, tmp_path_factory) -> list[Path]:
+    """The trained tiny run and a second seed of it, each exported as a single-network bundle."""
+    root = tmp_path_factory.mktemp("members")
+    second = root / "run-s1"
+    done = _cli(
+        "train", "--config", "tiny", "--data", str(dataset), "--out", str(second),
+        "--epochs", "1", "--seed", "1", "--threads", "1", "--no-progress",
+    )
+    assert done.returncode == 0, done.stderr
+    bundles = []
+    for k, run in enumerate((trained_run, second)):
+        bundle = root / f"b{k}"
+        done = _cli("export", "--checkpoint", str(run / "best.pt"), "--out", str(bundle))
+        assert done.returncode == 0, done.stderr
+        bundles.append(bundle)
+    return bundles
+
+
+def test_ensemble_bundle_averages_member_logits_through_the_daemon_backend(
+    two_member_bundles, dataset, tmp_path
+):
+    import numpy as np
+
+    from flashfas_edge.inference.bundle import load_bundle
+    from flashfas_edge.inference.factory import create_backend
+
+    out = tmp_path / "ens"
+    members = [a for b in two_member_bundles for a in ("--member", str(b))]
+    done = _cli("ensemble", *members, "--data", str(dataset), "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    assert "2 members" in done.stdout
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["format_version"] == 2
+    assert manifest["ensemble"] == {"members": 2, "combine": "mean_logit"}
+    assert manifest["modules"]["m1.head"]["file"] == "m1/head.onnx"
+    assert "dev EER of the ensemble" in manifest["threshold"]["source"]
+    assert manifest["provenance"]["parity"]["max_abs_p_live"] < 1e-9
+    assert 0.0 < manifest["threshold"]["default"] <= 1.0
+
+    # The combined output is sigmoid(mean logit) of the members, each run on its own.
+    bundle = load_bundle(out)
+    assert len(bundle.members) == 2 and len(bundle.modules) == 14
+    ensemble = create_backend(bundle, "onnxruntime")
+    alone = [create_backend(b, "onnxruntime") for b in two_member_bundles]
+    x = np.random.default_rng(5).normal(0, 1, (3, *bundle.input_shape)).astype(np.float32)
+    logits = [
+        [np.log(o.p_live) - np.log1p(-o.p_live) for o in backend.run_batch(x)] for backend in alone
+    ]
+    expected = 1 / (1 + np.exp(-np.mean(logits, axis=0)))
+    got = [o.p_live for o in ensemble.run_batch(x)]
+    np.testing.assert_allclose(got, expected, atol=1e-9)
+
+    # eval scores the ensemble like any bundle
+    done = _cli("eval", "--model", str(out), "--data", str(dataset), "--out", str(tmp_path / "ev"))
+    assert done.returncode == 0, done.stderr
+
+
+def test_ensemble_refuses_mismatched_members_and_altered_member_files(
+    two_member_bundles, dataset, tmp_path
+):
+    from flashfas_edge.inference.backend import BundleError
+    from flashfas_edge.inference.bundle import load_bundle
+    from flashfas_edge.inference.synthetic_bundle import write_synthetic_bundle
+
+    other = write_synthetic_bundle(tmp_path / "other", input_size=64)
+    done = _cli(
+        "ensemble", "--member", str(two_member_bundles[0]), "--member", str(other),
+        "--data", str(dataset), "--out", str(tmp_path / "bad"),
+    )
+    assert done.returncode == 1 and "members must share the input contract" in done.stderr
+
+    out = tmp_path / "ens"
+    members = [a for b in two_member_bundles for a in ("--member", str(b))]
+    assert _cli("ensemble", *members, "--data", str(dataset), "--out", str(out)).returncode == 0
+    done = _cli("ensemble", *members, "--data", str(dataset), "--out", str(out))
+    assert done.returncode == 1 and "not empty" in done.stderr
+
+    tampered = out / "m1" / "head.onnx"
+    tampered.write_bytes(tampered.read_bytes() + b"\0")
+    with pytest.raises(BundleError, match=r"m1/head\.onnx: sha256 mismatch for module 'm1\.head'"):
+        load_bundle(out)
+    tampered.write_bytes(tampered.read_bytes()[:-1])
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest["modules"]["m2.head"] = manifest["modules"]["m1.head"]
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match=r"belong to no ensemble member"):
+        load_bundle(out)

@@ -17,7 +17,11 @@ from typing import Any
 
 from flashfas_edge.inference.backend import ATTACK_TYPES, BundleError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 1  # one network
+ENSEMBLE_FORMAT_VERSION = 2  # several networks of the same contract, logits averaged
+READ_VERSIONS = (FORMAT_VERSION, ENSEMBLE_FORMAT_VERSION)
+ENSEMBLE_COMBINE = ("mean_logit",)
+MAX_MEMBERS = 8
 MANIFEST_NAME = "manifest.json"
 EXPERT_MODULES = tuple(f"expert_{t}" for t in ATTACK_TYPES)
 MODULE_NAMES = ("stem", *EXPERT_MODULES, "type_gate", "attention_gate", "head")
@@ -40,11 +44,17 @@ def sha256_of_file(path: Path, chunk_bytes: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+def member_module_key(member: int, role: str) -> str:
+    """The manifest key of one member's module: ``stem`` for member 0, ``m1.stem`` for member 1."""
+    return role if member == 0 else f"m{member}.{role}"
+
+
 @dataclass(frozen=True)
 class ModuleSpec:
     """One ONNX file of the bundle, as the manifest lists it."""
 
-    name: str
+    name: str  # the manifest key (what runners and engines are keyed by)
+    role: str  # the contract's module name (stem, expert_print, …, head)
     path: Path
     sha256: str
     inputs: tuple[str, ...]
@@ -75,8 +85,10 @@ class Bundle:
     normalisation: dict[str, Any]
     threshold_default: float
     routing: RoutingConfig
-    modules: dict[str, ModuleSpec]
+    modules: dict[str, ModuleSpec]  # every module of every member, by manifest key
     manifest: dict[str, Any] = field(repr=False)
+    # per member: role → module; one member unless the bundle is an ensemble (format 2)
+    members: tuple[dict[str, ModuleSpec], ...] = ()
 
     @property
     def manifest_path(self) -> Path:
@@ -123,11 +135,12 @@ def load_bundle(
         return value
 
     version = field_of("format_version", int)
-    if version != FORMAT_VERSION:
+    if version not in READ_VERSIONS:
         raise BundleError(
             f"{manifest_path}: format_version {version} is not supported "
-            f"(this runtime reads version {FORMAT_VERSION})"
+            f"(this runtime reads versions {', '.join(map(str, READ_VERSIONS))})"
         )
+    n_members = _parse_ensemble(manifest, version, manifest_path)
     n0 = field_of("n0", int)
     n_diff = field_of("n_diff", int)
     input_size = field_of("input_size", int)
@@ -175,10 +188,19 @@ def load_bundle(
     routing = _parse_routing(manifest.get("routing", {}), manifest_path)
 
     modules_raw = field_of("modules", dict)
-    modules = {
-        name: _check_module(name, modules_raw.get(name), directory, manifest_path)
-        for name in MODULE_NAMES
-    }
+    modules: dict[str, ModuleSpec] = {}
+    members = []
+    for member in range(n_members):
+        roles = {}
+        for role in MODULE_NAMES:
+            key = member_module_key(member, role)
+            roles[role] = modules[key] = _check_module(
+                key, role, modules_raw.get(key), directory, manifest_path
+            )
+        members.append(roles)
+    unknown = sorted(set(modules_raw) - set(modules))
+    if unknown and version == ENSEMBLE_FORMAT_VERSION:  # never leave a listed network unused
+        raise BundleError(f"{manifest_path}: modules {unknown} belong to no ensemble member")
     if check_onnx_io:
         for spec in modules.values():
             _check_onnx_io(spec, n_diff=n_diff, input_size=input_size, depth_size=depth_size)
@@ -198,7 +220,29 @@ def load_bundle(
         routing=routing,
         modules=modules,
         manifest=manifest,
+        members=tuple(members),
     )
+
+
+def _parse_ensemble(manifest: dict[str, Any], version: int, manifest_path: Path) -> int:
+    """Number of member networks: 1 for format 1; format 2 needs an ``ensemble`` block."""
+    raw = manifest.get("ensemble")
+    if version == FORMAT_VERSION:
+        if raw is not None:  # an old reader would run member 0 alone at the ensemble's threshold
+            raise BundleError(f"{manifest_path}: an 'ensemble' block needs format_version 2")
+        return 1
+    if not isinstance(raw, dict):
+        raise BundleError(f"{manifest_path}: format_version 2 needs an 'ensemble' object")
+    members, combine = raw.get("members"), raw.get("combine")
+    if not isinstance(members, int) or isinstance(members, bool) or not 2 <= members <= MAX_MEMBERS:
+        raise BundleError(
+            f"{manifest_path}: ensemble.members must be an integer in 2…{MAX_MEMBERS}"
+        )
+    if combine not in ENSEMBLE_COMBINE:
+        raise BundleError(
+            f"{manifest_path}: ensemble.combine {combine!r} is not one of {list(ENSEMBLE_COMBINE)}"
+        )
+    return members
 
 
 def _parse_routing(raw: Any, manifest_path: Path) -> RoutingConfig:
@@ -215,7 +259,9 @@ def _parse_routing(raw: Any, manifest_path: Path) -> RoutingConfig:
     return RoutingConfig(sparse=sparse, min_top_weight=float(min_top_weight))
 
 
-def _check_module(name: str, raw: Any, directory: Path, manifest_path: Path) -> ModuleSpec:
+def _check_module(
+    name: str, role: str, raw: Any, directory: Path, manifest_path: Path
+) -> ModuleSpec:
     if not isinstance(raw, dict):
         raise BundleError(f"{manifest_path}: module {name!r} is not listed")
     file_name = raw.get("file")
@@ -235,14 +281,16 @@ def _check_module(name: str, raw: Any, directory: Path, manifest_path: Path) -> 
         )
     inputs = tuple(raw.get("inputs", ()))
     outputs = tuple(raw.get("outputs", ()))
-    allowed_inputs, expected_outputs = _EXPECTED_IO[name]
+    allowed_inputs, expected_outputs = _EXPECTED_IO[role]
     if inputs not in allowed_inputs or outputs != expected_outputs:
         raise BundleError(
             f"{manifest_path}: module {name!r} lists inputs {list(inputs)} / outputs "
             f"{list(outputs)}; the contract allows {[list(i) for i in allowed_inputs]} / "
             f"{list(expected_outputs)}"
         )
-    return ModuleSpec(name=name, path=path, sha256=actual_sha, inputs=inputs, outputs=outputs)
+    return ModuleSpec(
+        name=name, role=role, path=path, sha256=actual_sha, inputs=inputs, outputs=outputs
+    )
 
 
 def _check_onnx_io(spec: ModuleSpec, *, n_diff: int, input_size: int, depth_size: int) -> None:
@@ -265,7 +313,7 @@ def _check_onnx_io(spec: ModuleSpec, *, n_diff: int, input_size: int, depth_size
     expected_dims = {
         "x": (n_diff, 3, input_size, input_size),
         "depth": (
-            (n_diff, depth_size, depth_size) if spec.name != "head" else (1, depth_size, depth_size)
+            (n_diff, depth_size, depth_size) if spec.role != "head" else (1, depth_size, depth_size)
         ),
         "attention": (n_diff, depth_size, depth_size),
         "logits": (len(ATTACK_TYPES),),

@@ -1,6 +1,7 @@
 """The order in which a bundle's modules run, shared by every backend (DESIGN.md §1 step 9).
 
-stem → type gate → (routing) → experts → attention gate → mixing (ATR-FAS §3.4) → head.
+stem → type gate → (routing) → experts → attention gate → mixing (ATR-FAS §3.4) → head, once per
+member network; an ensemble bundle (format 2) averages the members' logits.
 A backend only supplies a :class:`ModuleRunner` that runs one ONNX module on named arrays; this
 file turns module outputs into :class:`ModelOutput`. Errors are typed and fail closed: a shape
 or value problem raises :class:`BackendError`, never a "live" score.
@@ -8,12 +9,13 @@ or value problem raises :class:`BackendError`, never a "live" score.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 
 from flashfas_edge.inference.backend import ATTACK_TYPES, BackendError, ModelOutput
-from flashfas_edge.inference.bundle import EXPERT_MODULES, Bundle, RoutingConfig
+from flashfas_edge.inference.bundle import EXPERT_MODULES, Bundle, ModuleSpec, RoutingConfig
 from flashfas_edge.inference.mixing import mix_depth, route_experts, sigmoid, softmax
 
 
@@ -57,33 +59,15 @@ class BundleForward:
         return self._forward(self.check_input(x, batched=False)[None])[0]
 
     def _forward(self, x: np.ndarray) -> list[ModelOutput]:
-        specs = self.bundle.modules
-        values: dict[str, np.ndarray] = {"x": x}
-        values["feat"] = self.runner.run_module("stem", {"x": x})["feat"]
-
-        gate_in = specs["type_gate"].inputs[0]
-        logits = self.runner.run_module("type_gate", {gate_in: values[gate_in]})["logits"]
-        weights = softmax(logits.astype(np.float64), axis=1)
-        mask, mixing = route_experts(
-            weights, sparse=self.routing.sparse, min_top_weight=self.routing.min_top_weight
-        )
-
-        batch, d = x.shape[0], self.bundle.depth_size
-        # Zeros, not empty: a skipped expert's slot is multiplied by weight 0 and must not be NaN.
-        depths = np.zeros((batch, len(EXPERT_MODULES), self.bundle.n_diff, d, d), np.float32)
-        feat = values["feat"]
-        for m, expert in enumerate(EXPERT_MODULES):
-            rows = np.flatnonzero(mask[:, m])
-            if rows.size == 0:
-                continue
-            expert_feat = feat if rows.size == batch else np.ascontiguousarray(feat[rows])
-            depths[rows, m] = self.runner.run_module(expert, {"feat": expert_feat})["depth"]
-
-        att_in = specs["attention_gate"].inputs[0]
-        attention = self.runner.run_module("attention_gate", {att_in: values[att_in]})["attention"]
-        final_depth = mix_depth(depths, mixing, attention)  # [B, D, D]
-        logit = self.runner.run_module("head", {"depth": final_depth[:, None]})["logit"]
-        p_live = sigmoid(logit.reshape(batch).astype(np.float64))
+        members = self.bundle.members or (self.bundle.modules,)
+        runs = [self._forward_member(specs, x) for specs in members]
+        batch = x.shape[0]
+        # An ensemble averages its members' logits (and reports the mean gate and depth).
+        logit = np.mean([r.logit for r in runs], axis=0)
+        weights = np.mean([r.weights for r in runs], axis=0)
+        final_depth = np.mean([r.depth for r in runs], axis=0).astype(np.float32)
+        ran = np.any([r.experts_run for r in runs], axis=0)
+        p_live = sigmoid(logit)
         if not (np.isfinite(p_live).all() and np.isfinite(final_depth).all()):
             raise BackendError(f"bundle {self.bundle.name!r} produced NaN/Inf outputs")
 
@@ -94,10 +78,52 @@ class BundleForward:
                     p_live=float(p_live[b]),
                     type_probs={t: float(weights[b, i]) for i, t in enumerate(ATTACK_TYPES)},
                     depth=final_depth[b],
-                    experts_run=tuple(t for i, t in enumerate(ATTACK_TYPES) if mask[b, i]),
+                    experts_run=tuple(t for i, t in enumerate(ATTACK_TYPES) if ran[b, i]),
                 )
             )
         return outputs
+
+    def _forward_member(self, specs: dict[str, ModuleSpec], x: np.ndarray) -> _MemberRun:
+        """One network of the bundle: module outputs for the batch ``x``."""
+        run = self.runner.run_module
+        feat = run(specs["stem"].name, {"x": x})["feat"]
+        values = {"x": x, "feat": feat}
+
+        gate = specs["type_gate"]
+        logits = run(gate.name, {gate.inputs[0]: values[gate.inputs[0]]})["logits"]
+        weights = softmax(logits.astype(np.float64), axis=1)
+        mask, mixing = route_experts(
+            weights, sparse=self.routing.sparse, min_top_weight=self.routing.min_top_weight
+        )
+
+        batch, d = x.shape[0], self.bundle.depth_size
+        # Zeros, not empty: a skipped expert's slot is multiplied by weight 0 and must not be NaN.
+        depths = np.zeros((batch, len(EXPERT_MODULES), self.bundle.n_diff, d, d), np.float32)
+        for m, expert in enumerate(EXPERT_MODULES):
+            rows = np.flatnonzero(mask[:, m])
+            if rows.size == 0:
+                continue
+            expert_feat = feat if rows.size == batch else np.ascontiguousarray(feat[rows])
+            depths[rows, m] = run(specs[expert].name, {"feat": expert_feat})["depth"]
+
+        att = specs["attention_gate"]
+        attention = run(att.name, {att.inputs[0]: values[att.inputs[0]]})["attention"]
+        final_depth = mix_depth(depths, mixing, attention)  # [B, D, D]
+        logit = run(specs["head"].name, {"depth": final_depth[:, None]})["logit"]
+        return _MemberRun(
+            logit=logit.reshape(batch).astype(np.float64),
+            weights=weights,
+            depth=final_depth,
+            experts_run=mask,
+        )
+
+
+@dataclass
+class _MemberRun:
+    logit: np.ndarray  # float64 [B]
+    weights: np.ndarray  # float64 [B, M] type-gate softmax
+    depth: np.ndarray  # float32 [B, D, D] mixed depth
+    experts_run: np.ndarray  # bool [B, M]
 
 
 class BundleBackendBase:

@@ -36,6 +36,13 @@ EXPORT_EPILOG = """examples:
 """
 
 
+ENSEMBLE_EPILOG = """examples:
+  flashfas-edge ensemble --member runs/b0 --member runs/b1 --member runs/b2 \\
+      --data /work/data/dsA --out engines/edge-default
+The threshold is the dev EER of the averaged scores, measured through ONNX Runtime.
+"""
+
+
 ABLATE_EPILOG = """examples:
   flashfas-edge ablate --configs edge,ablation-memm-avg,baseline-binary-cnn --seeds 0,1,2 \\
       --data /work/data/ds --out runs/ablate --epochs 6
@@ -117,6 +124,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--cache", type=Path)
     p.add_argument("--tolerance", type=float, default=1e-4, help="max |ΔP(live)| ORT vs PyTorch")
     p.set_defaults(func=run_export)
+
+    p = subparsers.add_parser(
+        "ensemble",
+        help="combine exported bundles into one ensemble bundle (logits averaged)",
+        epilog=ENSEMBLE_EPILOG,
+        formatter_class=fmt,
+    )
+    p.add_argument(
+        "--member", type=Path, action="append", required=True, metavar="BUNDLE",
+        help="an exported single-network bundle (2–8, repeat the option)",
+    )
+    p.add_argument("--data", type=Path, required=True, help="dataset: its dev/ sets the threshold")
+    p.add_argument("--out", type=Path, required=True, help="new bundle folder")
+    p.add_argument("--name", help="bundle name (default: the folder name)")
+    p.add_argument("--cache", type=Path)
+    p.set_defaults(func=run_ensemble)
 
     p = subparsers.add_parser(
         "ablate",
@@ -321,6 +344,26 @@ def run_export(args: argparse.Namespace) -> int:
     )
     if parity.max_abs_p_live > args.tolerance:
         return _fail(f"parity {parity.max_abs_p_live:.2e} exceeds tolerance {args.tolerance}")
+    return 0
+
+
+def run_ensemble(args: argparse.Namespace) -> int:
+    from flashfas_edge.inference.backend import BackendError, BundleError
+    from flashfas_edge.train.cache import CacheError
+    from flashfas_edge.train.ensemble import manifest_summary, write_ensemble
+    from flashfas_edge.train.export import ExportError
+    from flashfas_edge.train.metrics import MetricsError
+    from flashfas_edge.train.splits import DataError
+
+    try:
+        manifest = write_ensemble(
+            args.member, args.data, args.out, name=args.name, cache_root=args.cache
+        )
+    except (
+        BundleError, BackendError, ExportError, DataError, CacheError, MetricsError, OSError
+    ) as exc:
+        return _fail(str(exc))
+    print(manifest_summary(manifest))
     return 0
 
 

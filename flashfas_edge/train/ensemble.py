@@ -1,0 +1,164 @@
+"""Several exported bundles → one ensemble bundle (docs/MODEL_BUNDLE.md, format version 2).
+
+Networks trained with different seeds disagree most on the hard cases (here: side-lit masks), so
+averaging their logits lowers the error of any one of them. The members must share the input
+contract (N0, size, normalisation …). Member 0's files keep their names, member k's go to ``m<k>/``
+and are listed as ``m<k>.<module>``; every file keeps its sha256. The threshold is the dev EER of
+the *ensemble*, measured through the daemon's own backend on the dataset's dev split, and the
+combined output is checked against the mean of the members' logits, each run on its own.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from flashfas_edge.inference.bundle import (
+    ENSEMBLE_COMBINE,
+    ENSEMBLE_FORMAT_VERSION,
+    MAX_MEMBERS,
+    Bundle,
+    load_bundle,
+    member_module_key,
+)
+from flashfas_edge.train.export import ExportError, write_manifest
+from flashfas_edge.train.metrics import eer_threshold, evaluate_scores
+from flashfas_edge.train.splits import DataError, find_split, load_split_for
+
+# What every member must agree on: the input the pipeline feeds and the outputs' meaning.
+CONTRACT_FIELDS = (
+    "architecture", "n0", "n_diff", "input_size", "depth_size", "channel_order", "layout",
+    "normalisation", "attack_types", "routing",
+)
+PARITY_SAMPLES = 64
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, 1e-12, 1 - 1e-12)
+    return np.log(p) - np.log1p(-p)
+
+
+def write_ensemble(
+    member_dirs: list[Path], data_dir: Path, out_dir: Path, *, name: str | None = None,
+    cache_root: Path | None = None,
+) -> dict[str, Any]:
+    """Write the ensemble bundle to ``out_dir`` (new or empty); returns its manifest."""
+    from flashfas_edge.train.evaluate import BundleScorer
+
+    if not 2 <= len(member_dirs) <= MAX_MEMBERS:
+        raise ExportError(f"an ensemble has 2…{MAX_MEMBERS} members, got {len(member_dirs)}")
+    if out_dir.exists() and any(out_dir.iterdir()):
+        raise ExportError(f"{out_dir}: exists and is not empty; choose a new folder")
+    dev_dir = find_split(data_dir, "dev")
+    if dev_dir is None:
+        raise DataError(f"{data_dir}: the ensemble threshold needs a dev split")
+    members = [load_bundle(d) for d in member_dirs]
+    _check_contract(members)
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    modules: dict[str, Any] = {}
+    for k, member in enumerate(members):
+        folder = out_dir if k == 0 else out_dir / f"m{k}"
+        folder.mkdir(exist_ok=True)
+        for role, spec in member.modules.items():
+            shutil.copyfile(spec.path, folder / spec.path.name)
+            modules[member_module_key(k, role)] = {
+                "file": str((folder / spec.path.name).relative_to(out_dir)),
+                "sha256": spec.sha256,
+                "inputs": list(spec.inputs),
+                "outputs": list(spec.outputs),
+            }
+    first = members[0].manifest
+    manifest: dict[str, Any] = {
+        "format_version": ENSEMBLE_FORMAT_VERSION,
+        "name": name or out_dir.name,
+        **{key: first[key] for key in ("architecture", "config") if key in first},
+        **{key: first[key] for key in CONTRACT_FIELDS[1:] if key in first},
+        "feature_channels": first.get("feature_channels"),
+        "depth_bins": first.get("depth_bins"),
+        "ensemble": {"members": len(members), "combine": ENSEMBLE_COMBINE[0]},
+        "modules": modules,
+        "threshold": {"default": 0.5, "source": "placeholder until the dev split is scored"},
+        "provenance": {
+            "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "members": [
+                {
+                    "bundle": str(d),
+                    "name": m.name,
+                    "manifest_sha256": m.manifest_sha256,
+                    "threshold": m.threshold_default,
+                    "provenance": m.manifest.get("provenance", {}),
+                }
+                for d, m in zip(member_dirs, members, strict=True)
+            ],
+        },
+    }
+    write_manifest(out_dir, manifest)
+
+    scorer = BundleScorer(out_dir)  # the daemon's ORT backend, on the ensemble
+    dev = load_split_for(dev_dir, scorer.model_config, cache_root)
+    dev_scores = scorer.score(dev)
+    dev_eer, threshold = eer_threshold(dev_scores, dev.labels)
+    if not 0.0 < threshold <= 1.0:
+        raise ExportError(f"dev EER threshold {threshold} is outside (0, 1]")
+    parity = _combine_parity(member_dirs, dev, dev_scores)
+    manifest["threshold"] = {
+        "default": float(threshold),
+        "source": f"dev EER of the ensemble (ONNX Runtime, {dev_dir})",
+    }
+    manifest["provenance"]["dev"] = {
+        "split": str(dev_dir),
+        "eer": dev_eer,
+        **{k: v for k, v in evaluate_scores(dev_scores, dev.labels, threshold).to_dict().items()
+           if k in ("hter", "bpcer", "apcer")},
+    }
+    manifest["provenance"]["parity"] = parity
+    write_manifest(out_dir, manifest)
+    load_bundle(out_dir)  # what we wrote must be what the runtime accepts
+    return manifest
+
+
+def _check_contract(members: list[Bundle]) -> None:
+    first = members[0]
+    for member in members[1:]:
+        for key in CONTRACT_FIELDS:
+            if member.manifest.get(key) != first.manifest.get(key):
+                raise ExportError(
+                    f"{member.manifest_path}: {key} = {member.manifest.get(key)!r} differs from "
+                    f"{first.manifest_path} ({first.manifest.get(key)!r}); members must share "
+                    "the input contract"
+                )
+        if len(member.members) != 1:
+            raise ExportError(f"{member.manifest_path}: a member must be a single network")
+    if len(first.members) != 1:
+        raise ExportError(f"{first.manifest_path}: a member must be a single network")
+
+
+def _combine_parity(member_dirs: list[Path], dev, ensemble_scores: np.ndarray) -> dict[str, Any]:
+    """The ensemble's P(live) against sigmoid(mean of member logits), members run one by one."""
+    from flashfas_edge.train.evaluate import BundleScorer
+
+    n = min(PARITY_SAMPLES, len(dev))
+    head = dev.head(n)
+    logits = [_logit(BundleScorer(d).score(head)) for d in member_dirs]
+    expected = 1.0 / (1.0 + np.exp(-np.mean(logits, axis=0)))
+    return {
+        "max_abs_p_live": float(np.max(np.abs(expected - ensemble_scores[:n]))),
+        "samples": n,
+        "reference": "sigmoid(mean member logit), each member bundle run alone",
+    }
+
+
+def manifest_summary(manifest: dict[str, Any]) -> str:
+    members = manifest["ensemble"]["members"]
+    parity = manifest["provenance"]["parity"]["max_abs_p_live"]
+    dev = manifest["provenance"]["dev"]
+    return (
+        f"ensemble {manifest['name']}: {members} members, threshold "
+        f"{manifest['threshold']['default']:.4f} (dev EER {100 * dev['eer']:.2f}%), "
+        f"combine parity max |ΔP(live)| {parity:.2e}"
+    )
