@@ -189,3 +189,17 @@ def test_script_is_shellcheck_clean():
         pytest.skip("shellcheck is not installed (apt-get install shellcheck)")
     result = subprocess.run(["shellcheck", str(SCRIPT)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout
+
+
+def test_dry_run_of_an_ensemble_bundle_builds_every_member_module(tmp_path):
+    from flashfas_edge.inference.synthetic_bundle import write_synthetic_ensemble
+
+    bundle = write_synthetic_ensemble(tmp_path / "ens", members=2, input_size=32)
+    result = _script("--bundle", str(bundle), "--dry-run", "--tensorrt-version", "10.3.0")
+    assert result.returncode == 0, result.stderr
+    lines = _trtexec_lines(result.stdout)
+    assert len(lines) == 2 * len(MODULE_NAMES)
+    for module in MODULE_NAMES:
+        assert any(f"--onnx={bundle}/m1/{module}.onnx" in line for line in lines)
+        engine = f"--saveEngine={bundle}/tensorrt.new/m1.{module}.engine"
+        assert any(engine in line for line in lines)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -236,3 +237,18 @@ def _head(rng, d: int):
     w = rng.normal(0, 0.5, (4, 1)).astype(np.float32)
     g.op("Gemm", [h, g.const(w, "w"), g.const(np.zeros(1, np.float32), "b")], "logit")
     return g.model("head", [_tensor("depth", ["B", 1, d, d])], [_tensor("logit", ["B", 1])])
+
+
+def write_synthetic_ensemble(directory: str | Path, *, members: int = 2, **kwargs: Any) -> Path:
+    """An ensemble bundle (format 2) of ``members`` synthetic networks with different seeds."""
+    from flashfas_edge.inference.bundle import load_bundle
+    from flashfas_edge.inference.ensemble_bundle import assemble_ensemble
+
+    out = Path(directory)
+    seed = int(kwargs.pop("seed", 0))
+    parts = [
+        write_synthetic_bundle(out.parent / f"{out.name}.member{k}", seed=seed + k, **kwargs)
+        for k in range(members)
+    ]
+    assemble_ensemble(parts, [load_bundle(p) for p in parts], out, name=kwargs.get("name"))
+    return out

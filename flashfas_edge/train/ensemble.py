@@ -10,30 +10,17 @@ combined output is checked against the mean of the members' logits, each run on 
 
 from __future__ import annotations
 
-import datetime as dt
-import shutil
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from flashfas_edge.inference.bundle import (
-    ENSEMBLE_COMBINE,
-    ENSEMBLE_FORMAT_VERSION,
-    MAX_MEMBERS,
-    Bundle,
-    load_bundle,
-    member_module_key,
-)
+from flashfas_edge.inference.bundle import MAX_MEMBERS, Bundle, load_bundle
+from flashfas_edge.inference.ensemble_bundle import CONTRACT_FIELDS, assemble_ensemble
 from flashfas_edge.train.export import ExportError, write_manifest
 from flashfas_edge.train.metrics import eer_threshold, evaluate_scores
 from flashfas_edge.train.splits import DataError, find_split, load_split_for
 
-# What every member must agree on: the input the pipeline feeds and the outputs' meaning.
-CONTRACT_FIELDS = (
-    "architecture", "n0", "n_diff", "input_size", "depth_size", "channel_order", "layout",
-    "normalisation", "attack_types", "routing",
-)
 PARITY_SAMPLES = 64
 
 
@@ -59,45 +46,7 @@ def write_ensemble(
     members = [load_bundle(d) for d in member_dirs]
     _check_contract(members)
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    modules: dict[str, Any] = {}
-    for k, member in enumerate(members):
-        folder = out_dir if k == 0 else out_dir / f"m{k}"
-        folder.mkdir(exist_ok=True)
-        for role, spec in member.modules.items():
-            shutil.copyfile(spec.path, folder / spec.path.name)
-            modules[member_module_key(k, role)] = {
-                "file": str((folder / spec.path.name).relative_to(out_dir)),
-                "sha256": spec.sha256,
-                "inputs": list(spec.inputs),
-                "outputs": list(spec.outputs),
-            }
-    first = members[0].manifest
-    manifest: dict[str, Any] = {
-        "format_version": ENSEMBLE_FORMAT_VERSION,
-        "name": name or out_dir.name,
-        **{key: first[key] for key in ("architecture", "config") if key in first},
-        **{key: first[key] for key in CONTRACT_FIELDS[1:] if key in first},
-        "feature_channels": first.get("feature_channels"),
-        "depth_bins": first.get("depth_bins"),
-        "ensemble": {"members": len(members), "combine": ENSEMBLE_COMBINE[0]},
-        "modules": modules,
-        "threshold": {"default": 0.5, "source": "placeholder until the dev split is scored"},
-        "provenance": {
-            "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            "members": [
-                {
-                    "bundle": str(d),
-                    "name": m.name,
-                    "manifest_sha256": m.manifest_sha256,
-                    "threshold": m.threshold_default,
-                    "provenance": m.manifest.get("provenance", {}),
-                }
-                for d, m in zip(member_dirs, members, strict=True)
-            ],
-        },
-    }
-    write_manifest(out_dir, manifest)
+    manifest = assemble_ensemble(member_dirs, members, out_dir, name=name)
 
     scorer = BundleScorer(out_dir)  # the daemon's ORT backend, on the ensemble
     dev = load_split_for(dev_dir, scorer.model_config, cache_root)
