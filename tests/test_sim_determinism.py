@@ -78,3 +78,33 @@ def test_synth_command_refuses_bad_arguments(tmp_path):
         [sys.executable, "-m", "flashfas_edge.cli", "synth", "--out", str(tmp_path), "--n", "0"],
         capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "--n" in proc.stderr
+
+
+def test_aligned_cache_equals_the_cache_train_builds_from_the_session_files(tmp_path):
+    """``synth --aligned-cache`` skips the session files; what train reads must not change."""
+    from flashfas_edge.train.config import ModelConfig
+    from flashfas_edge.train.splits import load_split_for
+
+    common = ["--n", "6", "--seed", "4", "--split", "test", "--width", "320", "--height", "240",
+              "--workers", "2", "--no-progress"]
+    for out, extra in ((tmp_path / "files", []), (tmp_path / "aligned", ["--aligned-cache", "32"])):
+        proc = subprocess.run(
+            [sys.executable, "-m", "flashfas_edge.cli", "synth", "--out", str(out), *common,
+             *extra], capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+    assert not list((tmp_path / "aligned" / "test").glob("*.npz"))  # no session files written
+    model = ModelConfig(input_size=32)
+    from_files = load_split_for(tmp_path / "files" / "test", model, progress=False,
+                                keep_aligned=True)
+    direct = load_split_for(tmp_path / "aligned" / "test", model, progress=False,
+                            keep_aligned=True)
+    assert len(direct) == len(from_files) > 0
+    assert np.array_equal(direct.aligned, from_files.aligned)
+    assert direct.labels == from_files.labels
+    assert np.array_equal(direct.depth.numpy(), from_files.depth.numpy())
+    seeds = [m["identity_seed"] for m in direct.meta]
+    assert seeds == [m["identity_seed"] for m in from_files.meta]
+    proc = subprocess.run(
+        [sys.executable, "-m", "flashfas_edge.cli", "synth", "--out", str(tmp_path / "x"),
+         "--aligned-cache", "64,abc"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "--aligned-cache wants sizes" in proc.stderr

@@ -267,3 +267,22 @@ def test_ensemble_refuses_mismatched_members_and_altered_member_files(
     (out / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(BundleError, match=r"belong to no ensemble member"):
         load_bundle(out)
+
+
+def test_ablate_trains_scores_and_tabulates_with_extra_training_data(dataset, tmp_path):
+    import torch
+
+    out = tmp_path / "ablate"
+    done = _cli(
+        "ablate", "--configs", "tiny", "--seeds", "0", "--data", str(dataset),
+        "--extra-train", str(dataset / "dev"), "--epochs", "1", "--out", str(out),
+        "--threads", "1", "--no-progress",
+    )
+    assert done.returncode == 0, done.stderr
+    rows = json.loads((out / "rows.json").read_text())
+    assert [(r["config"], r["seed"], r["epochs"]) for r in rows] == [("tiny", 0, 1)]
+    assert 0.0 <= rows[0]["hter"] <= 1.0
+    assert "| tiny | 1 |" in (out / "table.md").read_text()
+    data = torch.load(out / "tiny-s0" / "best.pt", weights_only=False)["data"]
+    assert [e["path"] for e in data["extra_train"]] == [str((dataset / "dev").resolve())]
+    assert data["train"] > data["dev"]  # train + the extra dev sessions
