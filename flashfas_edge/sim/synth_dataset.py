@@ -12,9 +12,10 @@ import json
 import multiprocessing as mp
 import os
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -23,6 +24,9 @@ from flashfas_edge.data.session import Session
 from flashfas_edge.sim.protocol import SPLITS, draw_request, split_sizes
 from flashfas_edge.sim.schedule import ScheduleSpec
 from flashfas_edge.sim.synth_session import SessionOptions, render_session
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -86,32 +90,10 @@ def generate(job: SynthJob, workers: int, progress: bool = True) -> dict[str, An
     tasks = [(job, k) for k in range(n_shards)]
     results: dict[int, tuple[list[dict[str, Any]], int]] = {}
     t0 = time.perf_counter()
-    parallel = workers > 1 and n_shards > 1
-    # fork the workers before the progress bar starts its monitor thread
-    ctx = mp.get_context("fork" if os.name == "posix" else "spawn")
-    pool = ctx.Pool(min(workers, n_shards)) if parallel else None
-    bar: Any = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=job.n, unit="session", desc=f"synth {job.split}")
-    try:
-        done = (pool.imap_unordered(_render_shard, tasks) if pool is not None
-                else map(_render_shard, tasks))
-        for k, rows, size in done:
-            results[k] = (rows, size)
-            if bar:
-                bar.update(len(rows))
-    except BaseException:
-        if pool is not None:
-            pool.terminate()  # a failed or interrupted run leaves no workers behind
-        raise
-    finally:
-        if pool is not None:
-            pool.close()
-            pool.join()
-    if bar:
-        bar.close()
+    for k, rows, size in imap_tasks(_render_shard, tasks, workers, progress=progress,
+                                    desc=f"synth {job.split}", total=job.n,
+                                    count=lambda result: len(result[1])):
+        results[k] = (rows, size)
     elapsed = time.perf_counter() - t0
     shards = [{"file": f"shard-{k:05d}.npz", "sessions": len(results[k][0]),
                "bytes": results[k][1]} for k in range(n_shards)]
@@ -124,6 +106,37 @@ def generate(job: SynthJob, workers: int, progress: bool = True) -> dict[str, An
     return {"split": job.split, "sessions": job.n, "seconds": elapsed, "bytes": total,
             "counts": dict(sorted(counts.items())),
             "mean_frames": float(np.mean([r["frames"] for r in samples]))}
+
+
+def imap_tasks(fn: Callable[[T], R], tasks: list[T], workers: int, *, progress: bool, desc: str,
+               total: int, count: Callable[[R], int]) -> Iterator[R]:
+    """``fn`` over ``tasks`` in ``workers`` processes, results in completion order, with a
+    progress bar of ``total`` sessions (``count(result)`` each); a failure or interruption
+    leaves no workers behind."""
+    parallel = workers > 1 and len(tasks) > 1
+    # fork the workers before the progress bar starts its monitor thread
+    ctx = mp.get_context("fork" if os.name == "posix" else "spawn")
+    pool = ctx.Pool(min(workers, len(tasks))) if parallel else None
+    bar: Any = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=total, unit="session", desc=desc)
+    try:
+        for result in (pool.imap_unordered(fn, tasks) if pool is not None else map(fn, tasks)):
+            if bar:
+                bar.update(count(result))
+            yield result
+    except BaseException:
+        if pool is not None:
+            pool.terminate()
+        raise
+    finally:
+        if pool is not None:
+            pool.close()
+            pool.join()
+        if bar:
+            bar.close()
 
 
 def generate_splits(job: SynthJob, splits: dict[str, int], workers: int,

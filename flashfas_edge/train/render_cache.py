@@ -11,15 +11,13 @@ and the parent writes one cache folder per size where ``train --data`` looks for
 from __future__ import annotations
 
 import json
-import multiprocessing as mp
-import os
 import time
 from collections import Counter
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from flashfas_edge.sim.synth_dataset import SynthJob, render_sample
+from flashfas_edge.sim.synth_dataset import SynthJob, imap_tasks, render_sample
 from flashfas_edge.train.cache import skip_reason, write_cache
 from flashfas_edge.train.sample import AlignedSample, SampleError, align_session
 from flashfas_edge.train.splits import cache_dir_for
@@ -63,30 +61,12 @@ def render_split_caches(
     parts: dict[int, dict[int, list[AlignedSample]]] = {}
     skipped: Counter[str] = Counter()
     t0 = time.perf_counter()
-    ctx = mp.get_context("fork" if os.name == "posix" else "spawn")
-    pool = ctx.Pool(min(workers, len(tasks))) if workers > 1 and len(tasks) > 1 else None
-    bar: Any = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=job.n, unit="session", desc=f"synth+align {job.split}")
-    try:
-        done = pool.imap_unordered(_render_range, tasks) if pool else map(_render_range, tasks)
-        for lo, samples, skips in done:
-            parts[lo] = samples
-            skipped.update(skips)
-            if bar:
-                bar.update(min(lo + chunk, job.n) - lo)
-    except BaseException:
-        if pool is not None:
-            pool.terminate()
-        raise
-    finally:
-        if pool is not None:
-            pool.close()
-            pool.join()
-    if bar:
-        bar.close()
+    for lo, samples, skips in imap_tasks(
+        _render_range, tasks, workers, progress=progress, desc=f"synth+align {job.split}",
+        total=job.n, count=lambda result: min(result[0] + chunk, job.n) - result[0],
+    ):
+        parts[lo] = samples
+        skipped.update(skips)
     source = str(split_dir.resolve())
     caches = {}
     for size in sizes:
