@@ -9,6 +9,8 @@ or value problem raises :class:`BackendError`, never a "live" score.
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -32,6 +34,11 @@ class BundleForward:
         self.bundle = bundle
         self.runner = runner
         self.routing = routing
+        members = len(bundle.members)
+        # An ensemble's members are independent: run them side by side (the runtimes release
+        # the GIL inside each module), at most one per core.
+        workers = min(members, os.cpu_count() or 1)
+        self._pool = ThreadPoolExecutor(workers, "ensemble-member") if workers > 1 else None
 
     def check_input(self, x: np.ndarray, batched: bool) -> np.ndarray:
         expected = self.bundle.input_shape
@@ -60,7 +67,10 @@ class BundleForward:
 
     def _forward(self, x: np.ndarray) -> list[ModelOutput]:
         members = self.bundle.members or (self.bundle.modules,)
-        runs = [self._forward_member(specs, x) for specs in members]
+        if self._pool is not None:
+            runs = list(self._pool.map(lambda specs: self._forward_member(specs, x), members))
+        else:
+            runs = [self._forward_member(specs, x) for specs in members]
         batch = x.shape[0]
         # An ensemble averages its members' logits (and reports the mean gate and depth).
         logit = np.mean([r.logit for r in runs], axis=0)
