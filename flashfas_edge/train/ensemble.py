@@ -2,10 +2,10 @@
 
 Networks trained with different seeds disagree most on the hard cases (here: side-lit masks), so
 averaging their logits lowers the error of any one of them. The members must share the input
-contract (N0, size, normalisation …). Member 0's files keep their names, member k's go to ``m<k>/``
-and are listed as ``m<k>.<module>``; every file keeps its sha256. The threshold is the dev EER of
-the *ensemble*, measured through the daemon's own backend on the dataset's dev split, and the
-combined output is checked against the mean of the members' logits, each run on its own.
+contract (N0, size, normalisation …); the folder layout is ``inference/ensemble_bundle.py``'s.
+The threshold is the dev EER of the *ensemble*, measured through the daemon's own backend on the
+dataset's dev split, and the combined output is checked against the mean of the members' logits,
+each run on its own.
 """
 
 from __future__ import annotations
@@ -73,7 +73,9 @@ def write_ensemble(
 
 def _check_contract(members: list[Bundle]) -> None:
     first = members[0]
-    for member in members[1:]:
+    for member in members:
+        if len(member.members) != 1:
+            raise ExportError(f"{member.manifest_path}: a member must be a single network")
         for key in CONTRACT_FIELDS:
             if member.manifest.get(key) != first.manifest.get(key):
                 raise ExportError(
@@ -81,10 +83,6 @@ def _check_contract(members: list[Bundle]) -> None:
                     f"{first.manifest_path} ({first.manifest.get(key)!r}); members must share "
                     "the input contract"
                 )
-        if len(member.members) != 1:
-            raise ExportError(f"{member.manifest_path}: a member must be a single network")
-    if len(first.members) != 1:
-        raise ExportError(f"{first.manifest_path}: a member must be a single network")
 
 
 def _combine_parity(member_dirs: list[Path], dev, ensemble_scores: np.ndarray) -> dict[str, Any]:
