@@ -78,11 +78,13 @@ class Sweep:
         with log.open("w") as f:
             return subprocess.call(cmd, stdout=f, stderr=subprocess.STDOUT, env=env, cwd=self.work)
 
-    def render(self, workers: int) -> bool:
+    def render(self, workers: int, sessions: tuple[int, int] = (2400, 3000)) -> bool:
+        """Dataset A (seed 1, all splits) and B (seed 3, train) as aligned caches."""
         cli = [sys.executable, "-m", "flashfas_edge.cli", "synth", "--aligned-cache", "64,128",
                "--workers", str(workers), "--no-progress"]
-        for name, extra in (("dsA", ["--n", "2400", "--seed", "1"]),
-                            ("dsB", ["--n", "3000", "--seed", "3", "--split", "train"])):
+        n_a, n_b = sessions
+        for name, extra in (("dsA", ["--n", str(n_a), "--seed", "1"]),
+                            ("dsB", ["--n", str(n_b), "--seed", "3", "--split", "train"])):
             start = time.monotonic()
             rc = self.run([*cli, "--out", str(self.work / name), *extra],
                           self.out / f"synth-{name}.log")
@@ -211,22 +213,11 @@ def main() -> int:
         return 1
     if args.smoke:
         sweep.queue = [("edge", 0), ("ablation-wo-dn", 0), ("edge128-relight", 0)]
-    ok = sweep.render(args.workers) if not args.smoke else smoke_data(sweep, args.workers)
+    ok = sweep.render(args.workers, (60, 20) if args.smoke else (2400, 3000))
     if ok:
         sweep.train_all()
     sweep.pack()
     return 0 if ok else 1
-
-
-def smoke_data(sweep: Sweep, workers: int) -> bool:
-    cli = [sys.executable, "-m", "flashfas_edge.cli", "synth", "--aligned-cache", "64,128",
-           "--workers", str(workers), "--no-progress"]
-    rc = sweep.run([*cli, "--out", str(sweep.work / "dsA"), "--n", "60", "--seed", "1"],
-                   sweep.out / "synth-dsA.log")
-    rc |= sweep.run([*cli, "--out", str(sweep.work / "dsB"), "--n", "20", "--seed", "3",
-                     "--split", "train"], sweep.out / "synth-dsB.log")
-    sweep.log(f"smoke data rc {rc}")
-    return rc == 0
 
 
 if __name__ == "__main__":

@@ -86,9 +86,9 @@ class Bundle:
     threshold_default: float
     routing: RoutingConfig
     modules: dict[str, ModuleSpec]  # every module of every member, by manifest key
-    manifest: dict[str, Any] = field(repr=False)
     # per member: role → module; one member unless the bundle is an ensemble (format 2)
-    members: tuple[dict[str, ModuleSpec], ...] = ()
+    members: tuple[dict[str, ModuleSpec], ...]
+    manifest: dict[str, Any] = field(repr=False)
 
     @property
     def manifest_path(self) -> Path:
@@ -219,8 +219,8 @@ def load_bundle(
         threshold_default=float(threshold_default),
         routing=routing,
         modules=modules,
-        manifest=manifest,
         members=tuple(members),
+        manifest=manifest,
     )
 
 

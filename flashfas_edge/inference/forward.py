@@ -66,7 +66,7 @@ class BundleForward:
         return self._forward(self.check_input(x, batched=False)[None])[0]
 
     def _forward(self, x: np.ndarray) -> list[ModelOutput]:
-        members = self.bundle.members or (self.bundle.modules,)
+        members = self.bundle.members
         if self._pool is not None:
             runs = list(self._pool.map(lambda specs: self._forward_member(specs, x), members))
         else:

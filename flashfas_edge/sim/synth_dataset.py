@@ -13,7 +13,7 @@ import multiprocessing as mp
 import os
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -142,26 +142,31 @@ def imap_tasks(fn: Callable[[T], R], tasks: list[T], workers: int, *, progress: 
 def generate_splits(job: SynthJob, splits: dict[str, int], workers: int,
                     progress: bool = True) -> dict[str, Any]:
     """One dataset folder per split under ``job.out`` plus ``dataset.json`` (provenance)."""
-    root = Path(job.out)
-    root.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    per_split = {}
-    for split, n in splits.items():
-        if n > 0:
-            sub = SynthJob(**{**asdict(job), "out": str(root / split), "n": n, "split": split})
-            per_split[split] = generate(sub, workers, progress)
+    per_split = {sub.split: generate(sub, workers, progress) for sub in split_jobs(job, splits)}
     elapsed = time.perf_counter() - t0
     total_n = sum(r["sessions"] for r in per_split.values())
     total_bytes = sum(r["bytes"] for r in per_split.values())
-    info = {"generator": "flashfas-edge synth", "format": "flashfas-sessions", "version": 1,
-            "seed": job.seed, "protocol": job.protocol, "width": job.width,
-            "height": job.height, "frames": job.frames, "levels": list(job.levels),
-            "state_duration_us": job.state_duration_us,
-            "splits": {k: v["sessions"] for k, v in per_split.items()}}
-    (root / "dataset.json").write_text(json.dumps(info, indent=1, sort_keys=True))
+    write_dataset_info(job, {k: v["sessions"] for k, v in per_split.items()})
     return {"sessions": total_n, "seconds": elapsed, "sessions_per_s": total_n / elapsed,
             "bytes": total_bytes, "bytes_per_1000": total_bytes / total_n * 1000,
             "workers": workers, "splits": per_split}
+
+
+def split_jobs(job: SynthJob, splits: dict[str, int]) -> list[SynthJob]:
+    """One job per non-empty split, writing to ``job.out/<split>`` (created)."""
+    Path(job.out).mkdir(parents=True, exist_ok=True)
+    return [replace(job, out=str(Path(job.out) / split), n=n, split=split)
+            for split, n in splits.items() if n > 0]
+
+
+def write_dataset_info(job: SynthJob, sessions: dict[str, int], **fields: Any) -> None:
+    """``job.out/dataset.json``: how the dataset was rendered (``fields`` add or override)."""
+    info = {"generator": "flashfas-edge synth", "format": "flashfas-sessions", "version": 1,
+            "seed": job.seed, "protocol": job.protocol, "width": job.width,
+            "height": job.height, "frames": job.frames, "levels": list(job.levels),
+            "state_duration_us": job.state_duration_us, "splits": sessions, **fields}
+    (Path(job.out) / "dataset.json").write_text(json.dumps(info, indent=1, sort_keys=True))
 
 
 def sizes_for(split: str, n: int) -> dict[str, int]:

@@ -13,10 +13,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from flashfas_edge.train.cache import SplitTensors, concat_splits
+from flashfas_edge.train.cache import SplitTensors
 from flashfas_edge.train.config import TrainConfig
 from flashfas_edge.train.metrics import eer_threshold, evaluate_scores
-from flashfas_edge.train.splits import DataError, dataset_info, find_split, load_split_for
+from flashfas_edge.train.splits import (
+    DataError,
+    find_split,
+    load_split_for,
+    load_training_split,
+    training_provenance,
+)
 from flashfas_edge.train.trainer import (
     TrainOptions,
     load_checkpoint,
@@ -38,19 +44,10 @@ class AblationData:
     """Where every run of a table trains and is scored."""
 
     data: Path  # train/ dev/ test/
-    extra_train: tuple[Path, ...] = ()  # more training splits (``train --extra-train``)
+    extra_train: tuple[Path, ...] = ()  # more training split folders (``extra_train_dirs``)
     cache: Path | None = None
     max_train: int | None = None
 
-    def info(self) -> dict[str, Any]:
-        """Provenance for the checkpoints, as ``train`` records it."""
-        return {
-            "path": str(self.data.resolve()),
-            "dataset": dataset_info(self.data),
-            "extra_train": [
-                {"path": str(d.resolve()), "dataset": dataset_info(d)} for d in self.extra_train
-            ],
-        }
 
 
 def _splits(
@@ -59,14 +56,11 @@ def _splits(
     key = (config.model.input_size, config.model.input_mode, config.model.depth_size)
     if key not in memo:
         found = [find_split(source.data, s) for s in ("train", "dev", "test")]
-        extra = [find_split(d, "train") or d for d in source.extra_train]
         dirs = [d for d in found if d is not None]
-        if len(dirs) < 3 or not all(d.is_dir() for d in extra):
-            raise DataError(f"{source.data}: needs train/ dev/ test/ (and every --extra-train)")
-        parts = [dirs[0], *extra]
-        train = concat_splits(
-            [load_split_for(d, config.model, source.cache, keep_aligned=True) for d in parts]
-        )
+        if len(dirs) < 3:
+            raise DataError(f"{source.data}: needs train/ dev/ test/")
+        train = load_training_split([dirs[0], *source.extra_train], config.model, source.cache,
+                                    keep_aligned=True)
         if source.max_train:
             train = train.head(source.max_train)
         dev, test = (load_split_for(d, config.model, source.cache) for d in dirs[1:])
@@ -95,7 +89,11 @@ def run_one(
             resume=True,
             device=device,
             progress=progress,
-            data_info={**source.info(), "train": len(train), "dev": len(dev)},
+            data_info={
+                **training_provenance(source.data, list(source.extra_train)),
+                "train": len(train),
+                "dev": len(dev),
+            },
         ),
         train,
         dev,

@@ -172,9 +172,16 @@ def _fail(message: str) -> int:
 def run_train(args: argparse.Namespace) -> int:
     import torch
 
-    from flashfas_edge.train.cache import CacheError, concat_splits
+    from flashfas_edge.train.cache import CacheError
     from flashfas_edge.train.config import ConfigError, load_config
-    from flashfas_edge.train.splits import DataError, dataset_info, find_split, load_split_for
+    from flashfas_edge.train.splits import (
+        DataError,
+        extra_train_dirs,
+        find_split,
+        load_split_for,
+        load_training_split,
+        training_provenance,
+    )
     from flashfas_edge.train.trainer import CheckpointError, TrainOptions, train_model
 
     try:
@@ -193,29 +200,17 @@ def run_train(args: argparse.Namespace) -> int:
             raise DataError(f"{args.data}: needs train/ and dev/ split folders")
         progress = not args.no_progress
         keep = config.optim.frame_augment  # the augmentations work on the aligned frames
-        train_dirs = [train_dir]
-        for extra in args.extra_train:
-            extra_dir = find_split(extra, "train") or (extra if extra.is_dir() else None)
-            if extra_dir is None:
-                raise DataError(f"{extra}: no such training split folder")
-            train_dirs.append(extra_dir)
-        train = concat_splits(
-            [
-                load_split_for(d, config.model, args.cache, progress, keep_aligned=keep)
-                for d in train_dirs
-            ]
+        extra_dirs = extra_train_dirs(args.extra_train)
+        train = load_training_split(
+            [train_dir, *extra_dirs], config.model, args.cache, progress, keep_aligned=keep
         )
         if args.max_train:
             train = train.head(args.max_train)
         dev = load_split_for(dev_dir, config.model, args.cache, progress)
         info = {
-            "path": str(args.data.resolve()),
+            **training_provenance(args.data, extra_dirs),
             "train": len(train),
-            "extra_train": [
-                {"path": str(d.resolve()), "dataset": dataset_info(d)} for d in train_dirs[1:]
-            ],
             "dev": len(dev),
-            "dataset": dataset_info(args.data),
         }
         summary = train_model(
             TrainOptions(
@@ -373,14 +368,15 @@ def run_ablate(args: argparse.Namespace) -> int:
     from flashfas_edge.train.ablation import AblationData, markdown_table, run_one
     from flashfas_edge.train.cache import CacheError
     from flashfas_edge.train.config import ConfigError, load_config
-    from flashfas_edge.train.splits import DataError
+    from flashfas_edge.train.splits import DataError, extra_train_dirs
 
     if args.threads:
         torch.set_num_threads(args.threads)
     rows: list[dict] = []
     memo: dict = {}
-    source = AblationData(args.data, tuple(args.extra_train), args.cache, args.max_train)
     try:
+        extra = tuple(extra_train_dirs(args.extra_train))
+        source = AblationData(args.data, extra, args.cache, args.max_train)
         seeds = [int(s) for s in args.seeds.split(",")]
         for name in args.configs.split(","):
             config = load_config(name)

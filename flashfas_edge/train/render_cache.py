@@ -13,11 +13,17 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from flashfas_edge.sim.synth_dataset import SynthJob, imap_tasks, render_sample
+from flashfas_edge.sim.synth_dataset import (
+    SynthJob,
+    imap_tasks,
+    render_sample,
+    split_jobs,
+    write_dataset_info,
+)
 from flashfas_edge.train.cache import skip_reason, write_cache
 from flashfas_edge.train.sample import AlignedSample, SampleError, align_session
 from flashfas_edge.train.splits import cache_dir_for
@@ -85,19 +91,11 @@ def render_caches(
     progress: bool = True,
 ) -> dict[str, Any]:
     """``generate_splits`` for training-only datasets: OUT/<split>/ + caches + dataset.json."""
-    root = Path(job.out)
-    root.mkdir(parents=True, exist_ok=True)
     per_split = {
-        split: render_split_caches(
-            replace(job, out=str(root / split), n=n, split=split), sizes, workers, progress
-        )
-        for split, n in splits.items()
-        if n > 0
+        sub.split: render_split_caches(sub, sizes, workers, progress)
+        for sub in split_jobs(job, splits)
     }
-    info = {"generator": "flashfas-edge synth", "format": "flashfas-aligned-cache", "version": 1,
-            "seed": job.seed, "protocol": job.protocol, "width": job.width,
-            "height": job.height, "frames": "aligned", "aligned_sizes": list(sizes),
-            "levels": list(job.levels), "state_duration_us": job.state_duration_us,
-            "splits": {k: v["sessions"] for k, v in per_split.items()}}
-    (root / "dataset.json").write_text(json.dumps(info, indent=1, sort_keys=True))
+    write_dataset_info(job, {k: v["sessions"] for k, v in per_split.items()},
+                       format="flashfas-aligned-cache", frames="aligned",
+                       aligned_sizes=list(sizes))
     return {"sessions": sum(v["sessions"] for v in per_split.values()), "splits": per_split}

@@ -12,7 +12,13 @@ import hashlib
 import json
 from pathlib import Path
 
-from flashfas_edge.train.cache import CacheError, SplitTensors, build_cache, load_split
+from flashfas_edge.train.cache import (
+    CacheError,
+    SplitTensors,
+    build_cache,
+    concat_splits,
+    load_split,
+)
 from flashfas_edge.train.config import ModelConfig
 
 SPLITS = ("train", "dev", "test")
@@ -78,3 +84,36 @@ def load_split_for(
         return load_split(cache_dir, model.input_mode, model.depth_size, keep_aligned)
     except CacheError as exc:
         raise DataError(str(exc)) from exc
+
+
+def extra_train_dirs(extra: list[Path]) -> list[Path]:
+    """``--extra-train`` arguments → split folders: a dataset's ``train/`` or the folder itself."""
+    dirs = []
+    for folder in extra:
+        found = find_split(folder, "train") or (folder if folder.is_dir() else None)
+        if found is None:
+            raise DataError(f"{folder}: no such training split folder")
+        dirs.append(found)
+    return dirs
+
+
+def load_training_split(
+    train_dirs: list[Path],
+    model: ModelConfig,
+    cache_root: Path | None = None,
+    progress: bool = True,
+    keep_aligned: bool = False,
+) -> SplitTensors:
+    """The training split and every ``--extra-train`` split, concatenated in that order."""
+    return concat_splits(
+        [load_split_for(d, model, cache_root, progress, keep_aligned) for d in train_dirs]
+    )
+
+
+def training_provenance(data_dir: Path, extra_dirs: list[Path]) -> dict:
+    """Where a run's data came from, as its checkpoints record it (``provenance.data``)."""
+    return {
+        "path": str(data_dir.resolve()),
+        "dataset": dataset_info(data_dir),
+        "extra_train": [{"path": str(d.resolve()), "dataset": dataset_info(d)} for d in extra_dirs],
+    }
