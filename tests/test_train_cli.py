@@ -251,8 +251,15 @@ def test_ensemble_refuses_mismatched_members_and_altered_member_files(
     )
     assert done.returncode == 1 and "members must share the input contract" in done.stderr
 
-    out = tmp_path / "ens"
     members = [a for b in two_member_bundles for a in ("--member", str(b))]
+    empty = tmp_path / "no-sessions"
+    (empty / "dev").mkdir(parents=True)
+    done = _cli("ensemble", *members, "--data", str(empty), "--out", str(tmp_path / "half"))
+    assert done.returncode == 1 and "has no index.json" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "half").exists()  # no bundle left with an unfixed threshold
+
+    out = tmp_path / "ens"
     assert _cli("ensemble", *members, "--data", str(dataset), "--out", str(out)).returncode == 0
     done = _cli("ensemble", *members, "--data", str(dataset), "--out", str(out))
     assert done.returncode == 1 and "not empty" in done.stderr

@@ -10,6 +10,7 @@ each run on its own.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -47,27 +48,31 @@ def write_ensemble(
     _check_contract(members)
 
     manifest = assemble_ensemble(member_dirs, members, out_dir, name=name)
-
-    scorer = BundleScorer(out_dir)  # the daemon's ORT backend, on the ensemble
-    dev = load_split_for(dev_dir, scorer.model_config, cache_root)
-    dev_scores = scorer.score(dev)
-    dev_eer, threshold = eer_threshold(dev_scores, dev.labels)
-    if not 0.0 < threshold <= 1.0:
-        raise ExportError(f"dev EER threshold {threshold} is outside (0, 1]")
-    parity = _combine_parity(member_dirs, dev, dev_scores)
-    manifest["threshold"] = {
-        "default": float(threshold),
-        "source": f"dev EER of the ensemble (ONNX Runtime, {dev_dir})",
-    }
-    manifest["provenance"]["dev"] = {
-        "split": str(dev_dir),
-        "eer": dev_eer,
-        **{k: v for k, v in evaluate_scores(dev_scores, dev.labels, threshold).to_dict().items()
-           if k in ("hter", "bpcer", "apcer")},
-    }
-    manifest["provenance"]["parity"] = parity
-    write_manifest(out_dir, manifest)
-    load_bundle(out_dir)  # what we wrote must be what the runtime accepts
+    try:
+        scorer = BundleScorer(out_dir)  # the daemon's ORT backend, on the ensemble
+        dev = load_split_for(dev_dir, scorer.model_config, cache_root)
+        dev_scores = scorer.score(dev)
+        dev_eer, threshold = eer_threshold(dev_scores, dev.labels)
+        if not 0.0 < threshold <= 1.0:
+            raise ExportError(f"dev EER threshold {threshold} is outside (0, 1]")
+        parity = _combine_parity(member_dirs, dev, dev_scores)
+        manifest["threshold"] = {
+            "default": float(threshold),
+            "source": f"dev EER of the ensemble (ONNX Runtime, {dev_dir})",
+        }
+        manifest["provenance"]["dev"] = {
+            "split": str(dev_dir),
+            "eer": dev_eer,
+            **{k: v for k, v in evaluate_scores(dev_scores, dev.labels, threshold).to_dict().items()
+               if k in ("hter", "bpcer", "apcer")},
+        }
+        manifest["provenance"]["parity"] = parity
+        write_manifest(out_dir, manifest)
+        load_bundle(out_dir)  # what we wrote must be what the runtime accepts
+    except BaseException:
+        # never leave a loadable bundle behind whose threshold was not fixed on dev
+        shutil.rmtree(out_dir, ignore_errors=True)
+        raise
     return manifest
 
 

@@ -12,6 +12,7 @@ import hashlib
 import json
 from pathlib import Path
 
+from flashfas_edge.data.dataset_format import DatasetFormatError
 from flashfas_edge.train.cache import (
     CacheError,
     SplitTensors,
@@ -72,12 +73,16 @@ def load_split_for(
         raise DataError(f"{split_dir}: split folder does not exist")
     cache_dir = cache_dir_for(split_dir, model.input_size, cache_root)
     if not (cache_dir / "info.json").is_file():
-        sessions = _iter_sessions(split_dir)
-        if progress:
-            from tqdm import tqdm
+        try:  # not a dataset folder: a clear message, no traceback
+            sessions = _iter_sessions(split_dir)
+            if progress:
+                from tqdm import tqdm
 
-            sessions = tqdm(sessions, desc=f"aligning {split_dir.name}", leave=False)
-        info = build_cache(sessions, cache_dir, model.input_size, source=str(split_dir.resolve()))
+                sessions = tqdm(sessions, desc=f"aligning {split_dir.name}", leave=False)
+            source = str(split_dir.resolve())
+            info = build_cache(sessions, cache_dir, model.input_size, source=source)
+        except DatasetFormatError as exc:
+            raise DataError(str(exc)) from exc
         if progress and info["skipped"]:
             print(f"{split_dir.name}: {info['count']} samples, skipped {info['skipped']}")
     try:
