@@ -107,15 +107,26 @@ def test_tiny_model_training_reduces_the_loss_and_checkpoints(tmp_path):
     assert state["config"] == config.to_dict()
 
 
-def test_training_resumes_from_the_last_checkpoint(tmp_path):
+def test_training_resumes_from_the_last_checkpoint_and_only_extends(tmp_path):
     config = TINY.replace(optim={"epochs": 1, "batch_size": 8})
     train = _toy_split(32, config.model.input_size, seed=1)
     dev = _toy_split(16, config.model.input_size, seed=2)
     options = TrainOptions(config=config, out_dir=tmp_path, seed=0, progress=False)
-    train_model(options, train, dev)
+    first = train_model(options, train, dev)
     longer = config.replace(optim={"epochs": 2})
     options = TrainOptions(config=longer, out_dir=tmp_path, seed=0, progress=False, resume=True)
+    extended = train_model(options, train, dev)
+    # epoch 1 is kept as it was; epoch 2 ran once, with the decayed learning rate
+    assert [r["epoch"] for r in extended.history] == [1, 2]
+    assert extended.history[0] == first.history[0]
+    assert extended.history[1]["lr"] < extended.history[0]["lr"]
+    assert load_checkpoint(tmp_path / "last.pt")["config"] == longer.to_dict()
+    other = longer.replace(optim={"lr": 1e-2})
+    options = TrainOptions(config=other, out_dir=tmp_path, seed=0, progress=False, resume=True)
     with pytest.raises(RuntimeError, match="another config"):
+        train_model(options, train, dev)
+    options = TrainOptions(config=config, out_dir=tmp_path, seed=0, progress=False, resume=True)
+    with pytest.raises(RuntimeError, match="only be extended"):
         train_model(options, train, dev)
 
 

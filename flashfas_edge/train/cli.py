@@ -14,6 +14,7 @@ TRAIN_EPILOG = """examples:
   flashfas-edge train --config edge --data /work/data/ds --out runs/edge-s0
   flashfas-edge train --config ablation-memm-avg --data /work/data/ds --out runs/avg --epochs 6
   flashfas-edge train --config edge --data DS --out runs/edge-s0 --resume
+  flashfas-edge train --config edge --data DS --out runs/edge-s0 --resume --epochs 10
   flashfas-edge train --config edge --data DS --extra-train DS2 --out runs/edge-more
   torchrun --nproc_per_node 4 -m flashfas_edge.cli train --config paper --data DS --out runs/p
 presets: edge, edge-relight, edge-snr-aug, paper, tiny, ablation-{wo-memm,memm-avg,memm-sum,
@@ -65,7 +66,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, required=True, help="run folder (checkpoints, history)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--epochs", type=int, help="override the config's epoch count")
-    p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from OUT/last.pt (with a larger --epochs: extend a finished run)",
+    )
     p.add_argument(
         "--hard-examples",
         type=int,

@@ -119,6 +119,21 @@ def _hard_weights(
     return np.where(hard, factor, 1.0), int(hard.sum())
 
 
+def _check_resumable(saved: dict[str, Any], wanted: dict[str, Any], path: Path) -> None:
+    """A run resumes under its own config; only the epoch count may grow (extending a run)."""
+
+    def without_epochs(config: dict[str, Any]) -> dict[str, Any]:
+        return {**config, "optim": {k: v for k, v in config["optim"].items() if k != "epochs"}}
+
+    if without_epochs(saved) != without_epochs(wanted):
+        raise CheckpointError(f"{path}: saved with another config; use a new --out")
+    if wanted["optim"]["epochs"] < saved["optim"]["epochs"]:
+        raise CheckpointError(
+            f"{path}: saved for {saved['optim']['epochs']} epochs; --epochs "
+            f"{wanted['optim']['epochs']} would shorten it (a run can only be extended)"
+        )
+
+
 def train_model(options: TrainOptions, train: SplitTensors, dev: SplitTensors) -> TrainSummary:
     config = options.config
     ctx: ParallelContext = init_parallel(options.device)
@@ -137,8 +152,7 @@ def train_model(options: TrainOptions, train: SplitTensors, dev: SplitTensors) -
         out.mkdir(parents=True, exist_ok=True)
     if options.resume and (out / LAST).is_file():
         state = load_checkpoint(out / LAST)
-        if state["config"] != config.to_dict():
-            raise CheckpointError(f"{out / LAST}: saved with another config; use a new --out")
+        _check_resumable(state["config"], config.to_dict(), out / LAST)
         model.load_state_dict(state["model"])
         optimiser.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
