@@ -67,10 +67,8 @@ class BundleForward:
 
     def _forward(self, x: np.ndarray) -> list[ModelOutput]:
         members = self.bundle.members
-        if self._pool is not None:
-            runs = list(self._pool.map(lambda specs: self._forward_member(specs, x), members))
-        else:
-            runs = [self._forward_member(specs, x) for specs in members]
+        mapper = self._pool.map if self._pool is not None else map
+        runs = list(mapper(lambda specs: self._forward_member(specs, x), members))
         batch = x.shape[0]
         # An ensemble averages its members' logits (and reports the mean gate and depth).
         logit = np.mean([r.logit for r in runs], axis=0)

@@ -49,7 +49,6 @@ class AblationData:
     max_train: int | None = None
 
 
-
 def _splits(
     source: AblationData, config: TrainConfig, memo: dict
 ) -> tuple[SplitTensors, SplitTensors, SplitTensors]:
