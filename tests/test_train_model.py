@@ -129,6 +129,47 @@ def test_training_resumes_from_the_last_checkpoint_and_only_extends(tmp_path):
     with pytest.raises(RuntimeError, match="only be extended"):
         train_model(options, train, dev)
 
+    # a run saved before a config field existed resumes: the field compares at its default
+    state = load_checkpoint(tmp_path / "last.pt")
+    del state["config"]["optim"]["relight_boost"]
+    torch.save(state, tmp_path / "last.pt")
+    options = TrainOptions(config=longer, out_dir=tmp_path, seed=0, progress=False, resume=True)
+    assert [r["epoch"] for r in train_model(options, train, dev).history] == [1, 2]
+
+
+@pytest.mark.filterwarnings("ignore:Detected call of")
+def test_warm_start_takes_the_weights_and_its_own_recipe(tmp_path):
+    config = TINY.replace(optim={"epochs": 1, "batch_size": 8})
+    train = _toy_split(32, config.model.input_size, seed=1)
+    dev = _toy_split(16, config.model.input_size, seed=2)
+    parent = train_model(
+        TrainOptions(config=config, out_dir=tmp_path / "parent", seed=0, progress=False),
+        train,
+        dev,
+    )
+    tune = config.replace(optim={"lr": 1e-4, "epochs": 1})
+    options = TrainOptions(
+        config=tune, out_dir=tmp_path / "tune", seed=0, progress=False, max_steps_per_epoch=0,
+        init_from=parent.last_checkpoint,
+    )
+    tuned = train_model(options, train, dev)
+    # no step taken: the tuned run's model is the parent's, scored again on dev
+    before = load_checkpoint(parent.last_checkpoint)
+    after = load_checkpoint(tuned.last_checkpoint)
+    for key, value in before["model"].items():
+        assert torch.equal(value, after["model"][key]), key
+    assert tuned.history[0]["dev_bce"] == pytest.approx(parent.history[0]["dev_bce"])
+    # its own recipe: a fresh history at its own learning rate
+    assert [r["epoch"] for r in tuned.history] == [1]
+    assert tuned.history[0]["lr"] == pytest.approx(1e-4 * tune.optim.lr_decay)
+    other = config.replace(model={"stem_channels": 2 * config.model.stem_channels})
+    options = TrainOptions(
+        config=other, out_dir=tmp_path / "other", seed=0, progress=False,
+        init_from=parent.last_checkpoint,
+    )
+    with pytest.raises(RuntimeError, match="another network"):
+        train_model(options, train, dev)
+
 
 def test_exported_bundle_matches_pytorch_through_the_daemon_backend(tmp_path: Path):
     config = TINY
@@ -206,6 +247,22 @@ def test_relighting_keeps_the_mean_level_and_compresses_the_flash_on_the_lit_sid
         assert flash.mean() < flat_flash + 1.0  # never a stronger flash than before
     assert np.median(contrasts) > 1.3
     assert np.median(ratios) < 0.9
+
+
+def test_a_stronger_relight_boost_leaves_less_of_the_flash():
+    from flashfas_edge.train.augment import relight_ambient
+
+    levels = (1.0, 0.75, 0.5, 0.25, 0.0)
+    check = np.stack([np.full((32, 32, 3), 90 + 40 * lv) for lv in levels]).astype(np.uint8)
+
+    def flash_levels(boost: tuple[float, float]) -> float:
+        outs = [relight_ambient(check, np.random.default_rng(s), boost) for s in range(10)]
+        return float(np.mean([o[0].astype(np.float32).mean() - o[-1].mean() for o in outs]))
+
+    # the same light fields: only the boost differs, so the exposure shrinks the flash more
+    assert flash_levels((4.0, 4.0)) < 0.6 * flash_levels((1.0, 1.0))
+    with pytest.raises(ConfigError, match="relight_boost"):
+        PRESETS["edge-relight"].replace(optim={"relight_boost": (0.5, 2.0)})
 
 
 def test_snr_augmentation_without_aligned_frames_fails_loudly(tmp_path):

@@ -25,7 +25,7 @@ FLASH_SCALE_RANGE = (0.2, 1.0)  # s: remaining share of the flash signal
 NOISE_SIGMA_RANGE = (0.0, 2.5)  # σ in grey levels, per pixel and frame
 
 CAMERA_GAMMA = 2.2  # the device profiles span 2.0–2.4
-AMBIENT_BOOST_RANGE = (1.0, 3.0)  # how much brighter the new ambient light is than the old one
+AMBIENT_BOOST_RANGE = (1.0, 3.0)  # default: how much brighter the new ambient light is
 SHADOW_LEVEL_RANGE = (0.15, 0.7)  # the shadow side's share of the lit side's ambient light
 TERMINATOR_WIDTH_RANGE = (0.05, 0.5)  # in face half-widths: hard sun edge … soft wrap
 RELIGHT_NOISE_RANGE = (0.3, 1.5)  # fresh sensor noise in grey levels after re-quantisation
@@ -55,14 +55,19 @@ def side_light(size: int, rng: np.random.Generator) -> np.ndarray:
     return (shadow + (1 - shadow) * lit).astype(np.float32)
 
 
-def relight_ambient(aligned: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """uint8 [N0, S, S, 3], brightest first → the same check under a brighter side light."""
+def relight_ambient(
+    aligned: np.ndarray,
+    rng: np.random.Generator,
+    boost: tuple[float, float] = AMBIENT_BOOST_RANGE,
+) -> np.ndarray:
+    """uint8 [N0, S, S, 3], brightest first → the same check under a side light ``boost`` (a
+    uniform range) times brighter than the old ambient light."""
     linear = _LINEAR[aligned]
     ambient = linear[-1:]
     flash = linear - ambient
     field = side_light(aligned.shape[1], rng)[None, :, :, None]
     # the new light is brighter on average (boost ≥ 1), however its shadow falls
-    new_ambient = ambient * (field / field.mean()) * rng.uniform(*AMBIENT_BOOST_RANGE)
+    new_ambient = ambient * (field / field.mean()) * rng.uniform(*boost)
     # auto-exposure: the new ambient image keeps the old mean level
     exposure = min(1.0, float(ambient.mean()) / max(float(new_ambient.mean()), 1e-6))
     relit = np.clip((new_ambient + flash) * exposure, 0.0, 1.0)
@@ -78,6 +83,7 @@ def augmented_inputs(
     rng: np.random.Generator,
     weaken: float = 0.0,
     relight: float = 0.0,
+    boost: tuple[float, float] = AMBIENT_BOOST_RANGE,
 ) -> np.ndarray:
     """float32 [B, N, 3, S, S] network inputs; each check relit with probability ``relight``,
     then weakened with probability ``weaken``."""
@@ -85,7 +91,7 @@ def augmented_inputs(
     for check in aligned:
         check = np.asarray(check)
         if rng.random() < relight:
-            check = relight_ambient(check, rng)
+            check = relight_ambient(check, rng, boost)
         if rng.random() < weaken:
             check = weaken_flash(check, rng)
         out.append(network_input(check, input_mode))

@@ -15,11 +15,12 @@ TRAIN_EPILOG = """examples:
   flashfas-edge train --config ablation-memm-avg --data /work/data/ds --out runs/avg --epochs 6
   flashfas-edge train --config edge --data DS --out runs/edge-s0 --resume
   flashfas-edge train --config edge --data DS --out runs/edge-s0 --resume --epochs 10
+  flashfas-edge train --config edge-relight-ft --data DS --out runs/ft --init-from runs/r/best.pt
   flashfas-edge train --config edge --data DS --extra-train DS2 --out runs/edge-more
   torchrun --nproc_per_node 4 -m flashfas_edge.cli train --config paper --data DS --out runs/p
-presets: edge, edge-relight, edge-snr-aug, paper, tiny, ablation-{wo-memm,memm-avg,memm-sum,
-  memm-cat,wo-memm-att,memm-att,memm-rg,memm-rg-att,memm-tg,dgm,wo-dn,aurora-guard}, moesa,
-  baseline-binary-cnn; or a JSON file
+presets: edge, edge-relight, edge-relight-ft, edge-snr-aug, paper, tiny,
+  ablation-{wo-memm,memm-avg,memm-sum,memm-cat,wo-memm-att,memm-att,memm-rg,memm-rg-att,
+  memm-tg,dgm,wo-dn,aurora-guard}, moesa, baseline-binary-cnn; or a JSON file
 """
 
 EVAL_EPILOG = """examples:
@@ -70,6 +71,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--resume",
         action="store_true",
         help="continue from OUT/last.pt (with a larger --epochs: extend a finished run)",
+    )
+    p.add_argument(
+        "--init-from",
+        type=Path,
+        metavar="CKPT",
+        help="start from this checkpoint's weights (same network) with the config's own "
+        "optimiser, LR and epochs: fine-tuning",
     )
     p.add_argument(
         "--hard-examples",
@@ -187,7 +195,12 @@ def run_train(args: argparse.Namespace) -> int:
         load_training_split,
         training_provenance,
     )
-    from flashfas_edge.train.trainer import CheckpointError, TrainOptions, train_model
+    from flashfas_edge.train.trainer import (
+        CheckpointError,
+        TrainOptions,
+        train_model,
+        warm_start_info,
+    )
 
     try:
         config = load_config(args.config)
@@ -217,6 +230,8 @@ def run_train(args: argparse.Namespace) -> int:
             "train": len(train),
             "dev": len(dev),
         }
+        if args.init_from is not None:
+            info["init_from"] = warm_start_info(args.init_from)
         summary = train_model(
             TrainOptions(
                 config=config,
@@ -227,6 +242,7 @@ def run_train(args: argparse.Namespace) -> int:
                 max_steps_per_epoch=args.max_steps,
                 progress=progress,
                 data_info=info,
+                init_from=args.init_from,
             ),
             train,
             dev,

@@ -115,6 +115,7 @@ class OptimConfig:
     augment: bool = True  # horizontal flip of the whole check (the template is symmetric)
     snr_augment: float = 0.0  # share of checks shown with a weakened flash (augment.py)
     relight_augment: float = 0.0  # share of checks relit by a brighter side light (augment.py)
+    relight_boost: tuple[float, float] = (1.0, 3.0)  # uniform range of the relit ambient's boost
     hard_example_epoch: int = 0  # >0: from this epoch on, re-sample hard examples (MoESA §3.3)
     hard_example_factor: float = 3.0  # sampling weight of a hard example relative to an easy one
 
@@ -125,6 +126,9 @@ class OptimConfig:
             raise ConfigError("lr_decay must be in (0, 1]")
         if not (0 <= self.snr_augment <= 1 and 0 <= self.relight_augment <= 1):
             raise ConfigError("snr_augment and relight_augment are shares in [0, 1]")
+        low, high = self.relight_boost
+        if not 1 <= low <= high:
+            raise ConfigError(f"relight_boost must be a range 1 ≤ low ≤ high, got {low}, {high}")
 
     @property
     def frame_augment(self) -> bool:

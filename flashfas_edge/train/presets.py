@@ -3,7 +3,8 @@
 - ``paper``: ATR-FAS §5.1 sizes (256×256 in, 64×64 depth); too heavy for the kiosk CPU.
 - ``edge``: the default bundle (64×64 in, 16×16 depth, narrow inverted-residual ResUNets);
   ``edge-snr-aug`` adds the flash-SNR augmentation (tried, not kept); ``edge-relight`` the
-  ambient-relighting augmentation; ``edge128`` / ``edge128-relight`` the same at 128² in.
+  ambient-relighting augmentation, ``edge-relight-ft`` a stronger-relighting fine-tune of it
+  (``train --init-from``); ``edge128`` / ``edge128-relight`` the same at 128² in.
 - ``ablation-*``: ATR-FAS Table 3 (mixing) and Table 4 (input) rows on the ``edge`` sizes.
 - ``moesa``: MoESA §3.2 (per-expert sigmoid gate, spatial attention, squared live depth).
 - ``baseline-binary-cnn``: a plain CNN on the differential frames with a binary loss only.
@@ -41,6 +42,15 @@ EDGE_RELIGHT = EDGE.replace(
     name="edge-relight",
     description="edge + ambient-relighting augmentation on 50 % of training checks",
     optim={"relight_augment": 0.5},
+)
+
+# A fine-tuning recipe, not a from-scratch one (train --init-from an edge-relight checkpoint):
+# three epochs at a low learning rate with the relit ambient up to 6× brighter instead of 3×,
+# the range where the default ensemble starts accepting relit dev masks (docs/RESULTS.md).
+EDGE_RELIGHT_FT = EDGE_RELIGHT.replace(
+    name="edge-relight-ft",
+    description="fine-tune of edge-relight: relit ambient 1–6× brighter, LR 3e-4, 3 epochs",
+    optim={"relight_boost": (1.0, 6.0), "lr": 3e-4, "lr_decay": 0.7, "epochs": 3},
 )
 
 # The edge network at twice the resolution (128² in, 32² depth): 4× the multiply-accumulates,
@@ -118,7 +128,9 @@ def _ablation(name: str, experts: int, mixing: str, attention: bool, text: str) 
 def _build() -> dict[str, TrainConfig]:
     presets = {
         c.name: c
-        for c in (EDGE, EDGE_SNR_AUG, EDGE_RELIGHT, EDGE128, EDGE128_RELIGHT, PAPER, TINY)
+        for c in (
+            EDGE, EDGE_SNR_AUG, EDGE_RELIGHT, EDGE_RELIGHT_FT, EDGE128, EDGE128_RELIGHT, PAPER, TINY
+        )
     }
     for name, (experts, mixing, attention, text) in _TABLE3.items():
         presets[name] = _ablation(name, experts, mixing, attention, text)

@@ -8,6 +8,7 @@ as often.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import time
@@ -48,6 +49,8 @@ class TrainOptions:
     max_steps_per_epoch: int | None = None  # for tests and smoke runs
     progress: bool = True
     data_info: dict[str, Any] = field(default_factory=dict)  # provenance, copied to checkpoints
+    # warm start: the model weights of this checkpoint, then the config's own optimiser and LR
+    init_from: Path | None = None
 
 
 @dataclass
@@ -123,6 +126,8 @@ def _check_resumable(saved: dict[str, Any], wanted: dict[str, Any], path: Path) 
     """A run resumes under its own config; only the epoch count may grow (extending a run)."""
 
     def without_epochs(config: dict[str, Any]) -> dict[str, Any]:
+        # through from_dict: fields added since the run was saved compare at their defaults
+        config = from_dict(config).to_dict()
         return {**config, "optim": {k: v for k, v in config["optim"].items() if k != "epochs"}}
 
     if without_epochs(saved) != without_epochs(wanted):
@@ -132,6 +137,28 @@ def _check_resumable(saved: dict[str, Any], wanted: dict[str, Any], path: Path) 
             f"{path}: saved for {saved['optim']['epochs']} epochs; --epochs "
             f"{wanted['optim']['epochs']} would shorten it (a run can only be extended)"
         )
+
+
+def warm_start_info(path: Path) -> dict[str, Any]:
+    """Provenance of a warm start: which checkpoint, its run and epoch."""
+    state = load_checkpoint(path)
+    return {
+        "checkpoint": str(path),
+        "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+        "config": state["config"]["name"],
+        "seed": state.get("seed"),
+        "epoch": state["epoch"] + 1,
+        "data": state.get("data", {}),
+    }
+
+
+def _warm_start(model: nn.Module, path: Path, config: TrainConfig) -> None:
+    """Load another run's weights into ``model`` (fine-tuning): the network must be the same,
+    the recipe — augmentation, learning rate, epochs — is this run's own."""
+    state = load_checkpoint(path)
+    if from_dict(state["config"]).model != config.model:
+        raise CheckpointError(f"{path}: another network; --init-from needs the same model config")
+    model.load_state_dict(state["model"])
 
 
 def train_model(options: TrainOptions, train: SplitTensors, dev: SplitTensors) -> TrainSummary:
@@ -159,6 +186,8 @@ def train_model(options: TrainOptions, train: SplitTensors, dev: SplitTensors) -
         history = state["history"]
         best_key = tuple(state["best_key"])  # type: ignore[assignment]
         start_epoch = state["epoch"] + 1
+    elif options.init_from is not None:
+        _warm_start(model, options.init_from, config)
     net: nn.Module = model
     if ctx.distributed:
         ids = [ctx.device.index] if ctx.device.type == "cuda" else None
@@ -205,6 +234,7 @@ def train_model(options: TrainOptions, train: SplitTensors, dev: SplitTensors) -
                     frame_rng,
                     weaken=config.optim.snr_augment,
                     relight=config.optim.relight_augment,
+                    boost=config.optim.relight_boost,
                 )
                 x = torch.from_numpy(x_np).to(ctx.device)
             else:
