@@ -179,6 +179,27 @@ def test_extra_training_folders_are_added_to_the_training_split(dataset, tmp_pat
     assert done.returncode == 1 and "no such training split folder" in done.stderr
 
 
+def test_init_from_fine_tunes_another_runs_weights_and_records_them(trained_run, dataset, tmp_path):
+    import hashlib
+
+    import torch
+
+    parent = trained_run / "best.pt"
+    common = ("--data", str(dataset), "--epochs", "1", "--max-steps", "1", "--threads", "1",
+              "--no-progress")
+    done = _cli("train", "--config", "tiny", *common, "--out", str(tmp_path / "ft"),
+                "--init-from", str(parent))
+    assert done.returncode == 0, done.stderr
+    state = torch.load(tmp_path / "ft" / "last.pt", weights_only=False)
+    origin = state["data"]["init_from"]
+    assert origin["sha256"] == hashlib.sha256(parent.read_bytes()).hexdigest()
+    assert origin["config"] == "tiny" and origin["seed"] == 0
+    assert [r["epoch"] for r in state["history"]] == [1]  # a run of its own, not a resume
+    done = _cli("train", "--config", "tiny", *common, "--out", str(tmp_path / "x"),
+                "--init-from", str(tmp_path / "missing.pt"))
+    assert done.returncode == 1 and "does not exist" in done.stderr
+
+
 @pytest.fixture(scope="module")
 def two_member_bundles(trained_run, dataset, tmp_path_factory) -> list[Path]:
     """The trained tiny run and a second seed of it, each exported as a single-network bundle."""
