@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from flashfas_edge.train.config import RELIGHT_BOOST_DEFAULT
 from flashfas_edge.train.sample import network_input
 
 FLASH_SCALE_RANGE = (0.2, 1.0)  # s: remaining share of the flash signal
 NOISE_SIGMA_RANGE = (0.0, 2.5)  # σ in grey levels, per pixel and frame
 
 CAMERA_GAMMA = 2.2  # the device profiles span 2.0–2.4
-AMBIENT_BOOST_RANGE = (1.0, 3.0)  # default: how much brighter the new ambient light is
 SHADOW_LEVEL_RANGE = (0.15, 0.7)  # the shadow side's share of the lit side's ambient light
 TERMINATOR_WIDTH_RANGE = (0.05, 0.5)  # in face half-widths: hard sun edge … soft wrap
 RELIGHT_NOISE_RANGE = (0.3, 1.5)  # fresh sensor noise in grey levels after re-quantisation
@@ -58,7 +58,7 @@ def side_light(size: int, rng: np.random.Generator) -> np.ndarray:
 def relight_ambient(
     aligned: np.ndarray,
     rng: np.random.Generator,
-    boost: tuple[float, float] = AMBIENT_BOOST_RANGE,
+    boost: tuple[float, float] = RELIGHT_BOOST_DEFAULT,
 ) -> np.ndarray:
     """uint8 [N0, S, S, 3], brightest first → the same check under a side light ``boost`` (a
     uniform range) times brighter than the old ambient light."""
@@ -83,7 +83,7 @@ def augmented_inputs(
     rng: np.random.Generator,
     weaken: float = 0.0,
     relight: float = 0.0,
-    boost: tuple[float, float] = AMBIENT_BOOST_RANGE,
+    boost: tuple[float, float] = RELIGHT_BOOST_DEFAULT,
 ) -> np.ndarray:
     """float32 [B, N, 3, S, S] network inputs; each check relit with probability ``relight``,
     then weakened with probability ``weaken``."""

@@ -195,12 +195,7 @@ def run_train(args: argparse.Namespace) -> int:
         load_training_split,
         training_provenance,
     )
-    from flashfas_edge.train.trainer import (
-        CheckpointError,
-        TrainOptions,
-        train_model,
-        warm_start_info,
-    )
+    from flashfas_edge.train.trainer import CheckpointError, TrainOptions, train_model
 
     try:
         config = load_config(args.config)
@@ -230,8 +225,6 @@ def run_train(args: argparse.Namespace) -> int:
             "train": len(train),
             "dev": len(dev),
         }
-        if args.init_from is not None:
-            info["init_from"] = warm_start_info(args.init_from)
         summary = train_model(
             TrainOptions(
                 config=config,

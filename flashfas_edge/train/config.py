@@ -105,6 +105,10 @@ class LossConfig:
             raise ConfigError("loss weights must be ≥ 0")
 
 
+# how much brighter the relit ambient light is than the old one (augment.relight_ambient)
+RELIGHT_BOOST_DEFAULT = (1.0, 3.0)
+
+
 @dataclass(frozen=True)
 class OptimConfig:
     epochs: int = 12
@@ -115,7 +119,7 @@ class OptimConfig:
     augment: bool = True  # horizontal flip of the whole check (the template is symmetric)
     snr_augment: float = 0.0  # share of checks shown with a weakened flash (augment.py)
     relight_augment: float = 0.0  # share of checks relit by a brighter side light (augment.py)
-    relight_boost: tuple[float, float] = (1.0, 3.0)  # uniform range of the relit ambient's boost
+    relight_boost: tuple[float, float] = RELIGHT_BOOST_DEFAULT  # uniform range of the boost
     hard_example_epoch: int = 0  # >0: from this epoch on, re-sample hard examples (MoESA §3.3)
     hard_example_factor: float = 3.0  # sampling weight of a hard example relative to an easy one
 

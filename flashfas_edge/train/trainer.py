@@ -139,9 +139,14 @@ def _check_resumable(saved: dict[str, Any], wanted: dict[str, Any], path: Path) 
         )
 
 
-def warm_start_info(path: Path) -> dict[str, Any]:
-    """Provenance of a warm start: which checkpoint, its run and epoch."""
+def _warm_start(model: nn.Module, path: Path, config: TrainConfig) -> dict[str, Any]:
+    """Load another run's weights into ``model`` (fine-tuning): the network must be the same,
+    the recipe — augmentation, learning rate, epochs — is this run's own. Returns the provenance:
+    which checkpoint, its run and epoch."""
     state = load_checkpoint(path)
+    if from_dict(state["config"]).model != config.model:
+        raise CheckpointError(f"{path}: another network; --init-from needs the same model config")
+    model.load_state_dict(state["model"])
     return {
         "checkpoint": str(path),
         "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
@@ -150,15 +155,6 @@ def warm_start_info(path: Path) -> dict[str, Any]:
         "epoch": state["epoch"] + 1,
         "data": state.get("data", {}),
     }
-
-
-def _warm_start(model: nn.Module, path: Path, config: TrainConfig) -> None:
-    """Load another run's weights into ``model`` (fine-tuning): the network must be the same,
-    the recipe — augmentation, learning rate, epochs — is this run's own."""
-    state = load_checkpoint(path)
-    if from_dict(state["config"]).model != config.model:
-        raise CheckpointError(f"{path}: another network; --init-from needs the same model config")
-    model.load_state_dict(state["model"])
 
 
 def train_model(options: TrainOptions, train: SplitTensors, dev: SplitTensors) -> TrainSummary:
@@ -174,6 +170,7 @@ def train_model(options: TrainOptions, train: SplitTensors, dev: SplitTensors) -
     history: list[dict[str, Any]] = []
     best_key: tuple[float, float] = (float("inf"), float("inf"))
     start_epoch = 0
+    data_info = options.data_info  # + the warm start's provenance
     out = options.out_dir
     if ctx.is_main:
         out.mkdir(parents=True, exist_ok=True)
@@ -187,7 +184,7 @@ def train_model(options: TrainOptions, train: SplitTensors, dev: SplitTensors) -
         best_key = tuple(state["best_key"])  # type: ignore[assignment]
         start_epoch = state["epoch"] + 1
     elif options.init_from is not None:
-        _warm_start(model, options.init_from, config)
+        data_info = {**data_info, "init_from": _warm_start(model, options.init_from, config)}
     net: nn.Module = model
     if ctx.distributed:
         ids = [ctx.device.index] if ctx.device.type == "cuda" else None
@@ -283,7 +280,7 @@ def train_model(options: TrainOptions, train: SplitTensors, dev: SplitTensors) -
                 "history": history,
                 "best_key": list(best_key),
                 "seed": options.seed,
-                "data": options.data_info,
+                "data": data_info,
                 "dev_threshold": dev_threshold,
                 "torch": torch.__version__,
             }
