@@ -54,6 +54,17 @@ class ServerConfig(_Section):
     max_json_bytes: int = Field(default=4096, ge=64, le=1024 * 1024)
     # The API answers "open the door?": off the board only when someone says so explicitly.
     allow_non_loopback: bool = False
+    # POST /v1/evaluate/recorded scores an uploaded recording for integrators' evaluation. Its
+    # answers are never access decisions (nobody issued the recording's challenge), but they
+    # tell whoever holds the key how the model sees a recording: off unless wanted.
+    recorded_evaluation: bool = False
+    # Slow or idle clients must not hold connections: the request line and headers must arrive
+    # within header_timeout_s of the connection (or of the request's first byte on a kept-alive
+    # one), a body within body_timeout_s; beyond max_connections a connection is answered 503
+    # and closed. A 32 MiB upload over loopback takes well under a second.
+    header_timeout_s: float = Field(default=10.0, gt=0, le=300)
+    body_timeout_s: float = Field(default=30.0, gt=0, le=600)
+    max_connections: int = Field(default=64, ge=4, le=10_000)
 
     @field_validator("host")
     @classmethod

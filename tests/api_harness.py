@@ -22,7 +22,7 @@ from flashfas_edge.api.app import create_app
 from flashfas_edge.api.audit_log import AuditLog
 from flashfas_edge.api.auth import load_api_key
 from flashfas_edge.api.recording_kiosk import RecordingCamera, RecordingFlash
-from flashfas_edge.api.server import open_listener
+from flashfas_edge.api.server import build_server, open_listener
 from flashfas_edge.api.service import LivenessService
 from flashfas_edge.capture.base import CameraError, CameraInfo, Frame
 from flashfas_edge.config import LoadedConfig, load_config
@@ -156,7 +156,8 @@ class PipelineDouble:
     nonces: list[str] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def run_check(self, *, want_depth: bool = False) -> CheckResult:
+    def run_check(self, *, want_depth: bool = False, check_id: str | None = None) -> CheckResult:
+        check_id = check_id or uuid.uuid4().hex
         with self._lock:
             self.active += 1
             self.calls += 1
@@ -171,14 +172,14 @@ class PipelineDouble:
             try:
                 frames = self.camera.frames_between(t0, playback.end_us, timeout_s=0.5)
             except CameraError as exc:
-                return CheckResult(uuid.uuid4().hex, Verdict.RETRY, Reason.CAMERA_UNAVAILABLE,
+                return CheckResult(check_id, Verdict.RETRY, Reason.CAMERA_UNAVAILABLE,
                                    None, self.threshold, detail={"error": str(exc)}, nonce=nonce)
             self.nonces.append(nonce)
             score = 0.9 if self.verdict is Verdict.LIVE else 0.1
             reason = (Reason.SCORE_ABOVE_THRESHOLD if self.verdict is Verdict.LIVE
                       else Reason.SCORE_BELOW_THRESHOLD)
             return CheckResult(
-                uuid.uuid4().hex, self.verdict, reason, score, self.threshold,
+                check_id, self.verdict, reason, score, self.threshold,
                 type_probs={"print": 0.2, "replay": 0.5, "mask": 0.3},
                 timings_ms={"flash": 30.0, "capture": 1.0, "total": 31.0},
                 model={"name": "double", "sha256": "0" * 64}, backend={"name": "double"},
@@ -225,16 +226,19 @@ class RunningServer:
 
 def serve_in_thread(service: LivenessService, config: LoadedConfig) -> RunningServer:
     """A real uvicorn server on 127.0.0.1:<free port> serving the real app."""
-    import uvicorn
-
     key = load_api_key(config.daemon.server.api_key_file)
     daemon = config.daemon
     audit = AuditLog(daemon.audit.path, daemon.audit.max_bytes, daemon.audit.backups,
                      images_dir=daemon.audit.images_dir if daemon.audit.store_images else None)
     app = create_app(config, service, audit, key)
     listener = open_listener(config)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False,
-                                           lifespan="off"))
+    gate = app.state.daemon.gate  # type: ignore[attr-defined]
+
+    def begin_shutdown() -> None:
+        gate.close_admission()
+        service.begin_stopping()
+
+    server = build_server(app, config, begin_shutdown)
     thread = threading.Thread(
         target=lambda: asyncio.run(server.serve(sockets=[listener.sock])), daemon=True)
     service.start()

@@ -18,7 +18,7 @@ AUTH = {"Authorization": f"Bearer {API_KEY}"}
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("api-http")
-    config = double_config(tmp)
+    config = double_config(tmp, server={"recorded_evaluation": True})
     service, pipeline = double_service(config)
     running = serve_in_thread(service, config)
     assert service.wait_ready(10)
@@ -40,7 +40,7 @@ def test_health_needs_no_key_and_says_ready(client):
 
 @pytest.mark.parametrize("path,method", [
     ("/v1/liveness", "POST"), ("/v1/status", "GET"), ("/metrics", "GET"),
-    ("/openapi.json", "GET"), ("/v1/liveness/recorded", "POST"),
+    ("/openapi.json", "GET"), ("/v1/evaluate/recorded", "POST"),
 ])
 def test_every_route_but_health_rejects_a_missing_key(client, path, method):
     r = client.request(method, path)
@@ -117,7 +117,7 @@ def test_an_oversized_json_body_is_refused_before_it_is_read(client):
 
 def test_an_oversized_upload_is_a_413(client, server):
     limit = server.config.daemon.server.max_upload_bytes
-    r = client.post("/v1/liveness/recorded",
+    r = client.post("/v1/evaluate/recorded",
                     headers={**AUTH, "Content-Type": "application/octet-stream"},
                     content=b"\0" * (limit + 1))
     assert r.status_code == 413
@@ -133,14 +133,14 @@ def test_a_chunked_oversized_upload_is_cut_off(client, server):
             yield b"\0" * 65536
             sent += 65536
 
-    r = client.post("/v1/liveness/recorded",
+    r = client.post("/v1/evaluate/recorded",
                     headers={**AUTH, "Content-Type": "application/octet-stream"},
                     content=chunks())
     assert r.status_code == 413
 
 
 def test_an_upload_with_the_wrong_content_type_is_a_415(client):
-    r = client.post("/v1/liveness/recorded", headers=AUTH, json={"frames": []})
+    r = client.post("/v1/evaluate/recorded", headers=AUTH, json={"frames": []})
     assert r.status_code == 415
     assert r.json()["error"]["code"] == "unsupported_media_type"
 
@@ -185,7 +185,7 @@ def test_openapi_is_published_behind_the_key(client):
     r = client.get("/openapi.json", headers=AUTH)
     assert r.status_code == 200
     doc = r.json()
-    assert {"/v1/liveness", "/v1/liveness/recorded", "/v1/health", "/v1/status", "/metrics"} \
+    assert {"/v1/liveness", "/v1/evaluate/recorded", "/v1/health", "/v1/status", "/metrics"} \
         <= set(doc["paths"])
     responses = doc["paths"]["/v1/liveness"]["post"]["responses"]
     assert {"200", "401", "429", "503"} <= set(responses)

@@ -1,4 +1,4 @@
-"""POST /v1/liveness/recorded on a real uvicorn server with the real pipeline and ONNX Runtime:
+"""POST /v1/evaluate/recorded on a real uvicorn server with the real pipeline and ONNX Runtime:
 sessions rendered by the simulator and written by the dataset writer go through steps 4–10;
 corrupt, oversized, inconsistent and zip-bomb uploads are a 4xx naming what is wrong.
 
@@ -45,7 +45,7 @@ def server(tmp_path_factory):
     manifest["normalisation"] = {"method": _core.NORMALISATION}
     (folder / "manifest.json").write_text(json.dumps(manifest))
     backend = OrtBackend(folder, intra_op_threads=1)
-    config = double_config(tmp)
+    config = double_config(tmp, server={"recorded_evaluation": True})
     camera, flash = RecordingCamera(TickingCamera()), RecordingFlash(SleepingFlash())
     pipeline = Pipeline(camera, flash, GroundTruthLandmarks(), backend, config.pipeline)
     service = LivenessService(
@@ -85,17 +85,31 @@ def _pack(arrays: dict[str, np.ndarray]) -> bytes:
     return buf.getvalue()
 
 
-def test_a_recorded_session_is_decided_by_the_real_pipeline_and_audited(server, session_bytes):
-    r = httpx.post(f"{server.url}/v1/liveness/recorded", headers=NPZ, content=session_bytes,
+def test_a_recorded_session_is_evaluated_never_decided_and_audited_apart(server, session_bytes):
+    before = httpx.get(f"{server.url}/v1/status", headers=AUTH).json()
+    r = httpx.post(f"{server.url}/v1/evaluate/recorded", headers=NPZ, content=session_bytes,
                    timeout=60)
     assert r.status_code == 200, r.text
     body = r.json()
-    assert body["verdict"] in {"live", "spoof", "retry"}
+    # an evaluation a kiosk app cannot mistake for a verdict
+    assert "verdict" not in body and "check_id" not in body
+    assert body["access_decision"] is False
+    assert body["outcome"] in {"live", "spoof", "retry"}
     assert body["score"] is not None and 0.0 <= body["score"] <= 1.0, body
     assert "infer" in body["timings_ms"]
     assert body["model"]["sha256"] == server.service.backend.bundle.manifest_sha256
     audit = [json.loads(x) for x in server.config.daemon.audit.path.read_text().splitlines()]
-    assert audit[-1]["check_id"] == body["check_id"] and audit[-1]["kind"] == "recorded"
+    last = audit[-1]
+    assert last["check_id"] == body["evaluation_id"] and last["kind"] == "recorded_evaluation"
+    assert last["verdict"] is None and last["outcome"] == body["outcome"]
+    assert last["access_decision"] is False
+    # counted apart: the checks' counters do not move
+    after = httpx.get(f"{server.url}/v1/status", headers=AUTH).json()
+    assert after["counters"] == before["counters"]
+    assert sum(after["evaluations"].values()) == sum(before["evaluations"].values()) + 1
+    metrics = httpx.get(f"{server.url}/metrics", headers=AUTH).text
+    assert f'flashfas_evaluations_total{{outcome="{body["outcome"]}"' in metrics
+    assert 'flashfas_checks_total{kind="recorded' not in metrics
 
 
 @pytest.mark.parametrize("mutate,field", [
@@ -112,7 +126,7 @@ def test_a_recorded_session_is_decided_by_the_real_pipeline_and_audited(server, 
 def test_an_inconsistent_session_is_a_422_naming_the_field(server, session_bytes, mutate, field):
     arrays = _members(session_bytes)
     mutate(arrays)
-    r = httpx.post(f"{server.url}/v1/liveness/recorded", headers=NPZ, content=_pack(arrays),
+    r = httpx.post(f"{server.url}/v1/evaluate/recorded", headers=NPZ, content=_pack(arrays),
                    timeout=30)
     assert r.status_code == 422, r.text
     error = r.json()["error"]
@@ -124,13 +138,13 @@ def test_an_inconsistent_session_is_a_422_naming_the_field(server, session_bytes
     b"", b"not a zip at all", b"PK\x03\x04" + b"\0" * 100,
 ])
 def test_corrupt_uploads_are_a_422(server, payload):
-    r = httpx.post(f"{server.url}/v1/liveness/recorded", headers=NPZ, content=payload)
+    r = httpx.post(f"{server.url}/v1/evaluate/recorded", headers=NPZ, content=payload)
     assert r.status_code == 422
     assert r.json()["error"]["code"] == "invalid_session"
 
 
 def test_a_truncated_session_file_is_a_422(server, session_bytes):
-    r = httpx.post(f"{server.url}/v1/liveness/recorded", headers=NPZ,
+    r = httpx.post(f"{server.url}/v1/evaluate/recorded", headers=NPZ,
                    content=session_bytes[: len(session_bytes) // 2])
     assert r.status_code == 422
 
@@ -138,10 +152,10 @@ def test_a_truncated_session_file_is_a_422(server, session_bytes):
 def test_a_pickle_or_unknown_member_is_refused_before_numpy_reads_it(server, session_bytes):
     arrays = _members(session_bytes)
     raw = _pack({**arrays, "s0000/../../etc/passwd": np.zeros(1)})
-    r = httpx.post(f"{server.url}/v1/liveness/recorded", headers=NPZ, content=raw)
+    r = httpx.post(f"{server.url}/v1/evaluate/recorded", headers=NPZ, content=raw)
     assert r.status_code == 422 and "unexpected member" in r.json()["error"]["message"]
     raw = _pack({**arrays, "s0001/frames": arrays["s0000/frames"]})  # two sessions
-    assert httpx.post(f"{server.url}/v1/liveness/recorded", headers=NPZ,
+    assert httpx.post(f"{server.url}/v1/evaluate/recorded", headers=NPZ,
                       content=raw).status_code == 422
 
 
@@ -153,5 +167,5 @@ def test_a_zip_bomb_is_refused_by_its_declared_size(server, monkeypatch):
         np.lib.format.write_array(member, np.zeros((8, 512, 512, 3), np.uint8))
         zf.writestr("s0000/frames.npy", member.getvalue())
     assert len(buf.getvalue()) < 100_000  # 6 MiB of frames in a few KiB
-    r = httpx.post(f"{server.url}/v1/liveness/recorded", headers=NPZ, content=buf.getvalue())
+    r = httpx.post(f"{server.url}/v1/evaluate/recorded", headers=NPZ, content=buf.getvalue())
     assert r.status_code == 422 and "unpack" in r.json()["error"]["message"]

@@ -23,10 +23,11 @@ from flashfas_edge.api import metrics as metrics_mod
 from flashfas_edge.api.audit_log import AuditLog, AuditLogError
 from flashfas_edge.api.auth import key_matches
 from flashfas_edge.api.body_limit import BodySizeLimit
-from flashfas_edge.api.check_gate import CheckGate
+from flashfas_edge.api.check_gate import CallerState, CheckGate, Ticket
 from flashfas_edge.api.errors import (
     ApiError,
     DeviceUnavailable,
+    EvaluationDisabled,
     InvalidUpload,
     NotReady,
     PayloadTooLarge,
@@ -43,11 +44,12 @@ from flashfas_edge.api.models import (
     LivenessRequest,
     LivenessResponse,
     ModelIdentity,
+    RecordedEvaluation,
     SimSceneRequest,
     SimSceneResponse,
     StatusResponse,
 )
-from flashfas_edge.api.service import LivenessService
+from flashfas_edge.api.service import Health, LivenessService, new_check_id
 from flashfas_edge.api.session_upload import SESSION_MEDIA_TYPES, decode_uploaded_session
 from flashfas_edge.config import LoadedConfig
 from flashfas_edge.pipeline.result import CheckResult, Reason
@@ -61,6 +63,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse, "description": text}
     for code, text in {
         400: "Malformed JSON or bad request", 401: "Missing or wrong API key",
+        403: "Evaluating recordings is off on this daemon",
         413: "Body too large", 415: "Wrong content type", 422: "Invalid request or session",
         429: "Queue full (see Retry-After)", 503: "Not ready, camera/flash/model down",
         504: "The check overran its deadline (never a verdict)",
@@ -86,7 +89,7 @@ def create_app(config: LoadedConfig, service: LivenessService, audit: AuditLog,
         queue_depth=lambda: gate.depth,
         camera_fps=service.camera_fps,
         uptime_s=service.uptime_s,
-        ready=lambda: 1.0 if service.health().ready else 0.0,
+        ready=lambda: 1.0 if _health(state).ready else 0.0,
     )
     state = DaemonState(config, service, gate, audit, metrics, api_key)
 
@@ -100,11 +103,12 @@ def create_app(config: LoadedConfig, service: LivenessService, audit: AuditLog,
     app.state.daemon = state
     install_error_handlers(app)
 
-    upload_routes = {"/v1/liveness/recorded"}
+    upload_routes = {"/v1/evaluate/recorded"}
     app.add_middleware(
         BodySizeLimit,
         limit_for_path=lambda path: (daemon.server.max_upload_bytes if path in upload_routes
                                      else daemon.server.max_json_bytes),
+        body_timeout_s=daemon.server.body_timeout_s,
     )
 
     async def require_api_key(
@@ -117,13 +121,23 @@ def create_app(config: LoadedConfig, service: LivenessService, audit: AuditLog,
 
     authed = [Depends(require_api_key)]
 
+    health_responses: dict[int | str, dict[str, Any]] = {
+        503: {"model": HealthResponse, "description": "Not ready"}}
+
     @app.get("/v1/health", response_model=HealthResponse, tags=["daemon"],
-             responses={503: {"model": HealthResponse, "description": "Not ready"}})
+             responses=health_responses)
     async def health() -> JSONResponse:
-        """Ready only after model warm-up and the camera/flash self-test; no API key needed."""
-        h = service.health()
+        """Ready only after model warm-up, the camera/flash self-test, and while the audit log
+        can be written; no API key needed."""
+        h = _health(state)
         body = HealthResponse(status=h.status, ready=h.ready, reason=h.reason)  # type: ignore[arg-type]
         return JSONResponse(body.model_dump(), status_code=200 if h.ready else 503)
+
+    @app.head("/v1/health", tags=["daemon"], operation_id="health_head",
+              responses={200: {"description": "Ready"}, 503: {"description": "Not ready"}})
+    async def health_head() -> Response:
+        """The same status as GET, without a body (load balancers and probes)."""
+        return Response(status_code=200 if _health(state).ready else 503)
 
     @app.get("/v1/status", response_model=StatusResponse, dependencies=authed, tags=["daemon"],
              responses={401: _ERRORS[401]})
@@ -148,54 +162,65 @@ def create_app(config: LoadedConfig, service: LivenessService, audit: AuditLog,
               tags=["liveness"], responses=check_errors)
     async def liveness(options: LivenessRequest | None = None) -> LivenessResponse:
         """Run one check on the kiosk's camera and flash (one at a time; others queue)."""
-        options = options or LivenessRequest(want_depth=False, client_ref=None)
+        opts = options or LivenessRequest(want_depth=False, client_ref=None)
         started = time.perf_counter()
         try:
-            _require_kiosk(service)
-            client_ref = options.client_ref
-
-            def audit_late(late: tuple[CheckResult, list[np.ndarray]], wait_ms: float) -> None:
-                _audit_late(state, late[0], "camera", wait_ms, client_ref, late[1])
-
-            (result, frames), wait_ms = await gate.run(
-                lambda: service.run_check(options.want_depth), daemon.queue.check_timeout_s,
-                on_late_result=audit_late,
-            )
-            return _answer(state, result, kind="camera", started=started, wait_ms=wait_ms,
-                           want_depth=options.want_depth, client_ref=options.client_ref,
-                           frames=frames)
+            _require_kiosk(state)
+            outcome = await gate.run(lambda ticket: _camera_check(state, ticket, opts),
+                                     daemon.queue.check_timeout_s, kind="camera")
+            if outcome.error is not None:
+                raise outcome.error
+            metrics.check_latency.observe(time.perf_counter() - started, "camera")
+            return LivenessResponse.from_result(outcome.result, queue_wait_ms=outcome.wait_ms,
+                                                want_depth=opts.want_depth)
         except Exception as exc:
             metrics.rejected.inc(api_error_for(exc).code)
             raise
 
-    @app.post("/v1/liveness/recorded", response_model=LivenessResponse, dependencies=authed,
-              tags=["liveness"], responses=check_errors | {415: _ERRORS[415]},
+    @app.post("/v1/evaluate/recorded", response_model=RecordedEvaluation, dependencies=authed,
+              tags=["evaluation"],
+              responses=check_errors | {403: _ERRORS[403], 415: _ERRORS[415]},
               openapi_extra={"requestBody": {"required": True, "content": {
                   media: {"schema": {"type": "string", "format": "binary"}}
                   for media in SESSION_MEDIA_TYPES}}})
-    async def liveness_recorded(request: Request) -> LivenessResponse:
-        """Decide on a session uploaded in the dataset format (docs/API.md): same decision as a
-        live check, no camera involved. Size-limited and strictly validated."""
+    async def evaluate_recorded(request: Request) -> RecordedEvaluation:
+        """Score a session uploaded in the dataset format (docs/API.md) for evaluation. Never an
+        access decision: the answer has no verdict, is audited and counted apart from checks,
+        and the route is off unless ``server.recorded_evaluation`` is set."""
         started = time.perf_counter()
         try:
             media = request.headers.get("content-type", "").split(";")[0].strip().lower()
-            if media not in SESSION_MEDIA_TYPES:
-                raise UnsupportedMediaType(
-                    f"send the session as one of {sorted(SESSION_MEDIA_TYPES)}, not {media!r}"
-                )
-            if service.health().reason == "warming_up":
-                raise NotReady("the model is still warming up")
-            gate.admit()  # 429 before reading an upload the queue could not take anyway
-            raw = await _read_limited(request, daemon.server.max_upload_bytes)
+            try:
+                if not daemon.server.recorded_evaluation:
+                    raise EvaluationDisabled(
+                        "evaluating recordings is off on this daemon (server."
+                        "recorded_evaluation); a recording can never prove liveness")
+                if media not in SESSION_MEDIA_TYPES:
+                    raise UnsupportedMediaType(f"send the session as one of "
+                                               f"{sorted(SESSION_MEDIA_TYPES)}, not {media!r}")
+                if service.health().reason == "warming_up":
+                    raise NotReady("the model is still warming up")
+                # A place in the queue before a byte of the body is read: at most
+                # 1 + max_waiting uploads are ever held in memory; a full queue is refused now.
+                reservation = gate.reserve("evaluation")
+            except Exception as exc:
+                refused = api_error_for(exc)
+                refused.headers["Connection"] = "close"  # the unread body is not wanted
+                raise refused from exc
+            try:
+                raw = await _read_limited(request, daemon.server.max_upload_bytes)
+            except BaseException:
+                reservation.release()
+                raise
             # Decoded on the check worker: one upload is unpacked at a time (bounded memory).
-            result, wait_ms = await gate.run(
-                lambda: service.run_recorded(decode_uploaded_session(raw, media)),
-                daemon.queue.check_timeout_s,
-                on_late_result=lambda late, wait_ms: _audit_late(state, late, "recorded",
-                                                                 wait_ms, None, None),
+            outcome = await gate.run(
+                lambda ticket: _evaluation(state, ticket, raw, media),
+                daemon.queue.check_timeout_s, kind="evaluation", reservation=reservation,
             )
-            return _answer(state, result, kind="recorded", started=started, wait_ms=wait_ms,
-                           want_depth=False, client_ref=None, frames=None)
+            if outcome.error is not None:
+                raise outcome.error
+            metrics.check_latency.observe(time.perf_counter() - started, "evaluation")
+            return RecordedEvaluation.from_result(outcome.result, queue_wait_ms=outcome.wait_ms)
         except Exception as exc:
             metrics.rejected.inc(api_error_for(exc).code)
             raise
@@ -211,18 +236,30 @@ def create_app(config: LoadedConfig, service: LivenessService, audit: AuditLog,
                 raise SimOnly("the daemon does not run the simulated kiosk")
             controls = service.sim_controls
             # Through the check queue: the scene never changes in the middle of a check.
-            applied, _ = await gate.run(lambda: controls.set_scene(scene),
-                                        daemon.queue.check_timeout_s)
+            applied = await gate.run(lambda _ticket: controls.set_scene(scene),
+                                     daemon.queue.check_timeout_s, kind="scene")
             return SimSceneResponse(**applied)
 
     return app
 
 
-def _require_kiosk(service: LivenessService) -> None:
+def _health(state: DaemonState) -> Health:
+    """The service's health, and not ready while the audit log cannot be written (every check
+    would be refused 503 for want of its record)."""
+    h = state.service.health()
+    if h.ready and state.audit.failure() is not None:
+        return Health(False, "degraded", "audit_log_unavailable",
+                      "the audit log cannot be written")
+    return h
+
+
+def _require_kiosk(state: DaemonState) -> None:
     """Answer 503 with the reason before queueing when the camera/flash cannot run a check."""
-    h = service.health()
+    h = _health(state)
     if h.ready:
         return
+    if h.reason == "audit_log_unavailable":
+        raise DeviceUnavailable("audit_log_unavailable", h.message or h.reason)
     if h.reason in {"camera_unavailable", "flash_unavailable"}:
         raise DeviceUnavailable(h.reason, h.message or h.reason)
     raise NotReady(h.message or "not ready", details=[{"reason": h.reason}])
@@ -239,53 +276,92 @@ async def _read_limited(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _answer(
+@dataclass
+class Outcome:
+    """What a check's work hands back to its request: the result, or the error to answer."""
+
+    result: CheckResult
+    wait_ms: float
+    error: ApiError | None = None
+
+
+def _camera_check(state: DaemonState, ticket: Ticket, options: LivenessRequest) -> Outcome:
+    """On the check worker: mark the check started (before any flash), run it, settle it."""
+    check_id = new_check_id()
+    state.audit.begin(check_id, "camera", options.client_ref)  # no marker, no flash (503)
+    try:
+        result, frames = state.service.run_check(options.want_depth, check_id=check_id)
+    except Exception as exc:
+        # The pipeline answers every failure as a result; should that ever break, the check
+        # that started is still accounted for (and fails closed).
+        log.exception("check %s failed outside the pipeline", check_id)
+        result = state.service.failed_result(check_id, exc)
+        _settle(state, ticket, result, kind="camera", client_ref=options.client_ref, frames=None,
+                status_if_waiting=500)
+        raise
+    return _settle(state, ticket, result, kind="camera", client_ref=options.client_ref,
+                   frames=frames)
+
+
+def _evaluation(state: DaemonState, ticket: Ticket, raw: bytes, media: str) -> Outcome:
+    """On the check worker: decode the upload (422 on any flaw) and score it."""
+    session = decode_uploaded_session(raw, media)
+    del raw  # the decoded arrays are all that is kept
+    result = state.service.run_recorded(session)
+    return _settle(state, ticket, result, kind="recorded_evaluation", client_ref=None,
+                   frames=None)
+
+
+def _error_for(result: CheckResult) -> ApiError | None:
+    """The pipeline reports a dead camera/flash or an inconsistent upload as a result; the caller
+    gets an error instead of a verdict — and the audit log says so."""
+    message = str(result.detail.get("error") or result.detail.get("message") or result.reason.value)
+    if result.reason is Reason.CAMERA_UNAVAILABLE:
+        return DeviceUnavailable("camera_unavailable", message)
+    if result.reason is Reason.FLASH_UNAVAILABLE:
+        return DeviceUnavailable("flash_unavailable", message)
+    if result.reason is Reason.INVALID_SESSION:
+        return InvalidUpload(message, details=[{"check_id": result.check_id}])
+    return None
+
+
+_TOLD: dict[CallerState, int] = {"timed_out": 504, "abandoned": 503}
+
+
+def _settle(
     state: DaemonState,
+    ticket: Ticket,
     result: CheckResult,
     *,
     kind: str,
-    started: float,
-    wait_ms: float,
-    want_depth: bool,
     client_ref: str | None,
     frames: list[np.ndarray] | None,
-) -> LivenessResponse:
-    # The pipeline reports a dead camera/flash or an inconsistent upload as a result; the caller
-    # gets an error instead of a verdict — and the audit log says so.
-    message = str(result.detail.get("error") or result.detail.get("message") or result.reason.value)
-    error: ApiError | None = None
-    if result.reason is Reason.CAMERA_UNAVAILABLE:
-        error = DeviceUnavailable("camera_unavailable", message)
-    elif result.reason is Reason.FLASH_UNAVAILABLE:
-        error = DeviceUnavailable("flash_unavailable", message)
-    elif result.reason is Reason.INVALID_SESSION:
-        error = InvalidUpload(message, details=[{"check_id": result.check_id}])
-    # Audit first: a verdict nobody can account for is not given (AuditLogError → 503).
-    state.audit.record(result, kind=kind, queue_wait_ms=wait_ms, client_ref=client_ref,
-                       frames=frames, http_status=200 if error is None else error.status_code)
-    _count(state, result, kind)
-    state.metrics.check_latency.observe(time.perf_counter() - started, kind)
-    if error is not None:
-        raise error
-    return LivenessResponse.from_result(result, queue_wait_ms=wait_ms, want_depth=want_depth)
-
-
-def _count(state: DaemonState, result: CheckResult, kind: str) -> None:
+    status_if_waiting: int | None = None,
+) -> Outcome:
+    """The one place a finished check is audited and counted, on the worker thread: its line
+    says what the caller was told (the answer, a 504 already sent, or 503 because the daemon
+    stopped or the caller left). A verdict nobody can account for is not given (503)."""
+    error = _error_for(result)
+    caller = ticket.settle()
+    if caller == "waiting":
+        told = status_if_waiting or (200 if error is None else error.status_code)
+    else:
+        told = _TOLD[caller]
+    try:
+        state.audit.record(result, kind=kind, queue_wait_ms=ticket.wait_ms,
+                           client_ref=client_ref, frames=frames, http_status=told,
+                           evaluation=kind == "recorded_evaluation")
+    except AuditLogError as exc:
+        log.error("check %s not audited: %s", result.check_id, exc)
+        return Outcome(result, ticket.wait_ms, api_error_for(exc))
     state.service.count(result, kind)
-    state.metrics.checks.inc(kind, result.verdict.value, result.reason.value)
+    if kind == "recorded_evaluation":
+        state.metrics.evaluations.inc(result.verdict.value, result.reason.value)
+    else:
+        state.metrics.checks.inc(kind, result.verdict.value, result.reason.value)
     for stage, ms in result.timings_ms.items():
         state.metrics.stage_latency.observe(ms / 1000.0, stage)
-
-
-def _audit_late(state: DaemonState, result: CheckResult, kind: str, wait_ms: float,
-                client_ref: str | None, frames: list[np.ndarray] | None) -> None:
-    """A check that finished after its 504: recorded, so every flash played is accounted for."""
-    try:
-        state.audit.record(result, kind=kind, queue_wait_ms=wait_ms, client_ref=client_ref,
-                           frames=frames, http_status=504)
-    except AuditLogError as exc:
-        log.error("late check %s not audited: %s", result.check_id, exc)
-    _count(state, result, kind)
+    return Outcome(result, ticket.wait_ms, error)
 
 
 def _status(state: DaemonState) -> StatusResponse:
@@ -293,12 +369,12 @@ def _status(state: DaemonState) -> StatusResponse:
     import pydantic
 
     service = state.service
-    h = service.health()
+    h = _health(state)
     info = service.backend.info()
     cal = state.config.calibration
     effective = getattr(service.pipeline, "config", state.config.pipeline)  # sim: its latency
     calibration: dict[str, Any] = {
-        "file": str(state.config.daemon.calibration_file)
+        "file": state.config.daemon.calibration_file.name  # its name, not where it lies
         if state.config.daemon.calibration_file else None,
         "latency_us": effective.latency_us,
         "threshold_override": effective.threshold_override,
@@ -325,7 +401,9 @@ def _status(state: DaemonState) -> StatusResponse:
         uptime_s=round(service.uptime_s(), 3),
         backend=BackendIdentity(name=info.name, device=info.device, precision=info.precision,
                                 versions=dict(info.versions)),
-        model=ModelIdentity.from_dict(service.model_identity),
+        # name and manifest hash identify the model; where it lies on disk is not the caller's
+        model=ModelIdentity.from_dict({k: v for k, v in service.model_identity.items()
+                                       if k != "directory"}),
         calibration=calibration,
         camera=camera,
         flash={"supports_colour": service.flash.supports_colour(),
@@ -333,5 +411,6 @@ def _status(state: DaemonState) -> StatusResponse:
         queue_depth=state.gate.depth,
         counters=dict(service.counters.by_verdict),
         reasons=dict(service.counters.by_reason),
+        evaluations=dict(service.counters.evaluations),
         last_check=service.counters.last_check,
     )

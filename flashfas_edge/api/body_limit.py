@@ -4,24 +4,31 @@ A declared ``Content-Length`` over the limit is answered 413 without running the
 body is counted as it streams and cut off at the limit. Either way the excess is read and discarded
 (never stored) up to ``DRAIN_CAP_BYTES`` so that the client sees the 413 rather than a connection
 reset; beyond the cap the connection is simply closed. This bounds the memory one request can use.
+
+A body must also arrive in time: ``body_timeout_s`` from the request's start to its last byte, else
+408 and the connection is closed (a client trickling a body must not hold the daemon's resources).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from flashfas_edge.api.errors import PayloadTooLarge, error_body
+from flashfas_edge.api.errors import PayloadTooLarge, RequestTimeout, error_body
 
 DRAIN_CAP_BYTES = 256 * 1024 * 1024
 
 
 class BodySizeLimit:
-    def __init__(self, app: ASGIApp, limit_for_path: Callable[[str], int]) -> None:
+    def __init__(self, app: ASGIApp, limit_for_path: Callable[[str], int],
+                 body_timeout_s: float = 30.0) -> None:
         self.app = app
         self.limit_for_path = limit_for_path
+        self.body_timeout_s = body_timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -40,11 +47,20 @@ class BodySizeLimit:
                     await _reject(send, limit, declared)
                     return
         received = 0
+        deadline = time.monotonic() + self.body_timeout_s
+        body_done = False
 
         async def counting_receive() -> Message:
-            nonlocal received
-            message = await receive()
+            nonlocal received, body_done
+            if body_done:  # after the body only a disconnect can come: no deadline
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), max(deadline - time.monotonic(), 0))
+            except asyncio.TimeoutError as exc:
+                raise RequestTimeout(f"the request body did not arrive within "
+                                     f"{self.body_timeout_s:g} s") from exc
             if message["type"] == "http.request":
+                body_done = not message.get("more_body", False)
                 received += len(message.get("body", b""))
                 if received > limit:
                     if message.get("more_body", False):

@@ -78,8 +78,9 @@ class LivenessClient:
             body["client_ref"] = client_ref
         return self._call("POST", "/v1/liveness", json=body)
 
-    def check_recorded(self, payload: bytes, media_type: str) -> dict[str, Any]:
-        return self._call("POST", "/v1/liveness/recorded", content=payload,
+    def evaluate_recorded(self, payload: bytes, media_type: str) -> dict[str, Any]:
+        """Score an uploaded session (an evaluation, never an access decision: no verdict)."""
+        return self._call("POST", "/v1/evaluate/recorded", content=payload,
                           headers={"Content-Type": media_type})
 
     def set_sim_scene(self, scene: str, ambient: str | None = None, seed: int | None = None,

@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from flashfas_edge.api.audit_log import AuditLogError
-from flashfas_edge.api.check_gate import CheckTimeoutError, QueueFullError
+from flashfas_edge.api.check_gate import CheckTimeoutError, QueueFullError, ShuttingDownError
 from flashfas_edge.capture.base import CameraError
 from flashfas_edge.flash.base import FlashError
 from flashfas_edge.inference.backend import BackendError, BundleError
@@ -95,6 +95,21 @@ class DeviceUnavailable(ApiError):
         self.code = code
 
 
+class RequestTimeout(ApiError):
+    """The client sent its body too slowly (``server.body_timeout_s``)."""
+
+    status_code = 408
+    code = "request_timeout"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, headers={"Connection": "close"})
+
+
+class EvaluationDisabled(ApiError):
+    status_code = 403
+    code = "evaluation_disabled"
+
+
 class NotFound(ApiError):
     status_code = 404
     code = "not_found"
@@ -124,6 +139,10 @@ def api_error_for(exc: BaseException) -> ApiError:
         err = ApiError(str(exc), headers={"Retry-After": str(exc.retry_after_s)})
         err.status_code, err.code = 429, "queue_full"
         return err
+    if isinstance(exc, ShuttingDownError):
+        err = ApiError(str(exc), headers={"Retry-After": "5"})
+        err.status_code, err.code = 503, "stopping"
+        return err
     if isinstance(exc, CheckTimeoutError):
         err = ApiError(f"{exc}; the verdict is withheld (never live on a timeout)")
         err.status_code, err.code = 504, "check_timeout"
@@ -136,7 +155,10 @@ def api_error_for(exc: BaseException) -> ApiError:
         return DeviceUnavailable("backend_unavailable", f"model backend: {exc}")
     if isinstance(exc, AuditLogError):
         # No verdict without its audit record: a reviewer must be able to account for every one.
-        return DeviceUnavailable("audit_log_unavailable", str(exc))
+        # The file and the OS error go to the daemon's log, not to the caller.
+        return DeviceUnavailable("audit_log_unavailable",
+                                 "the audit log cannot be written; no verdict is given without "
+                                 "its record")
     return ApiError("internal error; the check was not decided")
 
 
@@ -154,7 +176,8 @@ def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
 def install_error_handlers(app: FastAPI) -> None:
     async def on_api_error(_: Request, exc: Exception) -> JSONResponse:
         err = api_error_for(exc)
-        if err.status_code >= 500 and not isinstance(exc, ApiError):
+        if err.status_code >= 500 and not isinstance(exc, ApiError) or \
+                isinstance(exc, AuditLogError):
             log.warning("%s: %s", err.code, exc)
         return _respond(err.status_code, err.code, err.message, err.details, err.headers)
 
@@ -179,7 +202,8 @@ def install_error_handlers(app: FastAPI) -> None:
         log.exception("unexpected error while answering a request")
         return _respond(500, "internal_error", "internal error; the check was not decided")
 
-    for exc_type in (ApiError, QueueFullError, CheckTimeoutError, CameraError, FlashError,
+    for exc_type in (ApiError, QueueFullError, CheckTimeoutError, ShuttingDownError,
+                     CameraError, FlashError,
                      BackendError, BundleError, AuditLogError):
         app.add_exception_handler(exc_type, on_api_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)

@@ -131,6 +131,11 @@ class DaemonMetrics:
             "flashfas_checks_total", "Liveness checks answered, by verdict and reason.",
             ("kind", "verdict", "reason"),
         )
+        self.evaluations = Counter(
+            "flashfas_evaluations_total",
+            "Uploaded recordings evaluated (never an access decision), by outcome and reason.",
+            ("outcome", "reason"),
+        )
         self.rejected = Counter(
             "flashfas_requests_rejected_total",
             "Check requests answered with an error instead of a verdict, by error code.",
@@ -154,7 +159,7 @@ class DaemonMetrics:
 
     def render(self) -> str:
         lines: list[str] = []
-        for metric in (self.checks, self.rejected, self.stage_latency, self.check_latency,
-                       *self.gauges):
+        for metric in (self.checks, self.evaluations, self.rejected, self.stage_latency,
+                       self.check_latency, *self.gauges):
             lines.extend(metric.render())
         return "\n".join(lines) + "\n"

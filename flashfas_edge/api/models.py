@@ -91,6 +91,41 @@ class LivenessResponse(BaseModel):
         )
 
 
+class RecordedEvaluation(BaseModel):
+    """What the model makes of an uploaded recording. Never an access decision: nobody issued
+    the recording's challenge, so there is no ``verdict`` here, only the model's ``outcome``."""
+
+    evaluation_id: str
+    access_decision: Literal[False] = Field(
+        False, description="Always false: an evaluation of a recording never opens a door.")
+    outcome: Verdict = Field(description="What the pipeline and model made of these frames "
+                                         "(live | spoof | retry) — an evaluation result.")
+    reason: Reason
+    score: float | None
+    threshold: float
+    type_probs: dict[str, float]
+    timings_ms: dict[str, float]
+    queue_wait_ms: float
+    model: ModelIdentity
+    backend: BackendIdentity
+    session_nonce: str = Field(description="The nonce stored in the uploaded session (its "
+                                           "challenge was never issued by this daemon).")
+    detail: dict[str, Any] = Field(default_factory=dict)
+
+    @classmethod
+    def from_result(cls, result: CheckResult, *, queue_wait_ms: float) -> RecordedEvaluation:
+        as_check = LivenessResponse.from_result(result, queue_wait_ms=queue_wait_ms,
+                                                want_depth=False)
+        return cls(
+            evaluation_id=as_check.check_id, access_decision=False, outcome=as_check.verdict,
+            reason=as_check.reason,
+            score=as_check.score, threshold=as_check.threshold, type_probs=as_check.type_probs,
+            timings_ms=as_check.timings_ms, queue_wait_ms=as_check.queue_wait_ms,
+            model=as_check.model, backend=as_check.backend, session_nonce=as_check.nonce,
+            detail=as_check.detail,
+        )
+
+
 def depth_to_png_base64(depth: np.ndarray) -> str:
     """float [D, D] in [0, 1] → 8-bit grey PNG, base64."""
     grey = np.clip(np.nan_to_num(depth.astype(np.float32)) * 255.0 + 0.5, 0, 255).astype(np.uint8)
@@ -150,6 +185,9 @@ class StatusResponse(BaseModel):
     queue_depth: int
     counters: dict[str, int] = Field(description="Checks answered, by verdict.")
     reasons: dict[str, int] = Field(description="Checks answered, by reason.")
+    evaluations: dict[str, int] = Field(
+        default_factory=dict,
+        description="Uploaded recordings evaluated, by outcome (never access decisions).")
     last_check: dict[str, Any] | None
 
 

@@ -35,7 +35,8 @@ class CheckRunner(Protocol):
 
     threshold: float  # the decision threshold in force (calibration, else the bundle default)
 
-    def run_check(self, *, want_depth: bool = False) -> CheckResult: ...
+    def run_check(self, *, want_depth: bool = False, check_id: str | None = None) -> CheckResult:
+        ...
 
     def run_recorded(self, session: Session) -> CheckResult: ...
 
@@ -60,6 +61,7 @@ class Health:
 class ServiceCounters:
     by_verdict: Counter[str] = field(default_factory=Counter)
     by_reason: Counter[str] = field(default_factory=Counter)
+    evaluations: Counter[str] = field(default_factory=Counter)  # recordings, by outcome
     last_check: dict[str, Any] | None = None
 
 
@@ -183,6 +185,11 @@ class LivenessService:
         with self._fps_lock:
             return self._camera_fps
 
+    def begin_stopping(self) -> None:
+        """Shutdown has begun: health says ``stopping``; the devices stay up for the running
+        check until :meth:`stop`."""
+        self._stopping.set()
+
     def stop(self) -> None:
         self._stopping.set()
         if self._monitor is not None:
@@ -223,13 +230,15 @@ class LivenessService:
         return time.monotonic() - self.started_monotonic
 
     # ----- checks (called on the check worker thread) -------------------------------------------
-    def run_check(self, want_depth: bool) -> tuple[CheckResult, list[np.ndarray]]:
+    def run_check(self, want_depth: bool,
+                  check_id: str | None = None) -> tuple[CheckResult, list[np.ndarray]]:
+        check_id = check_id or new_check_id()
         locked_s = self.lockout.remaining_s() if self.lockout is not None else 0.0
         if locked_s > 0:
-            return self._locked_out(locked_s), []
+            return self._locked_out(check_id, locked_s), []
         self.camera.take_frames()  # drop frames of an earlier aborted check
         try:
-            result = self.pipeline.run_check(want_depth=want_depth)
+            result = self.pipeline.run_check(want_depth=want_depth, check_id=check_id)
         except FlashError as exc:
             self._flash_fault = str(exc)
             raise
@@ -242,20 +251,31 @@ class LivenessService:
             self.lockout.record_mismatch()
         return _fail_closed(result), frames
 
-    def _locked_out(self, remaining_s: float) -> CheckResult:
+    def _locked_out(self, check_id: str, remaining_s: float) -> CheckResult:
         """Neither flash nor camera runs while locked out; the answer says for how long."""
         return CheckResult(
-            check_id=new_check_id(), verdict=Verdict.RETRY, reason=Reason.CHALLENGE_LOCKOUT,
+            check_id=check_id, verdict=Verdict.RETRY, reason=Reason.CHALLENGE_LOCKOUT,
             score=None, threshold=self.pipeline.threshold,
             model=dict(self.model_identity),
             detail={"retry_after_s": round(remaining_s, 1),
                     "message": "too many challenge mismatches; checks resume later"},
         )
 
+    def failed_result(self, check_id: str, exc: BaseException) -> CheckResult:
+        """The record of a check that broke outside the pipeline's own error handling."""
+        return CheckResult(
+            check_id=check_id, verdict=Verdict.RETRY, reason=Reason.INTERNAL_ERROR, score=None,
+            threshold=self.pipeline.threshold, model=dict(self.model_identity),
+            detail={"error": f"{type(exc).__name__}: {exc}"},
+        )
+
     def run_recorded(self, session: Session) -> CheckResult:
         return _fail_closed(self.pipeline.run_recorded(session))
 
     def count(self, result: CheckResult, kind: str) -> None:
+        if kind == "recorded_evaluation":  # never an access decision: counted apart
+            self.counters.evaluations[result.verdict.value] += 1
+            return
         self.counters.by_verdict[result.verdict.value] += 1
         self.counters.by_reason[result.reason.value] += 1
         self.counters.last_check = {

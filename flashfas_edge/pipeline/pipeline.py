@@ -118,9 +118,9 @@ class Pipeline:
 
     # -- the two entry points --------------------------------------------------------------------
 
-    def run_check(self, *, want_depth: bool = False) -> CheckResult:
-        """Steps 1–10 on the kiosk's camera and flash."""
-        return self._guarded(self._capture_live, want_depth)
+    def run_check(self, *, want_depth: bool = False, check_id: str | None = None) -> CheckResult:
+        """Steps 1–10 on the kiosk's camera and flash (``check_id``: the caller's id for it)."""
+        return self._guarded(self._capture_live, want_depth, check_id)
 
     def run_recorded(self, session: Session, *, want_depth: bool = False) -> CheckResult:
         """Steps 4–10 on a recorded session (its own flash sequence is the challenge)."""
@@ -128,8 +128,9 @@ class Pipeline:
 
     # -- internals -------------------------------------------------------------------------------
 
-    def _guarded(self, capture: Callable[[StageClock], _Capture], want_depth: bool) -> CheckResult:
-        check_id = uuid.uuid4().hex
+    def _guarded(self, capture: Callable[[StageClock], _Capture], want_depth: bool,
+                 check_id: str | None = None) -> CheckResult:
+        check_id = check_id or uuid.uuid4().hex
         with self._lock:  # one camera, one flash: checks run one at a time
             clock = StageClock(self._runner)
             try:
