@@ -372,12 +372,11 @@ def _status(state: DaemonState) -> StatusResponse:
     h = _health(state)
     info = service.backend.info()
     cal = state.config.calibration
-    effective = getattr(service.pipeline, "config", state.config.pipeline)  # sim: its latency
     calibration: dict[str, Any] = {
         "file": state.config.daemon.calibration_file.name  # its name, not where it lies
         if state.config.daemon.calibration_file else None,
-        "latency_us": effective.latency_us,
-        "threshold_override": effective.threshold_override,
+        "latency_us": service.latency_us,
+        "threshold_override": state.config.pipeline.threshold_override,
         "threshold": service.pipeline.threshold,
     }
     if cal is not None:

@@ -111,6 +111,7 @@ def build_service(config: LoadedConfig) -> LivenessService:
         frame_stale_s=daemon.watchdog.frame_stale_s,
         model_identity={"name": bundle.name, "manifest_sha256": bundle.manifest_sha256,
                         "directory": str(bundle.directory)},
+        latency_us=pipeline_config.latency_us,
         sim_controls=sim_controls,
         lockout=ChallengeLockout(daemon.lockout.max_mismatches, daemon.lockout.window_s,
                                  daemon.lockout.cooldown_s),

@@ -57,7 +57,7 @@ def record_sessions(
             try:
                 session = session_from_capture(
                     service.last_check_frames,
-                    service.flash.last_playback, config.pipeline.latency_us)
+                    service.flash.last_playback, service.latency_us)
             except NothingRecordedError as exc:
                 print(f"session {i}: nothing recorded ({result.reason.value}: {exc})",
                       file=sys.stderr)

@@ -76,6 +76,7 @@ class LivenessService:
         mode: str,
         frame_stale_s: float,
         model_identity: dict[str, Any],
+        latency_us: int = 0,
         self_test_timeout_s: float = 10.0,
         retry_interval_s: float = 2.0,
         sim_controls: Any = None,
@@ -88,6 +89,8 @@ class LivenessService:
         self.mode = mode
         self.frame_stale_s = frame_stale_s
         self.model_identity = model_identity
+        # flash-to-camera latency in force (calibration's, or the simulated device's exactly)
+        self.latency_us = latency_us
         self.sim_controls = sim_controls  # the simulated kiosk's scene control (sim mode only)
         self.lockout = lockout
         self.self_test_timeout_s = self_test_timeout_s

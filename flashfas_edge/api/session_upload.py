@@ -90,16 +90,34 @@ MAX_MEMBERS = 64
 _MEMBER_NAME = re.compile(r"^s0000/[a-z_]{1,32}\.npy$")
 
 
+# zipfile, zlib and numpy's header parser fail on crafted bytes with many exception types
+# (BadZipFile, zlib.error, RuntimeError for an encrypted member, NotImplementedError for an
+# unknown compression method, SyntaxError from a broken .npy header, EOFError, ...): every one of
+# them is the upload's fault, so every Exception here is a 422 — never a 500.
+_ADDRESS = re.compile(r"<[^<>]*\bat 0x[0-9a-fA-F]+>")
+
+
+def _why(exc: BaseException) -> str:
+    """An exception as a short reason for the caller: no object addresses, bounded length."""
+    text = _ADDRESS.sub("the upload", str(exc)) or type(exc).__name__
+    return f"{type(exc).__name__}: {text[:200]}"
+
+
 def _check_container(raw: bytes) -> None:
     """Look inside the zip before numpy does: one session, known member names, bounded size."""
     try:
         with zipfile.ZipFile(io.BytesIO(raw)) as archive:
             members = archive.infolist()
-    except (zipfile.BadZipFile, ValueError, OSError) as exc:
-        raise InvalidUpload(f"not a session file (an .npz zip) : {exc}") from exc
+    except Exception as exc:  # noqa: BLE001 - untrusted bytes: see above
+        raise InvalidUpload(f"not a session file (an .npz zip): {_why(exc)}") from exc
     if not members or len(members) > MAX_MEMBERS:
         raise _fail("body", f"expected 1..{MAX_MEMBERS} arrays, got {len(members)}")
     for member in members:
+        if member.flag_bits & 0x1:
+            raise _fail("body", f"member {member.filename[:80]!r} is encrypted")
+        if member.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            raise _fail("body", f"member {member.filename[:80]!r} uses compression method "
+                                f"{member.compress_type} (stored or deflate expected)")
         if not _MEMBER_NAME.match(member.filename):
             raise _fail("body", f"unexpected member {member.filename[:80]!r} (one session, "
                                 "written by write_session_file, is expected)")
@@ -107,9 +125,14 @@ def _check_container(raw: bytes) -> None:
     if unpacked > MAX_UNPACKED_BYTES:
         raise _fail("body", f"the arrays would unpack to {unpacked} bytes "
                             f"(limit {MAX_UNPACKED_BYTES})")
-    with zipfile.ZipFile(io.BytesIO(raw)) as archive:
-        for member in members:
-            _check_member_dtype(archive, member)
+    try:
+        with zipfile.ZipFile(io.BytesIO(raw)) as archive:
+            for member in members:
+                _check_member_dtype(archive, member)
+    except InvalidUpload:
+        raise
+    except Exception as exc:  # noqa: BLE001 - untrusted bytes
+        raise InvalidUpload(f"not a readable session file: {_why(exc)}") from exc
 
 
 # The upload contract: each array's stored dtype (the dataset reader would silently convert).
@@ -134,8 +157,8 @@ def _check_member_dtype(archive: zipfile.ZipFile, member: zipfile.ZipInfo) -> No
                 shape, _, dtype = np.lib.format.read_array_header_1_0(handle)
             else:
                 shape, _, dtype = np.lib.format.read_array_header_2_0(handle)
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
-        raise _fail(field, f"is not a readable .npy array ({exc})") from exc
+    except Exception as exc:  # noqa: BLE001 - untrusted bytes
+        raise _fail(field, f"is not a readable .npy array ({_why(exc)})") from exc
     if dtype.hasobject or not any(dtype.str.startswith(prefix) for prefix in allowed):
         raise _fail(field, f"dtype must be {allowed[0]}, got {dtype.str}")
     declared = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
@@ -154,9 +177,10 @@ def decode_uploaded_session(raw: bytes, media_type: str) -> Session:
     try:
         sessions = read_shard(io.BytesIO(raw))  # type: ignore[arg-type]  # np.load takes files
     except DatasetFormatError as exc:
-        raise InvalidUpload(f"not a session in the dataset format: {exc}") from exc
+        raise InvalidUpload(f"not a session in the dataset format: "
+                            f"{_ADDRESS.sub('the upload', str(exc))[:300]}") from exc
     except Exception as exc:  # noqa: BLE001 - any parser failure on untrusted bytes is a 422
-        raise InvalidUpload(f"corrupt session upload ({type(exc).__name__}: {exc})") from exc
+        raise InvalidUpload(f"corrupt session upload ({_why(exc)})") from exc
     if len(sessions) != 1:
         raise _fail("body", f"expected one session, got {len(sessions)}")
     return validate_session(sessions[0])

@@ -14,6 +14,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
 from flashfas_edge.api.errors import InvalidRequest
 from flashfas_edge.api.models import SimSceneRequest
 from flashfas_edge.capture.base import Frame
@@ -21,9 +23,37 @@ from flashfas_edge.config import CameraConfig, ConfigError, SimConfig
 
 ATTACK_SCENES = ("live", "print", "replay", "mask")
 INJECTED_REPLAY = "injected_replay"
-# Subject fields a request may override through ``options`` (everything else is fixed).
-_OPTION_FIELDS = {"identity", "faces", "face_present", "distance_range_m", "motion_px",
-                  "exposure_scale", "ambient_scale", "flash_visible"}
+
+
+class SimSceneOptions(BaseModel):
+    """Subject fields a request may override through ``options`` (everything else is fixed),
+    bounded to what the renderer can draw: a value outside would fail inside the camera's
+    render loop instead of in the request."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    identity: int | None = Field(None, ge=0, le=1_000_000)
+    faces: int = Field(1, ge=1, le=2)
+    face_present: bool = True
+    # 5 cm (far too near) to 3 m (far too far): the quality-gate presets lie inside
+    distance_range_m: tuple[float, float] = Field((0.3, 0.5))
+    motion_px: float = Field(0.2, ge=0, le=200)
+    exposure_scale: float = Field(1.0, ge=1e-4, le=100)
+    ambient_scale: float = Field(1.0, ge=0, le=1000)
+    flash_visible: bool = True
+
+    @field_validator("distance_range_m", mode="before")
+    @classmethod
+    def _pair(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            value = tuple(value)
+        if not (isinstance(value, tuple) and len(value) == 2
+                and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)):
+            raise ValueError("must be a pair of numbers [near_m, far_m]")
+        near, far = (float(v) for v in value)
+        if not (0.05 <= near <= far <= 3.0):
+            raise ValueError("must satisfy 0.05 <= near_m <= far_m <= 3.0")
+        return (near, far)
 
 
 class SimSceneControls:
@@ -38,18 +68,19 @@ class SimSceneControls:
         from flashfas_edge.sim.ambient import SCENARIOS
         from flashfas_edge.sim.kiosk import Subject
 
-        unknown = set(request.options) - _OPTION_FIELDS
-        if unknown:
-            raise InvalidRequest(f"unknown scene options {sorted(unknown)}; "
-                                 f"allowed: {sorted(_OPTION_FIELDS)}")
+        try:
+            given = SimSceneOptions.model_validate(request.options)
+        except ValidationError as exc:
+            details = [{"loc": ["options", *map(str, e["loc"])], "msg": e["msg"]}
+                       for e in exc.errors()]
+            shown = "; ".join(f"{'.'.join(d['loc'])}: {d['msg']}" for d in details)
+            raise InvalidRequest(f"invalid scene options: {shown}", details=details) from exc
         base: dict[str, Any] = {"seed": request.seed or 0}
         if request.ambient is not None:
             if request.ambient not in SCENARIOS:
                 raise InvalidRequest(f"unknown ambient {request.ambient!r}; known: {SCENARIOS}")
             base["scenario"] = request.ambient
-        options = dict(request.options)
-        if "distance_range_m" in options:
-            options["distance_range_m"] = tuple(options["distance_range_m"])
+        options = given.model_dump(include=set(request.options))
         try:
             if request.scene in ATTACK_SCENES:
                 return Subject(attack_type=request.scene, **base, **options)

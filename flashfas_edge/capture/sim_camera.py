@@ -8,12 +8,15 @@ than one person in view, ``meta["faces"]`` lists every face's landmarks, the mai
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import Any
 
 from flashfas_edge.capture.base import CameraInfo, Frame
 from flashfas_edge.capture.frame_ring import FrameRing, RingCamera
 from flashfas_edge.sim.kiosk import SimKiosk, monotonic_us
+
+log = logging.getLogger(__name__)
 
 
 class SimCamera(RingCamera):
@@ -25,6 +28,7 @@ class SimCamera(RingCamera):
         self._thread = None
         self._stop = threading.Event()
         self.late_frames = 0  # frames rendered after the next one should have started
+        self.render_errors = 0  # frames the renderer failed on (dropped; the stream goes on)
 
     def info(self) -> CameraInfo:
         k = self.kiosk
@@ -57,7 +61,15 @@ class SimCamera(RingCamera):
                 wait_s = (done - monotonic_us()) / 1e6
                 if wait_s > 0 and self._stop.wait(wait_s):
                     break
-                image, lm = k.render_frame(start)
+                try:
+                    image, lm = k.render_frame(start)
+                except Exception as exc:  # noqa: BLE001 - a bad scene must not end the stream
+                    self.render_errors += 1
+                    if self.render_errors == 1 or self.render_errors % 100 == 0:
+                        log.error("simulated camera: frame %d not rendered (%d so far): %r",
+                                  index, self.render_errors, exc)
+                    index += 1
+                    continue
                 meta: dict[str, Any] = {} if lm is None else {"landmarks": lm}
                 if lm is not None and k.last_other_faces:
                     # every face in view, main first (a second person behind the first)
