@@ -441,7 +441,7 @@ def test_retry_after_is_not_dragged_down_by_fast_failures_and_covers_the_drain(t
         running.stop()
 
 
-# ----- 8. no internals in answers; health, HEAD, start-up errors, scene options --------------------
+# ----- 8. no internals in answers; health, HEAD, start-up errors, scene options ------------------
 
 def test_status_and_errors_show_no_paths_and_health_follows_the_audit_log(tmp_path):
     running, _ = _serve(tmp_path)
@@ -528,10 +528,9 @@ def test_an_unusable_audit_folder_is_a_one_line_error_and_exit_78(tmp_path, cli_
     {"exposure_scale": -1}, {"motion_px": float("inf")}, {"faces": "two"},
 ])
 def test_out_of_range_scene_options_are_a_422_and_the_camera_keeps_running(options):
+    from flashfas_edge.api.errors import InvalidRequest
     from flashfas_edge.api.models import SimSceneRequest
     from flashfas_edge.api.sim_scene import SimSceneControls
-
-    from flashfas_edge.api.errors import InvalidRequest
 
     controls = SimSceneControls(kiosk=None)
     with pytest.raises(InvalidRequest) as raised:
@@ -579,7 +578,8 @@ def test_torn_last_line_is_cut_and_recorded_at_start(tmp_path):
     written = AuditLog(path, 1 << 20, 2).recover()
     lines = [json.loads(x) for x in path.read_text().splitlines()]
     assert [x.get("check_id") for x in lines] == ["a", None]
-    assert lines[1]["reason"] == "torn_line_dropped" and written[0]["dropped_bytes"] == len('{"check_id": "b", "verd')
+    assert lines[1]["reason"] == "torn_line_dropped"
+    assert written[0]["dropped_bytes"] == len('{"check_id": "b", "verd')
 
 
 def test_a_kill_during_a_check_leaves_a_parseable_log_and_the_check_recorded_interrupted(
