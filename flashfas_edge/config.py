@@ -49,7 +49,7 @@ class ServerConfig(_Section):
     # decide who may connect, in addition to the API key).
     unix_socket: Path | None = None
     api_key_file: Path = Path("/etc/flashfas-edge/api-key")
-    # Largest accepted body of POST /v1/liveness/recorded (one session: ~5–10 frames).
+    # Largest accepted body of POST /v1/evaluate/recorded (one session: ~5–10 frames).
     max_upload_bytes: int = Field(default=32 * 1024 * 1024, ge=1024, le=1024**3)
     max_json_bytes: int = Field(default=4096, ge=64, le=1024 * 1024)
     # The API answers "open the door?": off the board only when someone says so explicitly.

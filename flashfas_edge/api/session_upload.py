@@ -1,4 +1,4 @@
-"""Strict validation of a session uploaded to ``POST /v1/liveness/recorded``.
+"""Strict validation of a session uploaded to ``POST /v1/evaluate/recorded``.
 
 The body is one session in the dataset format (read by ``flashfas_edge.data``). Whatever the
 reader accepts is checked again here against the shapes, dtypes and ranges the pipeline relies on,

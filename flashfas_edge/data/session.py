@@ -1,7 +1,7 @@
 """One recorded flash session: what the dataset format stores and what the pipeline consumes.
 
 The same structure comes from the renderer (``flashfas-edge synth``), from a real kiosk
-(``flashfas-edge record``) and from an upload to ``POST /v1/liveness/recorded``. Fields that only a
+(``flashfas-edge record``) and from an upload to ``POST /v1/evaluate/recorded``. Fields that only a
 renderer can know (labels, depth, scene parameters) are optional.
 """
 
