@@ -39,7 +39,6 @@ from flashfas_edge.api.errors import (
 )
 from flashfas_edge.api.models import (
     BackendIdentity,
-    ErrorResponse,
     HealthResponse,
     LivenessRequest,
     LivenessResponse,
@@ -48,6 +47,17 @@ from flashfas_edge.api.models import (
     SimSceneRequest,
     SimSceneResponse,
     StatusResponse,
+)
+from flashfas_edge.api.openapi_doc import (
+    CHECK_ERRORS,
+    EVALUATION_ERRORS,
+    READ_ERRORS,
+    SCENE_ERRORS,
+    SESSION_BODY_DESCRIPTION,
+    check_examples,
+    error_responses,
+    evaluation_examples,
+    with_error_schema,
 )
 from flashfas_edge.api.service import Health, LivenessService, new_check_id
 from flashfas_edge.api.session_upload import SESSION_MEDIA_TYPES, decode_uploaded_session
@@ -58,18 +68,6 @@ log = logging.getLogger(__name__)
 
 _bearer = HTTPBearer(auto_error=False, description="API key as a bearer token")
 _api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="API key")
-
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorResponse, "description": text}
-    for code, text in {
-        400: "Malformed JSON or bad request", 401: "Missing or wrong API key",
-        403: "Evaluating recordings is off on this daemon",
-        413: "Body too large", 415: "Wrong content type", 422: "Invalid request or session",
-        429: "Queue full (see Retry-After)", 503: "Not ready, camera/flash/model down",
-        504: "The check overran its deadline (never a verdict)",
-    }.items()
-}
-
 
 @dataclass
 class DaemonState:
@@ -101,6 +99,7 @@ def create_app(config: LoadedConfig, service: LivenessService, audit: AuditLog,
         docs_url=None, redoc_url=None, openapi_url=None,  # served below, behind the API key
     )
     app.state.daemon = state
+    app.openapi = with_error_schema(app.openapi)  # type: ignore[method-assign]
     install_error_handlers(app)
 
     upload_routes = {"/v1/evaluate/recorded"}
@@ -133,19 +132,23 @@ def create_app(config: LoadedConfig, service: LivenessService, audit: AuditLog,
         body = HealthResponse(status=h.status, ready=h.ready, reason=h.reason)  # type: ignore[arg-type]
         return JSONResponse(body.model_dump(), status_code=200 if h.ready else 503)
 
-    @app.head("/v1/health", tags=["daemon"], operation_id="health_head",
-              responses={200: {"description": "Ready"}, 503: {"description": "Not ready"}})
+    @app.head("/v1/health", tags=["daemon"], operation_id="health_head", response_class=Response,
+              responses={200: {"description": "Ready (no body)",
+                               "content": {"application/json": {}}},
+                         503: {"description": "Not ready (no body)",
+                               "content": {"application/json": {}}}})
     async def health_head() -> Response:
         """The same status as GET, without a body (load balancers and probes)."""
-        return Response(status_code=200 if _health(state).ready else 503)
+        return Response(status_code=200 if _health(state).ready else 503,
+                        media_type="application/json")
 
     @app.get("/v1/status", response_model=StatusResponse, dependencies=authed, tags=["daemon"],
-             responses={401: _ERRORS[401]})
+             responses=error_responses(*READ_ERRORS))
     async def status() -> StatusResponse:
         return _status(state)
 
     @app.get("/metrics", dependencies=authed, tags=["daemon"], response_class=PlainTextResponse,
-             responses={401: _ERRORS[401]})
+             responses=error_responses(*READ_ERRORS))
     async def prometheus_metrics() -> Response:
         """Prometheus text format: checks by verdict/reason, stage latencies, queue, camera fps."""
         return Response(metrics.render(), media_type=metrics_mod.CONTENT_TYPE)
@@ -154,12 +157,10 @@ def create_app(config: LoadedConfig, service: LivenessService, audit: AuditLog,
     async def openapi_document() -> JSONResponse:
         return JSONResponse(app.openapi())
 
-    check_errors: dict[int | str, dict[str, Any]] = {
-        k: _ERRORS[k] for k in (400, 401, 413, 422, 429, 503, 504)
-    }
-
     @app.post("/v1/liveness", response_model=LivenessResponse, dependencies=authed,
-              tags=["liveness"], responses=check_errors)
+              tags=["liveness"],
+              responses={200: {"content": {"application/json": {"examples": check_examples()}}},
+                         **error_responses(*CHECK_ERRORS)})
     async def liveness(options: LivenessRequest | None = None) -> LivenessResponse:
         """Run one check on the kiosk's camera and flash (one at a time; others queue)."""
         opts = options or LivenessRequest(want_depth=False, client_ref=None)
@@ -179,10 +180,12 @@ def create_app(config: LoadedConfig, service: LivenessService, audit: AuditLog,
 
     @app.post("/v1/evaluate/recorded", response_model=RecordedEvaluation, dependencies=authed,
               tags=["evaluation"],
-              responses=check_errors | {403: _ERRORS[403], 415: _ERRORS[415]},
-              openapi_extra={"requestBody": {"required": True, "content": {
-                  media: {"schema": {"type": "string", "format": "binary"}}
-                  for media in SESSION_MEDIA_TYPES}}})
+              responses={200: {"content": {"application/json": {
+                  "examples": evaluation_examples()}}}, **error_responses(*EVALUATION_ERRORS)},
+              openapi_extra={"requestBody": {
+                  "required": True, "description": SESSION_BODY_DESCRIPTION,
+                  "content": {media: {"schema": {"type": "string", "format": "binary"}}
+                              for media in sorted(SESSION_MEDIA_TYPES)}}})
     async def evaluate_recorded(request: Request) -> RecordedEvaluation:
         """Score a session uploaded in the dataset format (docs/API.md) for evaluation. Never an
         access decision: the answer has no verdict, is audited and counted apart from checks,
@@ -227,9 +230,7 @@ def create_app(config: LoadedConfig, service: LivenessService, audit: AuditLog,
 
     if config.sim and daemon.kiosk.sim.scene_route:
         @app.put("/v1/sim/scene", response_model=SimSceneResponse, dependencies=authed,
-                 tags=["simulated kiosk"],
-                 responses={401: _ERRORS[401],
-                            409: {"model": ErrorResponse, "description": "Not a simulated kiosk"}})
+                 tags=["simulated kiosk"], responses=error_responses(*SCENE_ERRORS))
         async def set_sim_scene(scene: SimSceneRequest) -> SimSceneResponse:
             """Simulated kiosk only: choose what stands in front of the virtual camera."""
             if service.sim_controls is None:

@@ -13,9 +13,11 @@ DEFAULT_URL = "http://127.0.0.1:8787"
 class ApiClientError(RuntimeError):
     """The daemon answered with an error body (or not at all)."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str,
+                 retry_after_s: int | None = None) -> None:
         super().__init__(f"{status} {code}: {message}")
         self.status, self.code, self.message = status, code, message
+        self.retry_after_s = retry_after_s  # from Retry-After (429, 503), else None
 
 
 def read_key_file(path: Path) -> str:
@@ -62,8 +64,11 @@ class LivenessClient:
             error = body.get("error", {}) if isinstance(body, dict) else {}
             if not error and isinstance(body, dict) and "reason" in body:  # health's body
                 error = {"code": body.get("reason"), "message": body.get("status")}
+            retry_after = response.headers.get("retry-after")
             raise ApiClientError(response.status_code, str(error.get("code", "http_error")),
-                                 str(error.get("message", response.text[:200])))
+                                 str(error.get("message", response.text[:200])),
+                                 int(retry_after) if retry_after and retry_after.isdigit()
+                                 else None)
         return body
 
     def health(self) -> dict[str, Any]:
