@@ -22,6 +22,7 @@ import numpy as np
 from flashfas_edge.api.challenge_lockout import ChallengeLockout
 from flashfas_edge.api.recording_kiosk import RecordingCamera, RecordingFlash
 from flashfas_edge.capture.base import CameraError, Frame
+from flashfas_edge.clock import monotonic_us
 from flashfas_edge.data.session import Session
 from flashfas_edge.flash.base import FlashError
 from flashfas_edge.inference.backend import Backend
@@ -42,10 +43,6 @@ class CheckRunner(Protocol):
     def warm_up(self) -> None: ...
 
     def stop(self) -> None: ...
-
-
-def monotonic_us() -> int:
-    return time.monotonic_ns() // 1000
 
 
 @dataclass

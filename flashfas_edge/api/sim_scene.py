@@ -83,10 +83,10 @@ class SimSceneControls:
 
 def build_sim_kiosk(sim: SimConfig, camera: CameraConfig) -> tuple[Any, Any, SimSceneControls]:
     """(virtual camera, virtual flash, scene controls) sharing one simulated kiosk."""
-    from flashfas_edge.capture.sim_camera import SimCamera
-    from flashfas_edge.flash.sim_flash import SimFlashDriver
     from flashfas_edge.sim.device import PROFILE_BY_NAME
     from flashfas_edge.sim.kiosk import SimKiosk
+    from flashfas_edge.sim.kiosk_camera import SimCamera
+    from flashfas_edge.sim.kiosk_flash import SimFlashDriver
 
     profile = PROFILE_BY_NAME.get(sim.profile)
     if profile is None:

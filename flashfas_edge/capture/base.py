@@ -2,7 +2,7 @@
 
 Real cameras (V4L2/OpenCV) and the simulated kiosk camera implement the same small protocol, so the
 pipeline cannot tell them apart. All times are on the host monotonic clock, in microseconds
-(``time.monotonic_ns() // 1000``).
+(``flashfas_edge.clock.monotonic_us``, the clock the flash onsets are read from too).
 """
 
 from __future__ import annotations

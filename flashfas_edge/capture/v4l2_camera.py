@@ -40,13 +40,13 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import time
 from dataclasses import dataclass
 
 import cv2
 
 from flashfas_edge.capture.base import CameraError, CameraInfo, Frame
 from flashfas_edge.capture.frame_ring import FrameRing, RingCamera
+from flashfas_edge.clock import monotonic_us
 
 log = logging.getLogger(__name__)
 
@@ -58,10 +58,6 @@ READOUT_FRACTION_OF_PERIOD = 0.6  # see module docstring
 MAX_DRIVER_STAMP_AGE_US = 500_000  # a buffer older than this at dequeue is not a live stamp
 FPS_TOLERANCE = 0.02  # drivers report 29.97 for 30 etc.
 EXPOSURE_TOLERANCE = 0.05
-
-
-def monotonic_us() -> int:
-    return time.monotonic_ns() // 1000
 
 
 def driver_stamp_is_monotonic(driver_us: int, arrival_us: int) -> bool:
