@@ -8,8 +8,7 @@ import shutil
 
 import pytest
 
-from flashfas_edge.inference.backend import BundleError
-from flashfas_edge.inference.bundle import MODULE_NAMES, load_bundle
+from flashfas_edge.inference.bundle import MODULE_NAMES, BundleError, load_bundle
 from flashfas_edge.inference.synthetic_bundle import write_synthetic_bundle
 
 

@@ -261,8 +261,7 @@ def test_ensemble_bundle_averages_member_logits_through_the_daemon_backend(
 def test_ensemble_refuses_mismatched_members_and_altered_member_files(
     two_member_bundles, dataset, tmp_path
 ):
-    from flashfas_edge.inference.backend import BundleError
-    from flashfas_edge.inference.bundle import load_bundle
+    from flashfas_edge.inference.bundle import BundleError, load_bundle
     from flashfas_edge.inference.synthetic_bundle import write_synthetic_bundle
 
     other = write_synthetic_bundle(tmp_path / "other", input_size=64)

@@ -13,10 +13,6 @@ if TYPE_CHECKING:
 ATTACK_TYPES = ("print", "replay", "mask")  # the M = 3 experts, in this order everywhere
 
 
-class BundleError(RuntimeError):
-    """A model bundle is missing, altered (hash mismatch) or incompatible; names the file."""
-
-
 class BackendError(RuntimeError):
     """A backend failed to load or run."""
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from flashfas_edge.inference.backend import ATTACK_TYPES, BundleError
+from flashfas_edge.inference.backend import ATTACK_TYPES
 
 FORMAT_VERSION = 1  # one network
 ENSEMBLE_FORMAT_VERSION = 2  # several networks of the same contract, logits averaged
@@ -34,6 +34,10 @@ _EXPECTED_IO: dict[str, tuple[tuple[tuple[str, ...], ...], tuple[str, ...]]] = {
     "attention_gate": ((("x",), ("feat",)), ("attention",)),
     "head": ((("depth",),), ("logit",)),
 }
+
+
+class BundleError(RuntimeError):
+    """A model bundle is missing, altered (hash mismatch) or incompatible; names the file."""
 
 
 def sha256_of_file(path: Path, chunk_bytes: int = 1 << 20) -> str:

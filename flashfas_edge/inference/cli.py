@@ -117,7 +117,8 @@ def _guarded(handler):
     """Typed library errors become one clear line and exit code 1 (2 for bad arguments)."""
 
     def run(args) -> int:
-        from flashfas_edge.inference.backend import BackendError, BundleError
+        from flashfas_edge.inference.backend import BackendError
+        from flashfas_edge.inference.bundle import BundleError
 
         try:
             return handler(args)
@@ -224,7 +225,7 @@ def _verify_engines(
 
 @_guarded
 def _info(args) -> int:
-    from flashfas_edge.inference.backend import BundleError
+    from flashfas_edge.inference.bundle import BundleError
     from flashfas_edge.inference.engine_manifest import read_engine_manifest
     from flashfas_edge.inference.factory import choose_backend
 

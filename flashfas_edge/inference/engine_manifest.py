@@ -13,8 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from flashfas_edge.inference.backend import BundleError
-from flashfas_edge.inference.bundle import Bundle, sha256_of_file
+from flashfas_edge.inference.bundle import Bundle, BundleError, sha256_of_file
 from flashfas_edge.inference.gpu_environment import GpuEnvironment
 
 ENGINE_FORMAT_VERSION = 1

@@ -14,8 +14,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from flashfas_edge.inference.backend import BundleError
-from flashfas_edge.inference.bundle import Bundle, load_bundle
+from flashfas_edge.inference.bundle import Bundle, BundleError, load_bundle
 
 MIN_TENSORRT_MAJOR = 10
 Shape = tuple[int, ...]

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from flashfas_edge.inference.backend import Backend, BackendError, BundleError
-from flashfas_edge.inference.bundle import Bundle, RoutingConfig, load_bundle
+from flashfas_edge.inference.backend import Backend, BackendError
+from flashfas_edge.inference.bundle import Bundle, BundleError, RoutingConfig, load_bundle
 from flashfas_edge.inference.engine_manifest import (
     EngineRebuildError,
     check_engines,

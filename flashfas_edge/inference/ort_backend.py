@@ -21,8 +21,14 @@ from typing import Any
 
 import numpy as np
 
-from flashfas_edge.inference.backend import BackendError, BackendInfo, BundleError
-from flashfas_edge.inference.bundle import Bundle, ModuleSpec, RoutingConfig, load_bundle
+from flashfas_edge.inference.backend import BackendError, BackendInfo
+from flashfas_edge.inference.bundle import (
+    Bundle,
+    BundleError,
+    ModuleSpec,
+    RoutingConfig,
+    load_bundle,
+)
 from flashfas_edge.inference.forward import BundleBackendBase, BundleForward
 from flashfas_edge.inference.ort_softmax_rewrite import decompose_non_last_axis_softmax
 

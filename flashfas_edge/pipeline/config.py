@@ -6,9 +6,9 @@ default that works on the simulated kiosk, and each field says what it bounds an
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from flashfas_edge.face.config import LandmarkConfig
 
 
 class _Section(BaseModel):
@@ -107,17 +107,6 @@ class GateThresholds(_Section):
     # A failed verification is called a spoof only when the flash response is clearly visible;
     # below this SNR the mismatch may be measurement noise (ambient drift, flicker) → retry.
     min_flash_snr_for_mismatch: float = Field(default=4.0, gt=0)
-
-
-class LandmarkConfig(_Section):
-    """Step 6: which LandmarkProvider (one file per provider in ``flashfas_edge/face``)."""
-
-    provider: Literal["ground_truth", "mtcnn"] = "mtcnn"
-    noise_px: float = Field(default=0.0, ge=0, le=20)  # ground_truth only: Gaussian σ per point
-    seed: int | None = None  # ground_truth noise seed (None: fresh entropy)
-    # mtcnn: smallest face searched; 48 px ≈ the face box at the min_interocular_px gate
-    min_face_px: int = Field(default=48, ge=12, le=1000)
-    threads: int = Field(default=1, ge=1, le=16)  # mtcnn: ONNX Runtime intra-op threads
 
 
 class PipelineConfig(_Section):

@@ -252,7 +252,8 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    from flashfas_edge.inference.backend import BackendError, BundleError
+    from flashfas_edge.inference.backend import BackendError
+    from flashfas_edge.inference.bundle import BundleError
     from flashfas_edge.train.evaluate import run_evaluation, summary_lines
     from flashfas_edge.train.metrics import MetricsError
     from flashfas_edge.train.splits import DataError
@@ -297,7 +298,8 @@ def run_export(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
 
-    from flashfas_edge.inference.backend import BackendError, BundleError
+    from flashfas_edge.inference.backend import BackendError
+    from flashfas_edge.inference.bundle import BundleError
     from flashfas_edge.train.export import ExportError, check_parity, export_bundle, write_manifest
     from flashfas_edge.train.model import AtrFas
     from flashfas_edge.train.splits import DataError, find_split, load_split_for
@@ -357,7 +359,8 @@ def run_export(args: argparse.Namespace) -> int:
 
 
 def run_ensemble(args: argparse.Namespace) -> int:
-    from flashfas_edge.inference.backend import BackendError, BundleError
+    from flashfas_edge.inference.backend import BackendError
+    from flashfas_edge.inference.bundle import BundleError
     from flashfas_edge.train.cache import CacheError
     from flashfas_edge.train.ensemble import manifest_summary, write_ensemble
     from flashfas_edge.train.export import ExportError
