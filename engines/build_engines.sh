@@ -146,7 +146,7 @@ else
     [[ "$precision" == fp16 && "$trt_major" -ge 11 ]] && mkdir -p "$staging/fp16_onnx"
 fi
 
-plan="$("$python" -m flashfas_edge.inference.engine_plan "$bundle" \
+plan="$("$python" -m flashfas_edge.inference.trt_build.engine_plan "$bundle" \
         "$batch_min" "$batch_opt" "$batch_max")" || die "bundle $bundle is not valid"
 
 while IFS=$'\t' read -r module onnx min_shapes opt_shapes max_shapes; do

@@ -97,7 +97,7 @@ def _load(args):
 
 
 def _options(args, bundle):
-    from flashfas_edge.inference.engine_plan import BuildOptions
+    from flashfas_edge.inference.trt_build.engine_plan import BuildOptions
 
     cache = Path(args.timing_cache or bundle.directory / "tensorrt.timing.cache")
     options = BuildOptions(
@@ -137,8 +137,8 @@ def _guarded(handler):
 
 @_guarded
 def _build(args) -> int:
-    from flashfas_edge.inference.engines import build_commands, build_engines
     from flashfas_edge.inference.gpu_environment import probe_gpu
+    from flashfas_edge.inference.trt_build.engines import build_commands, build_engines
 
     bundle, engines_dir = _load(args)
     options = _options(args, bundle)
@@ -185,18 +185,24 @@ def _verify(args) -> int:
 def _verify_engines(
     bundle, engines_dir: Path, *, samples: int, seed: int, data: str | None = None
 ) -> int:
-    from flashfas_edge.inference.engines import (
+    from flashfas_edge.inference.ort_backend import OrtModuleRunner
+    from flashfas_edge.inference.tensorrt_backend import TensorRTBackend
+    from flashfas_edge.inference.trt_build.engines import (
         FP16_TOLERANCE,
         FP32_TOLERANCE,
         compare_runners,
-        dataset_inputs,
         verification_inputs,
     )
-    from flashfas_edge.inference.ort_backend import OrtModuleRunner
-    from flashfas_edge.inference.tensorrt_backend import TensorRTBackend
 
     if data:
-        inputs = dataset_inputs(bundle, Path(data), "dev")
+        # Real sessions go through the training cache (torch): the training extra is needed here.
+        from flashfas_edge.train.splits import DataError, dataset_inputs
+
+        try:
+            inputs = dataset_inputs(bundle, Path(data), "dev")
+        except DataError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
         source = f"dev split of {data}"
     else:
         inputs = verification_inputs(bundle, samples, seed)
@@ -272,8 +278,8 @@ def _info(args) -> int:
 
 @_guarded
 def _record(args) -> int:
-    from flashfas_edge.inference.engines import record_engines
     from flashfas_edge.inference.gpu_environment import GpuEnvironment, probe_gpu
+    from flashfas_edge.inference.trt_build.engines import record_engines
 
     bundle, engines_dir = _load(args)
     options = _options(args, bundle)
