@@ -12,7 +12,6 @@ import os
 import secrets
 import threading
 import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,7 +27,7 @@ from flashfas_edge.capture.base import CameraError, CameraInfo, Frame
 from flashfas_edge.config import LoadedConfig, load_config
 from flashfas_edge.flash.base import FlashError, FlashPlayback, FlashSchedule, FlashState
 from flashfas_edge.inference.backend import BackendInfo
-from flashfas_edge.pipeline.result import CheckResult, Reason, Verdict
+from flashfas_edge.pipeline.result import CheckResult, Reason, Verdict, new_check_id
 
 API_KEY = "test-key-" + "0123456789abcdef" * 2
 
@@ -171,14 +170,14 @@ class PipelineDouble:
             try:
                 frames = self.camera.frames_between(t0, playback.end_us, timeout_s=0.5)
             except CameraError as exc:
-                return CheckResult(uuid.uuid4().hex, Verdict.RETRY, Reason.CAMERA_UNAVAILABLE,
+                return CheckResult(new_check_id(), Verdict.RETRY, Reason.CAMERA_UNAVAILABLE,
                                    None, self.threshold, detail={"error": str(exc)}, nonce=nonce)
             self.nonces.append(nonce)
             score = 0.9 if self.verdict is Verdict.LIVE else 0.1
             reason = (Reason.SCORE_ABOVE_THRESHOLD if self.verdict is Verdict.LIVE
                       else Reason.SCORE_BELOW_THRESHOLD)
             return CheckResult(
-                uuid.uuid4().hex, self.verdict, reason, score, self.threshold,
+                new_check_id(), self.verdict, reason, score, self.threshold,
                 type_probs={"print": 0.2, "replay": 0.5, "mask": 0.3},
                 timings_ms={"flash": 30.0, "capture": 1.0, "total": 31.0},
                 model={"name": "double", "sha256": "0" * 64}, backend={"name": "double"},
@@ -199,7 +198,7 @@ class PipelineDouble:
     def stop(self) -> None: ...
 
     def run_recorded(self, session) -> CheckResult:
-        return CheckResult(uuid.uuid4().hex, Verdict.SPOOF, Reason.SCORE_BELOW_THRESHOLD, 0.1,
+        return CheckResult(new_check_id(), Verdict.SPOOF, Reason.SCORE_BELOW_THRESHOLD, 0.1,
                            0.5, nonce=session.nonce)
 
 

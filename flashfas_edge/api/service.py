@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,7 +25,7 @@ from flashfas_edge.clock import monotonic_us
 from flashfas_edge.data.session import Session
 from flashfas_edge.flash.base import FlashError
 from flashfas_edge.inference.backend import Backend
-from flashfas_edge.pipeline.result import CheckResult, Reason, Verdict
+from flashfas_edge.pipeline.result import CheckResult, Reason, Verdict, new_check_id
 
 log = logging.getLogger(__name__)
 
@@ -279,6 +278,3 @@ def _fail_closed(result: CheckResult) -> CheckResult:
     result.detail = {**result.detail, "fail_closed": "live without a consistent score"}
     return result
 
-
-def new_check_id() -> str:
-    return uuid.uuid4().hex

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from flashfas_edge.flash_levels import N0_MAX, N0_MIN, n_diff_of
 from flashfas_edge.inference.backend import ATTACK_TYPES
 
 FORMAT_VERSION = 1  # one network
@@ -149,10 +150,10 @@ def load_bundle(
     n_diff = field_of("n_diff", int)
     input_size = field_of("input_size", int)
     depth_size = field_of("depth_size", int)
-    if not 3 <= n0 <= 8:
-        raise BundleError(f"{manifest_path}: n0 = {n0} is outside 3…8")
-    if n_diff != 2 * (n0 - 2):  # ATR-FAS §3.2: N = 2(N0 − 2) differential frames
-        raise BundleError(f"{manifest_path}: n_diff = {n_diff} but n0 = {n0} needs {2 * (n0 - 2)}")
+    if not N0_MIN <= n0 <= N0_MAX:
+        raise BundleError(f"{manifest_path}: n0 = {n0} is outside {N0_MIN}…{N0_MAX}")
+    if n_diff != n_diff_of(n0):  # ATR-FAS §3.2: N = 2(N0 − 2) differential frames
+        raise BundleError(f"{manifest_path}: n_diff = {n_diff} but n0 = {n0} needs {n_diff_of(n0)}")
     if expect_n0 is not None and n0 != expect_n0:
         raise BundleError(
             f"{manifest_path}: bundle was trained for n0 = {n0}, "

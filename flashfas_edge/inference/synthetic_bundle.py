@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from flashfas_edge.flash_levels import n_diff_of
 from flashfas_edge.inference.backend import ATTACK_TYPES
 from flashfas_edge.inference.bundle import EXPERT_MODULES, FORMAT_VERSION, MANIFEST_NAME
 
@@ -44,7 +45,7 @@ def write_synthetic_bundle(
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    n_diff = 2 * (n0 - 2)
+    n_diff = n_diff_of(n0)
     depth_size = input_size // 4
     builders = {
         "stem": lambda: _stem(rng, n_diff, input_size, channels),

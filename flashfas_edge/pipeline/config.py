@@ -9,6 +9,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from flashfas_edge.face.config import LandmarkConfig
+from flashfas_edge.flash_levels import DEFAULT_LEVELS, check_levels
 
 
 class _Section(BaseModel):
@@ -19,7 +20,7 @@ class ChallengeConfig(_Section):
     """Step 1: the random flash sequence. Levels are sorted brightest first for diffnorm."""
 
     # N0 = 5 intensity levels (ATR-FAS §5.3.3); the darkest one shows the ambient-only face.
-    levels: tuple[float, ...] = (1.0, 0.75, 0.5, 0.25, 0.0)
+    levels: tuple[float, ...] = DEFAULT_LEVELS
     # Colours the challenge may draw from where the flash surface can show colour ("dynamic flash
     # in sequential colours with different intensity", ATR-FAS §3.2). Empty: white only.
     colour_palette: tuple[tuple[float, float, float], ...] = ()
@@ -32,13 +33,7 @@ class ChallengeConfig(_Section):
     @field_validator("levels")
     @classmethod
     def _levels_valid(cls, levels: tuple[float, ...]) -> tuple[float, ...]:
-        if not 3 <= len(levels) <= 8:
-            raise ValueError(f"N0 must be in 3..8 levels, got {len(levels)}")
-        if any(not 0.0 <= v <= 1.0 for v in levels):
-            raise ValueError("every flash level must lie in [0, 1]")
-        if len(set(levels)) != len(levels):
-            raise ValueError("flash levels must be distinct (diffnorm sorts frames by level)")
-        return tuple(sorted(levels, reverse=True))
+        return check_levels(levels)  # N0 range, [0, 1], distinct; sorted brightest first
 
     @field_validator("colour_palette")
     @classmethod

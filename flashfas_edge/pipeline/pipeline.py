@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
-import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -34,7 +33,7 @@ from flashfas_edge.pipeline.face_track import track_face
 from flashfas_edge.pipeline.flash_gates import gate_flash, measure_flash
 from flashfas_edge.pipeline.frame_selection import select_state_frames
 from flashfas_edge.pipeline.rejection import CheckRejected, retry
-from flashfas_edge.pipeline.result import CheckResult, Reason, Verdict
+from flashfas_edge.pipeline.result import CheckResult, Reason, Verdict, new_check_id
 from flashfas_edge.pipeline.session_check import SessionInvalid, validate_session
 from flashfas_edge.pipeline.stage_clock import StageClock, StageRunner, StageTimeoutError
 
@@ -129,7 +128,7 @@ class Pipeline:
     # -- internals -------------------------------------------------------------------------------
 
     def _guarded(self, capture: Callable[[StageClock], _Capture], want_depth: bool) -> CheckResult:
-        check_id = uuid.uuid4().hex
+        check_id = new_check_id()
         with self._lock:  # one camera, one flash: checks run one at a time
             clock = StageClock(self._runner)
             try:

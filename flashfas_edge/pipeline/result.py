@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -40,6 +41,12 @@ class Reason(str, Enum):
     CAMERA_UNAVAILABLE = "camera_unavailable"  # CameraError: absent, stalled, no frames (→ 503)
     FLASH_UNAVAILABLE = "flash_unavailable"  # FlashError: surface absent or missed its schedule
     INVALID_SESSION = "invalid_session"  # a recorded session that is inconsistent (→ 4xx)
+
+
+def new_check_id() -> str:
+    """The id of one check (32 hex digits, random): made here only, for checks the pipeline runs
+    and for those the service answers without running one (lockout)."""
+    return uuid.uuid4().hex
 
 
 @dataclass
