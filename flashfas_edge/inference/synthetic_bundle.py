@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from flashfas_edge.flash_levels import n_diff_of
+from flashfas_edge.flash_levels import DEFAULT_CHALLENGE_FAMILY, n_diff_of
 from flashfas_edge.inference.backend import ATTACK_TYPES
 from flashfas_edge.inference.bundle import EXPERT_MODULES, FORMAT_VERSION, MANIFEST_NAME
 
@@ -36,8 +36,13 @@ def write_synthetic_bundle(
     name: str = "synthetic-test",
     routing_sparse: bool = False,
     min_top_weight: float = 0.95,
+    flash_levels: tuple[float, ...] | None = None,
+    challenge_family: str = DEFAULT_CHALLENGE_FAMILY,
 ) -> Path:
-    """Write manifest.json + 7 ONNX files into ``directory``; returns the folder."""
+    """Write manifest.json + 7 ONNX files into ``directory``; returns the folder.
+
+    ``flash_levels`` default: N0 evenly spaced levels from 1 to 0 (``DEFAULT_LEVELS`` at N0 = 5).
+    """
     import onnx
 
     if input_size % 4:
@@ -76,6 +81,8 @@ def write_synthetic_bundle(
         "config": "synthetic",
         "n0": n0,
         "n_diff": n_diff,
+        "flash_levels": list(flash_levels or np.linspace(1.0, 0.0, n0).round(6).tolist()),
+        "challenge_family": challenge_family,
         "input_size": input_size,
         "depth_size": depth_size,
         "feature_channels": channels,

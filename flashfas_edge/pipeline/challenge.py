@@ -27,6 +27,11 @@ def _shuffled(n: int) -> list[int]:
     return items
 
 
+def challenge_family(config: ChallengeConfig, supports_colour: bool) -> str:
+    """What kind of sequence ``draw_challenge`` plays (``flashfas_edge.flash_levels``)."""
+    return "colour_levels" if config.colour_palette and supports_colour else "white_levels"
+
+
 def state_duration_for(config: ChallengeConfig, camera: CameraInfo | None) -> int:
     """The configured state duration, else the shortest that always holds one clean frame.
 

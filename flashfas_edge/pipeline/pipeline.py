@@ -25,8 +25,10 @@ from flashfas_edge.face.base import LandmarkProvider
 from flashfas_edge.face.ground_truth import GroundTruthLandmarks
 from flashfas_edge.face.template import canonical_template
 from flashfas_edge.flash.base import FlashDriver, FlashError, FlashSchedule, FlashState
+from flashfas_edge.flash_levels import same_levels
 from flashfas_edge.inference.backend import Backend
-from flashfas_edge.pipeline.challenge import draw_challenge
+from flashfas_edge.inference.bundle import Bundle
+from flashfas_edge.pipeline.challenge import challenge_family, draw_challenge
 from flashfas_edge.pipeline.config import PipelineConfig
 from flashfas_edge.pipeline.decision import decide, resolve_threshold
 from flashfas_edge.pipeline.face_track import track_face
@@ -42,6 +44,23 @@ log = logging.getLogger(__name__)
 
 class PipelineSetupError(ValueError):
     """The pipeline's parts do not fit together (e.g. the bundle's N0 differs from the config)."""
+
+
+def _check_challenge_fits(bundle: Bundle, levels: tuple[float, ...], family: str) -> None:
+    """Refuse to feed the networks a challenge unlike the one they were trained on."""
+    if not same_levels(bundle.flash_levels, levels) or bundle.challenge_family != family:
+        raise PipelineSetupError(
+            f"bundle {bundle.name!r} was trained on {bundle.challenge_family} "
+            f"{list(bundle.flash_levels)}, the pipeline's challenge is {family} {list(levels)} "
+            "(set [pipeline.challenge] levels / colour_palette to match, or use a bundle "
+            "trained on this challenge)"
+        )
+    if not bundle.challenge_recorded:
+        log.warning(
+            "bundle %s records no flash_levels/challenge_family; read as the historical "
+            "default %s %s (docs/MODEL_BUNDLE.md)",
+            bundle.name, bundle.challenge_family, list(bundle.flash_levels),
+        )
 
 
 @dataclasses.dataclass
@@ -69,6 +88,10 @@ class Pipeline:
                 f"bundle {bundle.name!r} expects N0 = {bundle.n0} flash states, the challenge "
                 f"config has {self.config.challenge.n0} levels"
             )
+        self.challenge_family = challenge_family(
+            self.config.challenge, flash is not None and flash.supports_colour()
+        )
+        _check_challenge_fits(bundle, self.config.challenge.levels, self.challenge_family)
         method = bundle.normalisation.get("method")
         if method != _core.NORMALISATION:
             raise PipelineSetupError(

@@ -248,6 +248,9 @@ def _info(args) -> int:
             "manifest_sha256": bundle.manifest_sha256,
             "n0": bundle.n0,
             "n_diff": bundle.n_diff,
+            "flash_levels": list(bundle.flash_levels),
+            "challenge_family": bundle.challenge_family,
+            "challenge_recorded": bundle.challenge_recorded,
             "input_size": bundle.input_size,
             "depth_size": bundle.depth_size,
             "normalisation": bundle.normalisation,
@@ -267,7 +270,8 @@ def _info(args) -> int:
         b = info["bundle"]
         print(f"bundle {b['name']} ({b['directory']}), manifest sha256 {b['manifest_sha256']}")
         print(
-            f"  n0 {b['n0']}, {b['n_diff']} differential frames, input {b['input_size']}², "
+            f"  n0 {b['n0']} ({b['challenge_family']} {b['flash_levels']}), "
+            f"{b['n_diff']} differential frames, input {b['input_size']}², "
             f"depth {b['depth_size']}², threshold {b['threshold_default']}, "
             f"sparse routing {'on' if bundle.routing.sparse else 'off'}"
         )
