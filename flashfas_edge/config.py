@@ -23,7 +23,7 @@ from pydantic import (
     model_validator,
 )
 
-from flashfas_edge.pipeline.config import PipelineConfig
+from flashfas_edge.pipeline.config import DecisionThreshold, LatencyUs, PipelineConfig
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -158,8 +158,8 @@ class CalibrationFile(_Section):
     format_version: Literal[1] = 1
     created: str | None = None
     device: str | None = None  # camera/flash identity the values belong to
-    latency_us: int = Field(ge=0, le=1_000_000)  # display/LED-to-camera latency
-    threshold: float | None = Field(default=None, ge=0, le=1)  # decision threshold on P(live)
+    latency_us: LatencyUs  # display/LED-to-camera latency
+    threshold: DecisionThreshold | None = None  # decision threshold on P(live)
     exposure_us: int | None = Field(default=None, gt=0)
     white_balance_gains: tuple[float, float, float] | None = None
     flash_snr: float | None = None  # flash response over ambient noise at the site
@@ -193,11 +193,12 @@ class LoadedConfig:
 
 
 def _format_validation(exc: ValidationError) -> str:
-    lines = []
+    """Every error as ``key: message``, on one line (what ``serve`` prints before exit 78)."""
+    parts = []
     for err in exc.errors():
         where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        lines.append(f"  {where}: {err['msg']}")
-    return "\n".join(lines)
+        parts.append(f"{where}: {' '.join(str(err['msg']).split())}")
+    return "; ".join(parts)
 
 
 def _read_table(path: Path) -> dict[str, Any]:
@@ -223,7 +224,7 @@ def load_calibration(path: Path) -> CalibrationFile:
     try:
         return CalibrationFile.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(f"invalid calibration file {path}:\n{_format_validation(exc)}") from exc
+        raise ConfigError(f"invalid calibration file {path}: {_format_validation(exc)}") from exc
 
 
 def _resolve_relative(data: dict[str, Any], base: Path) -> None:
@@ -272,7 +273,7 @@ def load_config(
         daemon = DaemonConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(
-            f"invalid configuration {path or '(defaults)'}:\n{_format_validation(exc)}"
+            f"invalid configuration {path or '(defaults)'}: {_format_validation(exc)}"
         ) from exc
     calibration = load_calibration(daemon.calibration_file) if daemon.calibration_file else None
     pipeline = daemon.pipeline
@@ -281,5 +282,11 @@ def load_config(
         update: dict[str, Any] = {"latency_us": calibration.latency_us}
         if calibration.threshold is not None:
             update["threshold_override"] = calibration.threshold
-        pipeline = PipelineConfig.model_validate({**pipeline.model_dump(), **update})
+        try:
+            pipeline = PipelineConfig.model_validate({**pipeline.model_dump(), **update})
+        except ValidationError as exc:  # the shared bounds make this unreachable; fail clean
+            raise ConfigError(
+                f"calibration file {daemon.calibration_file} does not fit the configuration: "
+                f"{_format_validation(exc)}"
+            ) from exc
     return LoadedConfig(daemon=daemon, pipeline=pipeline, calibration=calibration, source=path)

@@ -94,5 +94,8 @@ def build_sim_kiosk(sim: SimConfig, camera: CameraConfig) -> tuple[Any, Any, Sim
                           f"{sorted(PROFILE_BY_NAME)}")
     kiosk = SimKiosk(profile, width=camera.width, height=camera.height, seed=sim.seed or 0)
     controls = SimSceneControls(kiosk)
-    controls.set_scene(SimSceneRequest(scene=sim.scene, ambient=sim.ambient, seed=sim.seed))
+    try:
+        controls.set_scene(SimSceneRequest(scene=sim.scene, ambient=sim.ambient, seed=sim.seed))
+    except InvalidRequest as exc:  # a bad [kiosk.sim] value: a start-up error (exit 78)
+        raise ConfigError(f"kiosk.sim: {exc}") from exc
     return SimCamera(kiosk, fps=sim.fps), SimFlashDriver(kiosk, colour=sim.colour), controls

@@ -6,6 +6,8 @@ default that works on the simulated kiosk, and each field says what it bounds an
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from flashfas_edge.face.config import LandmarkConfig
@@ -14,6 +16,14 @@ from flashfas_edge.flash_levels import DEFAULT_LEVELS, check_levels
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# Bounds that the configuration and the calibration file share (flashfas_edge/config.py), each
+# written once so that a value calibration accepts is never refused when it is applied.
+# Decision threshold on P(live): 0 would accept every face; 1 still needs P(live) = 1.
+DecisionThreshold = Annotated[float, Field(gt=0, le=1)]
+# Display/LED-to-camera latency in µs: a second is far beyond any display or LED panel.
+LatencyUs = Annotated[int, Field(ge=0, le=1_000_000)]
 
 
 class ChallengeConfig(_Section):
@@ -109,12 +119,12 @@ class PipelineConfig(_Section):
     timeouts: StageTimeouts = StageTimeouts()
     gates: GateThresholds = GateThresholds()
     landmarks: LandmarkConfig = LandmarkConfig()
-    # Display/LED-to-camera latency (calibration writes it; DESIGN.md §5 `calibrate`).
-    latency_us: int = Field(default=0, ge=0, le=1_000_000)
+    # Display/LED-to-camera latency (calibration writes it; docs/ARCHITECTURE.md §6).
+    latency_us: LatencyUs = 0
     # Camera transfer function (power law) used to linearise levels for challenge verification.
     camera_gamma: float = Field(default=2.2, ge=1.0, le=3.0)
     # Decision threshold from calibration; None: the bundle's default (MODEL_BUNDLE.md).
-    threshold_override: float | None = Field(default=None, gt=0, le=1)  # 0 would accept all
+    threshold_override: DecisionThreshold | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> PipelineConfig:
