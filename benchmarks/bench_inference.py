@@ -92,7 +92,8 @@ def _torch_reference(bundle, checkpoint: str | None, threads: int):
 
 
 def evaluate_routing(bundle, data_dir: Path, thresholds: list[float], threads: int) -> list[dict]:
-    """Sparse expert routing on the evaluation protocol (DESIGN.md §3): the live/spoof threshold
+    """Sparse expert routing on the evaluation protocol (docs/ARCHITECTURE.md §8): the live/spoof
+    threshold
     is fixed at the dev EER for each routing, error rates are reported on test, latency is the
     per-check median on test (one check at a time, as the daemon runs)."""
     from flashfas_edge.inference.bundle import RoutingConfig

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Build TensorRT engines for a FlashFAS Edge model bundle ON THE TARGET DEVICE (DESIGN.md §5).
+# Build TensorRT engines for a FlashFAS Edge model bundle ON THE TARGET DEVICE (docs/ARCHITECTURE.md §10).
 #
 # One trtexec run per module (stem, 3 experts, 2 gates, head), then engine_manifest.json (TensorRT
 # version, GPU compute capability, precision, source ONNX sha256), then verification against ONNX

@@ -42,7 +42,7 @@ class _Section(BaseModel):
 
 
 class ServerConfig(_Section):
-    # Loopback only by default: the kiosk app runs on the same board (DESIGN.md §4).
+    # Loopback only by default: the kiosk app runs on the same board (docs/ARCHITECTURE.md §9).
     host: str = "127.0.0.1"
     port: int = Field(default=8787, ge=0, le=65535)  # 0: pick a free port (tests, demo)
     # When set, the API listens on this Unix socket instead of TCP (file permissions then
@@ -95,7 +95,7 @@ class AuditConfig(_Section):
     path: Path = Path("/var/log/flashfas-edge/audit.jsonl")
     max_bytes: int = Field(default=10 * 1024 * 1024, ge=4096)
     backups: int = Field(default=5, ge=0, le=100)
-    # Face images are personal data: off unless the site allows it (DESIGN.md §4 privacy).
+    # Face images are personal data: off unless the site allows it (docs/ARCHITECTURE.md §9).
     store_images: bool = False
     images_dir: Path = Path("/var/lib/flashfas-edge/audit-images")
 
@@ -125,7 +125,7 @@ class FlashConfig(_Section):
 
 
 class SimConfig(_Section):
-    """The simulated kiosk (DESIGN.md §1): what stands in front of the virtual camera."""
+    """The simulated kiosk (docs/ARCHITECTURE.md §8): what stands in front of the virtual camera."""
 
     scene: str = "live"  # live | print | replay | mask, or a quality-gate preset
     ambient: str = "office"  # one of the renderer's ambient scenarios (ATR-FAS §4.1)
@@ -153,7 +153,7 @@ class ModelConfig(_Section):
 
 
 class CalibrationFile(_Section):
-    """What ``flashfas-edge calibrate`` measures at the install site (DESIGN.md §5)."""
+    """What ``flashfas-edge calibrate`` measures at the install site (docs/ARCHITECTURE.md §6)."""
 
     format_version: Literal[1] = 1
     created: str | None = None
@@ -278,7 +278,8 @@ def load_config(
     calibration = load_calibration(daemon.calibration_file) if daemon.calibration_file else None
     pipeline = daemon.pipeline
     if calibration is not None:
-        # Calibration measured at the site wins over the file's generic values (DESIGN.md §5).
+        # Calibration measured at the site wins over the file's generic values
+        # (docs/ARCHITECTURE.md §6).
         update: dict[str, Any] = {"latency_us": calibration.latency_us}
         if calibration.threshold is not None:
             update["threshold_override"] = calibration.threshold

@@ -1,4 +1,4 @@
-"""The FastAPI application: routes of the local REST API (DESIGN.md §4).
+"""The FastAPI application: routes of the local REST API (docs/ARCHITECTURE.md §9).
 
 Every route but ``/v1/health`` needs the API key. Checks go through :class:`CheckGate` (one at a
 time); errors become the uniform JSON body in ``errors.py``. The OpenAPI document is served at

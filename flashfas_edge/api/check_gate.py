@@ -1,4 +1,5 @@
-"""One check at a time: the camera and the flash are one physical resource (DESIGN.md §4).
+"""One check at a time: the camera and the flash are one physical resource (docs/ARCHITECTURE.md
+§9).
 
 Requests wait in a bounded FIFO; when it is full the caller gets 429 with a Retry-After estimated
 from recent check durations. A check runs on a single dedicated worker thread. When a check

@@ -113,7 +113,8 @@ class LivenessService:
         return self._ready_event.wait(timeout_s)
 
     def _self_test(self) -> None:
-        """Camera delivers frames, flash answers, the model has run once (DESIGN.md §4)."""
+        """Camera delivers frames, flash answers, the model has run once (docs/ARCHITECTURE.md
+        §9)."""
         self.camera.start()
         deadline = time.monotonic() + self.self_test_timeout_s
         while self.camera.last_frame_time_us() is None:

@@ -1,4 +1,4 @@
-"""The Camera interface (DESIGN.md §1 step 3): a ring buffer of timestamped frames.
+"""The Camera interface (docs/ARCHITECTURE.md §1 step 3): a ring buffer of timestamped frames.
 
 Real cameras (V4L2/OpenCV) and the simulated kiosk camera implement the same small protocol, so the
 pipeline cannot tell them apart. All times are on the host monotonic clock, in microseconds

@@ -1,4 +1,5 @@
-"""The FlashDriver interface (DESIGN.md §1 step 2): plays a flash schedule and reports onsets.
+"""The FlashDriver interface (docs/ARCHITECTURE.md §1 step 2): plays a flash schedule and reports
+onsets.
 
 A flash state is a colour × intensity. The driver reports when each state *really* started on the
 host monotonic clock (display vsync or LED-MCU timestamp converted to host time), in microseconds

@@ -1,4 +1,4 @@
-"""Step 9 of a check (DESIGN.md §1, §4): run a model bundle.
+"""Step 9 of a check (docs/ARCHITECTURE.md §1, §4): run a model bundle.
 
 backend.py (the Backend interface) · bundle.py (manifest validation) · forward.py (module order)
 · mixing.py (ATR-FAS §3.4 + sparse routing) · ort_backend.py · tensorrt_backend.py · factory.py

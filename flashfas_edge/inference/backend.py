@@ -1,4 +1,5 @@
-"""The Backend interface (DESIGN.md §1 step 9, §4): runs a model bundle on one check's input."""
+"""The Backend interface (docs/ARCHITECTURE.md §1 step 9, §4): runs a model bundle on one check's
+input."""
 
 from __future__ import annotations
 

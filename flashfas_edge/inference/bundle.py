@@ -1,6 +1,7 @@
 """Model bundle loading: read ``manifest.json``, check every file, expose the bundle's facts.
 
-The contract is docs/MODEL_BUNDLE.md (DESIGN.md §4). The daemon never runs a model it cannot vouch
+The contract is docs/MODEL_BUNDLE.md (docs/ARCHITECTURE.md §4). The daemon never runs a model it
+cannot vouch
 for: a missing file, a sha256 mismatch, another format version, an input contract that differs from
 what the pipeline feeds, or ONNX tensor names that differ from the manifest are all a
 :class:`BundleError` that names the offending file.

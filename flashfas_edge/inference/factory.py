@@ -1,5 +1,6 @@
 """Choosing a backend by config: ``auto`` = TensorRT when a GPU and matching engines exist, else
-ONNX Runtime on the CPU (DESIGN.md §4). The pipeline and the evaluation CLI call only this."""
+ONNX Runtime on the CPU (docs/ARCHITECTURE.md §4). The pipeline and the evaluation CLI call only
+this."""
 
 from __future__ import annotations
 

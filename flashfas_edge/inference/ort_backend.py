@@ -1,4 +1,5 @@
-"""ONNX Runtime backend (CPU): the default on every kiosk without an NVIDIA GPU (DESIGN.md §4).
+"""ONNX Runtime backend (CPU): the default on every kiosk without an NVIDIA GPU
+(docs/ARCHITECTURE.md §4).
 
 One InferenceSession per module, created once at start-up with the graph optimiser at its highest
 level. Thread counts are tuned for the small kiosk CPUs (2 cores here): by default ONE intra-op

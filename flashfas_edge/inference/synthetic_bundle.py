@@ -185,7 +185,8 @@ def _stem(rng, n_diff: int, size: int, channels: int):
 
 
 def _expert(rng, n_diff: int, d: int, channels: int, bins: int):
-    # Depth = expectation over depth bins (DESIGN.md §6: Σ p_k · k/(K−1)), so it lies in [0, 1].
+    # Depth = expectation over depth bins (docs/ARCHITECTURE.md §2: Σ p_k · k/(K−1)), so it lies in
+    # [0, 1].
     g = _Graph(rng)
     h = g.reshape("feat", [-1, channels, d, d])
     h = g.op("Relu", [g.conv(h, channels, channels)])

@@ -38,7 +38,7 @@ def state_duration_for(config: ChallengeConfig, camera: CameraInfo | None) -> in
     A frame integrates light over exposure + readout (rolling shutter) and frames start every
     1/fps, at a phase the flash does not control: a state lasting one period + exposure +
     readout always contains one whole frame; ``settle_us`` covers the display's rise time and
-    the latency jitter. Shorter sequences mean a faster check (DESIGN.md §1 steps 2–4).
+    the latency jitter. Shorter sequences mean a faster check (docs/ARCHITECTURE.md §1 steps 2–4).
     """
     if config.state_duration_us is not None:
         return config.state_duration_us

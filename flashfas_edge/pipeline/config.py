@@ -1,4 +1,5 @@
-"""The pipeline's section of the daemon configuration (DESIGN.md §1, §4): validated once, as data.
+"""The pipeline's section of the daemon configuration (docs/ARCHITECTURE.md §6): validated once, as
+data.
 
 The daemon's config tree (``flashfas_edge/api``) embeds :class:`PipelineConfig`; every value has a
 default that works on the simulated kiosk, and each field says what it bounds and why.
@@ -61,7 +62,7 @@ class ChallengeConfig(_Section):
 
 
 class StageTimeouts(_Section):
-    """Upper bounds per stage (DESIGN.md §4 "timeouts on every stage"); exceeded → retry."""
+    """Upper bounds per stage (docs/ARCHITECTURE.md §1); exceeded → retry."""
 
     flash_margin_s: float = Field(default=1.0, gt=0, le=30)  # beyond the sequence's own length
     capture_s: float = Field(default=1.0, gt=0, le=30)  # waiting for the last frames after play

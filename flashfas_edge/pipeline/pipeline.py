@@ -1,4 +1,5 @@
-"""One liveness check end to end (DESIGN.md §1, steps 1–10) over the four small interfaces.
+"""One liveness check end to end (docs/ARCHITECTURE.md §1, steps 1–10) over the four small
+interfaces.
 
 ``run_check`` drives the kiosk's flash and camera; ``run_recorded`` takes a recorded or uploaded
 :class:`~flashfas_edge.data.session.Session` through the same steps 4–10. Both return a

@@ -1,4 +1,5 @@
-"""What one liveness check answers (DESIGN.md §1 step 10): the seam between pipeline and API."""
+"""What one liveness check answers (docs/ARCHITECTURE.md §1 step 10): the seam between pipeline and
+API."""
 
 from __future__ import annotations
 
@@ -57,7 +58,8 @@ class CheckResult:
     score: float | None  # P(live) from the backend; None when inference did not run
     threshold: float
     type_probs: dict[str, float] = field(default_factory=dict)
-    timings_ms: dict[str, float] = field(default_factory=dict)  # per stage of DESIGN.md §1
+    # per stage of docs/ARCHITECTURE.md §1
+    timings_ms: dict[str, float] = field(default_factory=dict)
     model: dict[str, Any] = field(default_factory=dict)  # bundle name, manifest sha256
     backend: dict[str, Any] = field(default_factory=dict)  # BackendInfo as a dict
     nonce: str = ""

@@ -1,7 +1,8 @@
 """The simulated kiosk: one live scene shared by a virtual camera and a virtual flash surface.
 
 The flash driver (``kiosk_flash.py``) commands display states; each command
-changes the light ``latency`` later (display pipeline + panel response, DESIGN.md §1 step 2). The
+changes the light ``latency`` later (display pipeline + panel response, docs/ARCHITECTURE.md §1
+step 2). The
 camera (``kiosk_camera.py``) renders frames on the host monotonic clock, each
 row integrating the display light over its own exposure window (rolling shutter), from the
 scene's basis images (ambient, flash response, replay emission), so it keeps up with 30 fps.

@@ -1,4 +1,5 @@
-"""`flashfas-edge train | eval | export`: the model's life cycle (issue 4, DESIGN.md §2–§4).
+"""`flashfas-edge train | eval | export`: the model's life cycle (issue 4, docs/ARCHITECTURE.md §2,
+§4).
 
 torch is imported inside the commands only, so ``flashfas-edge --help`` stays fast.
 """

@@ -1,4 +1,5 @@
-"""Export a trained ATR-FAS checkpoint as a model bundle (docs/MODEL_BUNDLE.md, DESIGN.md §4).
+"""Export a trained ATR-FAS checkpoint as a model bundle (docs/MODEL_BUNDLE.md,
+docs/ARCHITECTURE.md §4).
 
 One ONNX file per module (stem, expert_print/replay/mask, type_gate, attention_gate, head) with a
 dynamic batch dimension and fixed N = 2(N0 − 2), so a runtime can skip experts the type gate rules
