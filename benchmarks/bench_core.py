@@ -1,6 +1,7 @@
 """One liveness check's preprocessing: _core.preprocess vs the same work in OpenCV-Python + numpy.
 
-5 frames 1280x720 -> 6 x 3 x 256 x 256 (DESIGN.md §1 steps 7-8), single-threaded, both paths in
+5 frames 1280x720 -> 6 x 3 x 256 x 256 (docs/ARCHITECTURE.md §1 steps 7-8), single-threaded, both
+paths in
 the same run. Prints the median per-check time of each path and the ratio.
 
     python benchmarks/bench_core.py [--repeats 60] [--size 256] [--height 720 --width 1280]

@@ -7,7 +7,7 @@ PyTorch eager as the reference point in the same run (where torch and the traini
     python benchmarks/bench_inference.py                          # engines/edge-default
     python benchmarks/bench_inference.py --bundle DIR --checks 300 --threads 1 2
     python benchmarks/bench_inference.py --modules                # per-module breakdown (ORT)
-    python benchmarks/bench_inference.py --data /work/data/ds     # sparse routing on dev/test
+    python benchmarks/bench_inference.py --data data/ds     # sparse routing on dev/test
 
 The inputs are seeded random draws shaped like _core.preprocess output: latency does not depend on
 the pixel values, but sparse routing does (it depends on the gate), so sparse figures on random
@@ -92,7 +92,8 @@ def _torch_reference(bundle, checkpoint: str | None, threads: int):
 
 
 def evaluate_routing(bundle, data_dir: Path, thresholds: list[float], threads: int) -> list[dict]:
-    """Sparse expert routing on the evaluation protocol (DESIGN.md §3): the live/spoof threshold
+    """Sparse expert routing on the evaluation protocol (docs/ARCHITECTURE.md §8): the live/spoof
+    threshold
     is fixed at the dev EER for each routing, error rates are reported on test, latency is the
     per-check median on test (one check at a time, as the daemon runs)."""
     from flashfas_edge.inference.bundle import RoutingConfig

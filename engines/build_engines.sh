@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Build TensorRT engines for a FlashFAS Edge model bundle ON THE TARGET DEVICE (DESIGN.md §5).
+# Build TensorRT engines for a FlashFAS Edge model bundle ON THE TARGET DEVICE (docs/ARCHITECTURE.md §10).
 #
 # One trtexec run per module (stem, 3 experts, 2 gates, head), then engine_manifest.json (TensorRT
 # version, GPU compute capability, precision, source ONNX sha256), then verification against ONNX
@@ -146,7 +146,7 @@ else
     [[ "$precision" == fp16 && "$trt_major" -ge 11 ]] && mkdir -p "$staging/fp16_onnx"
 fi
 
-plan="$("$python" -m flashfas_edge.inference.engine_plan "$bundle" \
+plan="$("$python" -m flashfas_edge.inference.trt_build.engine_plan "$bundle" \
         "$batch_min" "$batch_opt" "$batch_max")" || die "bundle $bundle is not valid"
 
 while IFS=$'\t' read -r module onnx min_shapes opt_shapes max_shapes; do

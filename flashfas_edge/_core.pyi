@@ -54,7 +54,8 @@ def diffnorm(
     permutation of 0..n0-1). F = aligned[order] / 255, X = D · F, then
     ``X / max(sqrt(mean(X**2)), GLOBAL_RMS_EPS)`` over the whole sample: one scale removes
     exposure / gain and the global albedo while the spatial shading pattern survives (per-pixel
-    ratios would cancel the shape when all flashes come from one direction, DESIGN.md §6).
+    ratios would cancel the shape when all flashes come from one direction, docs/ARCHITECTURE.md
+    §2).
     """
 
 @overload

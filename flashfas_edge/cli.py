@@ -12,7 +12,7 @@ import sys
 _COMMAND_MODULES = (
     "flashfas_edge.sim.cli",
     "flashfas_edge.train.cli",
-    "flashfas_edge.inference.cli",
+    "flashfas_edge.inference.trt_build.cli",
     "flashfas_edge.api.cli",
 )
 

@@ -23,7 +23,7 @@ from pydantic import (
     model_validator,
 )
 
-from flashfas_edge.pipeline.config import PipelineConfig
+from flashfas_edge.pipeline.config import DecisionThreshold, LatencyUs, PipelineConfig
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -42,7 +42,7 @@ class _Section(BaseModel):
 
 
 class ServerConfig(_Section):
-    # Loopback only by default: the kiosk app runs on the same board (DESIGN.md §4).
+    # Loopback only by default: the kiosk app runs on the same board (docs/ARCHITECTURE.md §9).
     host: str = "127.0.0.1"
     port: int = Field(default=8787, ge=0, le=65535)  # 0: pick a free port (tests, demo)
     # When set, the API listens on this Unix socket instead of TCP (file permissions then
@@ -106,7 +106,7 @@ class AuditConfig(_Section):
     path: Path = Path("/var/log/flashfas-edge/audit.jsonl")
     max_bytes: int = Field(default=10 * 1024 * 1024, ge=4096)
     backups: int = Field(default=5, ge=0, le=100)
-    # Face images are personal data: off unless the site allows it (DESIGN.md §4 privacy).
+    # Face images are personal data: off unless the site allows it (docs/ARCHITECTURE.md §9).
     store_images: bool = False
     images_dir: Path = Path("/var/lib/flashfas-edge/audit-images")
 
@@ -136,7 +136,7 @@ class FlashConfig(_Section):
 
 
 class SimConfig(_Section):
-    """The simulated kiosk (DESIGN.md §1): what stands in front of the virtual camera."""
+    """The simulated kiosk (docs/ARCHITECTURE.md §8): what stands in front of the virtual camera."""
 
     scene: str = "live"  # live | print | replay | mask, or a quality-gate preset
     ambient: str = "office"  # one of the renderer's ambient scenarios (ATR-FAS §4.1)
@@ -164,13 +164,13 @@ class ModelConfig(_Section):
 
 
 class CalibrationFile(_Section):
-    """What ``flashfas-edge calibrate`` measures at the install site (DESIGN.md §5)."""
+    """What ``flashfas-edge calibrate`` measures at the install site (docs/ARCHITECTURE.md §6)."""
 
     format_version: Literal[1] = 1
     created: str | None = None
     device: str | None = None  # camera/flash identity the values belong to
-    latency_us: int = Field(ge=0, le=1_000_000)  # display/LED-to-camera latency
-    threshold: float | None = Field(default=None, ge=0, le=1)  # decision threshold on P(live)
+    latency_us: LatencyUs  # display/LED-to-camera latency
+    threshold: DecisionThreshold | None = None  # decision threshold on P(live)
     exposure_us: int | None = Field(default=None, gt=0)
     white_balance_gains: tuple[float, float, float] | None = None
     flash_snr: float | None = None  # flash response over ambient noise at the site
@@ -204,11 +204,12 @@ class LoadedConfig:
 
 
 def _format_validation(exc: ValidationError) -> str:
-    lines = []
+    """Every error as ``key: message``, on one line (what ``serve`` prints before exit 78)."""
+    parts = []
     for err in exc.errors():
         where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        lines.append(f"  {where}: {err['msg']}")
-    return "\n".join(lines)
+        parts.append(f"{where}: {' '.join(str(err['msg']).split())}")
+    return "; ".join(parts)
 
 
 def _read_table(path: Path) -> dict[str, Any]:
@@ -234,7 +235,7 @@ def load_calibration(path: Path) -> CalibrationFile:
     try:
         return CalibrationFile.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(f"invalid calibration file {path}:\n{_format_validation(exc)}") from exc
+        raise ConfigError(f"invalid calibration file {path}: {_format_validation(exc)}") from exc
 
 
 def _resolve_relative(data: dict[str, Any], base: Path) -> None:
@@ -283,14 +284,21 @@ def load_config(
         daemon = DaemonConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(
-            f"invalid configuration {path or '(defaults)'}:\n{_format_validation(exc)}"
+            f"invalid configuration {path or '(defaults)'}: {_format_validation(exc)}"
         ) from exc
     calibration = load_calibration(daemon.calibration_file) if daemon.calibration_file else None
     pipeline = daemon.pipeline
     if calibration is not None:
-        # Calibration measured at the site wins over the file's generic values (DESIGN.md §5).
+        # Calibration measured at the site wins over the file's generic values
+        # (docs/ARCHITECTURE.md §6).
         update: dict[str, Any] = {"latency_us": calibration.latency_us}
         if calibration.threshold is not None:
             update["threshold_override"] = calibration.threshold
-        pipeline = PipelineConfig.model_validate({**pipeline.model_dump(), **update})
+        try:
+            pipeline = PipelineConfig.model_validate({**pipeline.model_dump(), **update})
+        except ValidationError as exc:  # the shared bounds make this unreachable; fail clean
+            raise ConfigError(
+                f"calibration file {daemon.calibration_file} does not fit the configuration: "
+                f"{_format_validation(exc)}"
+            ) from exc
     return LoadedConfig(daemon=daemon, pipeline=pipeline, calibration=calibration, source=path)

@@ -12,7 +12,6 @@ import os
 import secrets
 import threading
 import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,10 +24,11 @@ from flashfas_edge.api.recording_kiosk import RecordingCamera, RecordingFlash
 from flashfas_edge.api.server import build_server, open_listener
 from flashfas_edge.api.service import LivenessService
 from flashfas_edge.capture.base import CameraError, CameraInfo, Frame
+from flashfas_edge.clock import monotonic_us
 from flashfas_edge.config import LoadedConfig, load_config
 from flashfas_edge.flash.base import FlashError, FlashPlayback, FlashSchedule, FlashState
 from flashfas_edge.inference.backend import BackendInfo
-from flashfas_edge.pipeline.result import CheckResult, Reason, Verdict
+from flashfas_edge.pipeline.result import CheckResult, Reason, Verdict, new_check_id
 
 API_KEY = "test-key-" + "0123456789abcdef" * 2
 
@@ -38,10 +38,6 @@ def write_key_file(directory: Path, key: str = API_KEY, mode: int = 0o600) -> Pa
     path.write_text(key + "\n")
     os.chmod(path, mode)
     return path
-
-
-def monotonic_us() -> int:
-    return time.monotonic_ns() // 1000
 
 
 class TickingCamera:
@@ -157,7 +153,7 @@ class PipelineDouble:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def run_check(self, *, want_depth: bool = False, check_id: str | None = None) -> CheckResult:
-        check_id = check_id or uuid.uuid4().hex
+        check_id = check_id or new_check_id()
         with self._lock:
             self.active += 1
             self.calls += 1
@@ -200,7 +196,7 @@ class PipelineDouble:
     def stop(self) -> None: ...
 
     def run_recorded(self, session) -> CheckResult:
-        return CheckResult(uuid.uuid4().hex, Verdict.SPOOF, Reason.SCORE_BELOW_THRESHOLD, 0.1,
+        return CheckResult(new_check_id(), Verdict.SPOOF, Reason.SCORE_BELOW_THRESHOLD, 0.1,
                            0.5, nonce=session.nonce)
 
 

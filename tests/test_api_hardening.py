@@ -539,8 +539,8 @@ def test_out_of_range_scene_options_are_a_422_and_the_camera_keeps_running(optio
 
 
 def test_a_frame_the_renderer_fails_on_does_not_stop_the_simulated_camera():
-    from flashfas_edge.capture.sim_camera import SimCamera
     from flashfas_edge.sim.kiosk import SimKiosk
+    from flashfas_edge.sim.kiosk_camera import SimCamera
 
     kiosk = SimKiosk(width=160, height=120)
     real_render = kiosk.render_frame

@@ -15,9 +15,9 @@ from flashfas_edge.capture.base import Camera, CameraError
 from flashfas_edge.capture.v4l2_camera import (
     V4L2Camera,
     driver_stamp_is_monotonic,
-    monotonic_us,
     parse_source,
 )
+from flashfas_edge.clock import monotonic_us
 
 WIDTH, HEIGHT, FPS, N_FRAMES = 160, 120, 30.0, 45
 PATCH = 16  # top-left patch encodes the frame number as its grey level

@@ -1,4 +1,5 @@
-"""align_faces (DESIGN.md §1 step 7) against cv2.warpAffine(INTER_LINEAR, BORDER_CONSTANT, 0).
+"""align_faces (docs/ARCHITECTURE.md §1 step 7) against cv2.warpAffine(INTER_LINEAR,
+BORDER_CONSTANT, 0).
 
 Stated tolerance: every pixel within 1 grey level of OpenCV. The core quantises the bilinear
 weights to 1/256 pixel and interpolates in 16-bit integers (so x86-64 and aarch64 agree bit for

@@ -1,4 +1,5 @@
-"""assign_frames (DESIGN.md §1 step 4): one clean frame per flash state, rolling shutter too."""
+"""assign_frames (docs/ARCHITECTURE.md §1 step 4): one clean frame per flash state, rolling shutter
+too."""
 
 from __future__ import annotations
 

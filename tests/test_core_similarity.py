@@ -1,4 +1,5 @@
-"""estimate_similarity (DESIGN.md §1 step 7) vs OpenCV and an exact linear least-squares fit."""
+"""estimate_similarity (docs/ARCHITECTURE.md §1 step 7) vs OpenCV and an exact linear least-squares
+fit."""
 
 from __future__ import annotations
 

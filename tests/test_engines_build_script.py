@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from flashfas_edge.inference.bundle import MODULE_NAMES, load_bundle
-from flashfas_edge.inference.engine_plan import BuildOptions
-from flashfas_edge.inference.engines import build_commands
 from flashfas_edge.inference.synthetic_bundle import write_synthetic_bundle
+from flashfas_edge.inference.trt_build.engine_plan import BuildOptions
+from flashfas_edge.inference.trt_build.engines import build_commands
 
 SCRIPT = Path(__file__).resolve().parents[1] / "engines" / "build_engines.sh"
 

@@ -32,6 +32,8 @@ def test_info_reports_bundle_facts_and_the_backend_auto_picks(bundle_dir):
     assert result.returncode == 0, result.stderr
     info = json.loads(result.stdout)
     assert info["bundle"]["n0"] == 5 and info["bundle"]["input_size"] == 32
+    assert info["bundle"]["flash_levels"] == [1.0, 0.75, 0.5, 0.25, 0.0]
+    assert info["bundle"]["challenge_family"] == "white_levels"
     assert len(info["bundle"]["manifest_sha256"]) == 64
     assert info["auto_backend"]["kind"] in ("onnxruntime", "tensorrt")
     assert "never built" in info["engines"]["absent_or_invalid"]

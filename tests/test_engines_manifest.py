@@ -18,10 +18,10 @@ from flashfas_edge.inference.engine_manifest import (
     check_engines,
     read_engine_manifest,
 )
-from flashfas_edge.inference.engine_plan import BuildOptions
-from flashfas_edge.inference.engines import record_engines
 from flashfas_edge.inference.gpu_environment import GpuEnvironment
 from flashfas_edge.inference.synthetic_bundle import write_synthetic_bundle
+from flashfas_edge.inference.trt_build.engine_plan import BuildOptions
+from flashfas_edge.inference.trt_build.engines import record_engines
 
 ORIN = GpuEnvironment(tensorrt_version="10.3.0", compute_capability="8.7", device_name="Orin")
 

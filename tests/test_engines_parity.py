@@ -9,16 +9,16 @@ from __future__ import annotations
 import pytest
 
 from flashfas_edge.inference.bundle import load_bundle
-from flashfas_edge.inference.engine_plan import BuildOptions
-from flashfas_edge.inference.engines import (
+from flashfas_edge.inference.gpu_environment import GpuUnavailable, probe_gpu
+from flashfas_edge.inference.ort_backend import OrtBackend, OrtModuleRunner
+from flashfas_edge.inference.synthetic_bundle import write_synthetic_bundle
+from flashfas_edge.inference.trt_build.engine_plan import BuildOptions
+from flashfas_edge.inference.trt_build.engines import (
     FP16_TOLERANCE,
     build_engines,
     compare_runners,
     verification_inputs,
 )
-from flashfas_edge.inference.gpu_environment import GpuUnavailable, probe_gpu
-from flashfas_edge.inference.ort_backend import OrtBackend, OrtModuleRunner
-from flashfas_edge.inference.synthetic_bundle import write_synthetic_bundle
 
 
 @pytest.fixture(scope="module")

@@ -13,10 +13,11 @@ import numpy as np
 import pytest
 
 from flashfas_edge.capture.base import Frame
+from flashfas_edge.face.config import LandmarkConfig
 from flashfas_edge.face.factory import create_landmark_provider
 from flashfas_edge.face.ground_truth import GroundTruthLandmarks
 from flashfas_edge.face.mtcnn_landmarks import MtcnnLandmarks, nms
-from flashfas_edge.pipeline.config import GateThresholds, LandmarkConfig
+from flashfas_edge.pipeline.config import GateThresholds
 from flashfas_edge.pipeline.face_track import track_face
 from flashfas_edge.pipeline.rejection import CheckRejected
 from flashfas_edge.pipeline.result import Reason

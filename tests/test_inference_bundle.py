@@ -8,8 +8,7 @@ import shutil
 
 import pytest
 
-from flashfas_edge.inference.backend import BundleError
-from flashfas_edge.inference.bundle import MODULE_NAMES, load_bundle
+from flashfas_edge.inference.bundle import MODULE_NAMES, BundleError, load_bundle
 from flashfas_edge.inference.synthetic_bundle import write_synthetic_bundle
 
 
@@ -145,4 +144,45 @@ def test_a_threshold_that_would_accept_everyone_or_is_not_a_probability_is_refus
 ):
     _edit_manifest(bundle_dir, lambda m: m.__setitem__("threshold", {"default": threshold}))
     with pytest.raises(BundleError, match=r"manifest\.json: threshold\.default"):
+        load_bundle(bundle_dir)
+
+
+def test_the_manifest_records_the_challenge_the_bundle_was_trained_on(bundle_dir):
+    bundle = load_bundle(bundle_dir)
+    assert bundle.flash_levels == (1.0, 0.75, 0.5, 0.25, 0.0)
+    assert bundle.challenge_family == "white_levels" and bundle.challenge_recorded
+
+
+def test_a_bundle_without_challenge_fields_reads_as_the_historical_default(bundle_dir):
+    def drop(m):
+        del m["flash_levels"], m["challenge_family"]
+
+    _edit_manifest(bundle_dir, drop)
+    bundle = load_bundle(bundle_dir)
+    assert bundle.flash_levels == (1.0, 0.75, 0.5, 0.25, 0.0)
+    assert bundle.challenge_family == "white_levels" and not bundle.challenge_recorded
+
+
+def test_only_n0_5_bundles_may_omit_their_levels(tmp_path):
+    folder = write_synthetic_bundle(tmp_path / "n4", n0=4, input_size=32)
+    assert load_bundle(folder).flash_levels == pytest.approx((1.0, 2 / 3, 1 / 3, 0.0), abs=1e-6)
+    _edit_manifest(folder, lambda m: m.pop("flash_levels"))
+    with pytest.raises(BundleError, match=r"n0 = 4 but no 'flash_levels'"):
+        load_bundle(folder)
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        ({"flash_levels": [1.0, 0.5, 0.0]}, r"3 flash_levels but n0 = 5"),
+        ({"flash_levels": [0.0, 0.25, 0.5, 0.75, 1.0]}, r"brightest first"),
+        ({"flash_levels": [1.0, 0.75, 0.5, 0.5, 0.0]}, r"distinct"),
+        ({"flash_levels": [1.0, 0.75, 0.5, 0.25, -0.1]}, r"\[0, 1\]"),
+        ({"flash_levels": "1,0.5,0"}, r"list of numbers"),
+        ({"challenge_family": "strobe"}, r"challenge family 'strobe' is not one of"),
+    ],
+)
+def test_a_bad_challenge_record_is_refused(bundle_dir, edit, message):
+    _edit_manifest(bundle_dir, lambda m: m.update(edit))
+    with pytest.raises(BundleError, match=message):
         load_bundle(bundle_dir)

@@ -28,6 +28,18 @@ def test_default_bundle_is_valid_and_matches_the_pipeline_contract():
     assert 0.0 < bundle.threshold_default < 1.0
 
 
+def test_default_bundle_records_the_challenge_it_was_trained_on():
+    from flashfas_edge.pipeline.config import ChallengeConfig
+
+    bundle = load_bundle(DEFAULT_BUNDLE)
+    assert bundle.challenge_recorded
+    assert bundle.flash_levels == (1.0, 0.75, 0.5, 0.25, 0.0) == ChallengeConfig().levels
+    assert bundle.challenge_family == "white_levels"
+    # every member's training data says the same (the ensemble's provenance)
+    for member in bundle.manifest["provenance"]["members"]:
+        assert member["provenance"]["data"]["dataset"]["levels"] == list(bundle.flash_levels)
+
+
 def test_default_bundle_runs_one_check_through_onnxruntime():
     backend = create_backend(DEFAULT_BUNDLE, "onnxruntime")
     x = np.random.default_rng(0).normal(0, 1, backend.bundle.input_shape).astype(np.float32)

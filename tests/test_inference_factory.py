@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from flashfas_edge.inference.backend import Backend, BackendError, BundleError
-from flashfas_edge.inference.bundle import RoutingConfig, load_bundle
+from flashfas_edge.inference.backend import Backend, BackendError
+from flashfas_edge.inference.bundle import BundleError, RoutingConfig, load_bundle
 from flashfas_edge.inference.factory import choose_backend, create_backend
 from flashfas_edge.inference.gpu_environment import GpuUnavailable, probe_gpu
 from flashfas_edge.inference.ort_backend import OrtBackend

@@ -27,8 +27,8 @@ if not (BUNDLE / "manifest.json").is_file():
     )
 
 _sim = "the simulated kiosk is not part of this build"
-SimCamera = pytest.importorskip("flashfas_edge.capture.sim_camera", reason=_sim).SimCamera
-SimFlashDriver = pytest.importorskip("flashfas_edge.flash.sim_flash", reason=_sim).SimFlashDriver
+SimCamera = pytest.importorskip("flashfas_edge.sim.kiosk_camera", reason=_sim).SimCamera
+SimFlashDriver = pytest.importorskip("flashfas_edge.sim.kiosk_flash", reason=_sim).SimFlashDriver
 _kiosk = pytest.importorskip("flashfas_edge.sim.kiosk", reason=_sim)
 SimKiosk, Subject = _kiosk.SimKiosk, _kiosk.Subject
 

@@ -27,8 +27,8 @@ from flashfas_edge.pipeline.result import CheckResult, Reason, Verdict
 from flashfas_edge.sim.device import PROFILES
 
 _sim = "the simulated kiosk is not part of this build"
-SimCamera = pytest.importorskip("flashfas_edge.capture.sim_camera", reason=_sim).SimCamera
-SimFlashDriver = pytest.importorskip("flashfas_edge.flash.sim_flash", reason=_sim).SimFlashDriver
+SimCamera = pytest.importorskip("flashfas_edge.sim.kiosk_camera", reason=_sim).SimCamera
+SimFlashDriver = pytest.importorskip("flashfas_edge.sim.kiosk_flash", reason=_sim).SimFlashDriver
 _kiosk = pytest.importorskip("flashfas_edge.sim.kiosk", reason=_sim)
 SimKiosk, Subject = _kiosk.SimKiosk, _kiosk.Subject
 
@@ -37,7 +37,17 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def backend(tmp_path_factory):
-    folder = write_synthetic_bundle(tmp_path_factory.mktemp("bundle"), n0=5, input_size=64)
+    return _random_backend(tmp_path_factory.mktemp("bundle"), "white_levels")
+
+
+@pytest.fixture(scope="module")
+def colour_backend(tmp_path_factory):
+    """A bundle that says it was trained on colour challenges (the pipeline checks it does)."""
+    return _random_backend(tmp_path_factory.mktemp("colour-bundle"), "colour_levels")
+
+
+def _random_backend(directory, family):
+    folder = write_synthetic_bundle(directory, n0=5, input_size=64, challenge_family=family)
     manifest = json.loads((folder / "manifest.json").read_text())
     manifest["normalisation"] = {"method": _core.NORMALISATION}
     (folder / "manifest.json").write_text(json.dumps(manifest))
@@ -191,14 +201,14 @@ COLOURS = ((1.0, 0.3, 0.3), (0.3, 1.0, 0.3), (0.3, 0.3, 1.0), (1.0, 1.0, 1.0))
 _EVIDENCE = ("face_mean_dl", "flash_response_dl", "flash_snr", "challenge_corr", "frames_used")
 
 
-def test_colour_challenge_is_verified_per_channel_and_a_colour_replay_mismatches(backend):
+def test_colour_challenge_is_verified_per_channel_and_a_colour_replay_mismatches(colour_backend):
     kiosk = SimKiosk(profile=PROFILES[1], width=320, height=240, seed=6)  # its own camera
     camera, flash = SimCamera(kiosk), SimFlashDriver(kiosk, colour=True)
     pipeline = Pipeline(
         camera,
         flash,
         GroundTruthLandmarks(),
-        backend,
+        colour_backend,
         PipelineConfig(latency_us=kiosk.latency_us, challenge={"colour_palette": COLOURS}),
     )
     pipeline.start()

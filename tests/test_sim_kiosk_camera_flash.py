@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 
 from flashfas_edge.capture.base import Camera, CameraError
-from flashfas_edge.capture.sim_camera import SimCamera
+from flashfas_edge.clock import monotonic_us
 from flashfas_edge.flash.base import FlashDriver, FlashError, FlashSchedule, FlashState
-from flashfas_edge.flash.sim_flash import SimFlashDriver
-from flashfas_edge.sim.kiosk import SimKiosk, Subject, monotonic_us
+from flashfas_edge.sim.kiosk import SimKiosk, Subject
+from flashfas_edge.sim.kiosk_camera import SimCamera
+from flashfas_edge.sim.kiosk_flash import SimFlashDriver
 
 W, H = 320, 240
 WHITE, BLACK = FlashState((1, 1, 1), 1.0), FlashState((1, 1, 1), 0.0)

@@ -142,7 +142,8 @@ def test_irradiance_falls_off_with_inverse_square_distance(z):
 
 
 def test_an_extended_display_is_not_a_point_light_up_close():
-    """DESIGN §6: at kiosk distances a point light is ~13 % off; the patches must matter."""
+    """docs/ARCHITECTURE.md §8: at kiosk distances a point light is ~13 % off; the patches must
+    matter."""
     display = KioskDisplay(0.34, 0.19, 0.0, 1.0)
     gb, rays, idx = _plane_points(0.25)
     area = _area_light(gb, idx, rays, display, 4, 3)[0][0]

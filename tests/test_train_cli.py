@@ -100,6 +100,9 @@ def test_export_writes_a_bundle_the_daemon_backend_loads_with_matching_outputs(
     assert parity["max_abs_p_live"] < 1e-5 and parity["max_abs_depth"] < 1e-5
     assert manifest["provenance"]["data_seed"] == 3
     assert manifest["normalisation"]["method"] == "global_rms"
+    # the challenge it was trained on, as the rendered dataset recorded it
+    assert manifest["flash_levels"] == [1.0, 0.75, 0.5, 0.25, 0.0]
+    assert manifest["challenge_family"] == "white_levels"
 
     report_dir = tmp_path / "eval"
     done = _cli("eval", "--model", str(bundle), "--data", str(dataset), "--out", str(report_dir))
@@ -261,8 +264,7 @@ def test_ensemble_bundle_averages_member_logits_through_the_daemon_backend(
 def test_ensemble_refuses_mismatched_members_and_altered_member_files(
     two_member_bundles, dataset, tmp_path
 ):
-    from flashfas_edge.inference.backend import BundleError
-    from flashfas_edge.inference.bundle import load_bundle
+    from flashfas_edge.inference.bundle import BundleError, load_bundle
     from flashfas_edge.inference.synthetic_bundle import write_synthetic_bundle
 
     other = write_synthetic_bundle(tmp_path / "other", input_size=64)

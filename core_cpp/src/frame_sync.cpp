@@ -10,7 +10,7 @@ namespace flashfas {
 void assign_frames(const std::int64_t* frame_times_us, int frame_count, std::int64_t exposure_us,
                    std::int64_t readout_us, const std::int64_t* flash_onsets_us, int state_count,
                    std::int64_t latency_us, std::int64_t state_duration_us, std::int64_t* chosen) {
-  // Integration span of one frame over all rows (rolling shutter, DESIGN.md §1 step 4).
+  // Integration span of one frame over all rows (rolling shutter, docs/ARCHITECTURE.md §1 step 4).
   const std::int64_t span_us = readout_us + exposure_us;
   int first_candidate = 0;  // frames and windows are both sorted: sweep once
   for (int s = 0; s < state_count; ++s) {

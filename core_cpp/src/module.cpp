@@ -371,7 +371,7 @@ PYBIND11_MODULE(_core, m) {
         "F = aligned[order] / 255, X = D . F, then X / max(sqrt(mean(X^2)), GLOBAL_RMS_EPS) over\n"
         "the whole sample (eps = 1e-3): one scale removes exposure / gain and the global albedo\n"
         "while the spatial shading pattern survives (per-pixel ratios would cancel the shape when\n"
-        "all flashes come from one direction, DESIGN.md §6).");
+        "all flashes come from one direction, docs/ARCHITECTURE.md §2).");
 
   m.def("preprocess", &py_preprocess, py::arg("frames"), py::arg("landmarks"), py::arg("template"),
         py::arg("order"), py::arg("n0"), py::arg("size"), py::kw_only(),

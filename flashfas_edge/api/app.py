@@ -1,4 +1,4 @@
-"""The FastAPI application: routes of the local REST API (DESIGN.md §4).
+"""The FastAPI application: routes of the local REST API (docs/ARCHITECTURE.md §9).
 
 Every route but ``/v1/health`` needs the API key. Checks go through :class:`CheckGate` (one at a
 time); errors become the uniform JSON body in ``errors.py``. The OpenAPI document is served at
@@ -59,10 +59,10 @@ from flashfas_edge.api.openapi_doc import (
     evaluation_examples,
     with_error_schema,
 )
-from flashfas_edge.api.service import Health, LivenessService, new_check_id
+from flashfas_edge.api.service import Health, LivenessService
 from flashfas_edge.api.session_upload import SESSION_MEDIA_TYPES, decode_uploaded_session
 from flashfas_edge.config import LoadedConfig
-from flashfas_edge.pipeline.result import CheckResult, Reason
+from flashfas_edge.pipeline.result import CheckResult, Reason, new_check_id
 
 log = logging.getLogger(__name__)
 

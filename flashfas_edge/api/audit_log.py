@@ -1,6 +1,7 @@
 """The audit log: one JSON line per check, size-rotated; face images only when configured.
 
-A security reviewer reads this file to reconstruct what the door was told and why (DESIGN.md §4,
+A security reviewer reads this file to reconstruct what the door was told and why
+(docs/ARCHITECTURE.md §9,
 privacy): id, time, verdict, reason, score, threshold, per-stage timings, model hash, nonce. Face
 images are personal data, so by default none are written; ``store_images`` keeps the frames of each
 check beside the log (for field debugging on sites that allow it).

@@ -1,4 +1,5 @@
-"""One check at a time: the camera and the flash are one physical resource (DESIGN.md §4).
+"""One check at a time: the camera and the flash are one physical resource (docs/ARCHITECTURE.md
+§9).
 
 Requests take a place in a bounded FIFO *before* anything of theirs is read (an upload's body is
 only read once its place is reserved, so concurrent uploads cannot pile up in memory); when it is

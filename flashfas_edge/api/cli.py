@@ -98,7 +98,8 @@ def _serve(args: argparse.Namespace) -> int:
     from flashfas_edge.api.sd_notify import SystemdNotifier
     from flashfas_edge.api.server import configure_logging, run_daemon
     from flashfas_edge.config import DEFAULT_CONFIG_PATH, ConfigError, load_config
-    from flashfas_edge.inference.backend import BackendError, BundleError
+    from flashfas_edge.inference.backend import BackendError
+    from flashfas_edge.inference.bundle import BundleError
 
     configure_logging(args.log_level)
     config_path = args.config
@@ -184,7 +185,8 @@ def _record(args: argparse.Namespace) -> int:
     config_path = args.config
     if config_path is None and not args.sim and DEFAULT_CONFIG_PATH.is_file():
         config_path = DEFAULT_CONFIG_PATH
-    from flashfas_edge.inference.backend import BackendError, BundleError
+    from flashfas_edge.inference.backend import BackendError
+    from flashfas_edge.inference.bundle import BundleError
 
     try:
         config = load_config(config_path, sim=args.sim)

@@ -21,7 +21,8 @@ from flashfas_edge.api.audit_log import AuditLogError
 from flashfas_edge.api.check_gate import CheckTimeoutError, QueueFullError, ShuttingDownError
 from flashfas_edge.capture.base import CameraError
 from flashfas_edge.flash.base import FlashError
-from flashfas_edge.inference.backend import BackendError, BundleError
+from flashfas_edge.inference.backend import BackendError
+from flashfas_edge.inference.bundle import BundleError
 
 log = logging.getLogger(__name__)
 

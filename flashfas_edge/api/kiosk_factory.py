@@ -1,7 +1,8 @@
 """Build the daemon's kiosk from the configuration: camera, flash, landmarks, backend, pipeline.
 
 ``kiosk.mode = "sim"`` (or ``serve --sim``) selects the simulated kiosk — a virtual camera and a
-virtual flash sharing one rendered scene (DESIGN.md §1); ``real`` the V4L2 camera and the display
+virtual flash sharing one rendered scene (docs/ARCHITECTURE.md §8); ``real`` the V4L2 camera and
+the display
 or LED-panel flash. Everything else (pipeline, backend, API) is the same in both modes.
 """
 

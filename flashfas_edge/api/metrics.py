@@ -142,7 +142,8 @@ class DaemonMetrics:
             ("code",),
         )
         self.stage_latency = Histogram(
-            "flashfas_stage_latency_seconds", "Duration of each stage of a check (DESIGN.md §1).",
+            "flashfas_stage_latency_seconds",
+            "Duration of each stage of a check (docs/ARCHITECTURE.md §1).",
             ("stage",),
         )
         self.check_latency = Histogram(

@@ -53,7 +53,9 @@ class LivenessResponse(BaseModel):
     score: float | None = Field(description="P(live) from the model; null when it did not run.")
     threshold: float
     type_probs: dict[str, float] = Field(description="Attack-type gate softmax: print/replay/mask.")
-    timings_ms: dict[str, float] = Field(description="Per stage of the check (DESIGN.md §1).")
+    timings_ms: dict[str, float] = Field(
+        description="Per stage of the check (docs/ARCHITECTURE.md §1)."
+    )
     queue_wait_ms: float
     model: ModelIdentity
     backend: BackendIdentity

@@ -2,7 +2,8 @@
 
 Each session is one full check (random challenge, flash, capture) whose frames and flash playback
 are kept by the recording wrappers and written with the dataset writer (one file per session,
-``write_session_file``), so an integrator can collect data on site and fine-tune (DESIGN.md §3).
+``write_session_file``), so an integrator can collect data on site and fine-tune
+(docs/ARCHITECTURE.md §8).
 The check's own verdict is stored in ``meta`` for reference; it is not a label.
 """
 

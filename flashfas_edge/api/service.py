@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,10 +21,11 @@ import numpy as np
 from flashfas_edge.api.challenge_lockout import ChallengeLockout
 from flashfas_edge.api.recording_kiosk import RecordingCamera, RecordingFlash
 from flashfas_edge.capture.base import CameraError, Frame
+from flashfas_edge.clock import monotonic_us
 from flashfas_edge.data.session import Session
 from flashfas_edge.flash.base import FlashError
 from flashfas_edge.inference.backend import Backend
-from flashfas_edge.pipeline.result import CheckResult, Reason, Verdict
+from flashfas_edge.pipeline.result import CheckResult, Reason, Verdict, new_check_id
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +43,6 @@ class CheckRunner(Protocol):
     def warm_up(self) -> None: ...
 
     def stop(self) -> None: ...
-
-
-def monotonic_us() -> int:
-    return time.monotonic_ns() // 1000
 
 
 @dataclass
@@ -122,7 +118,8 @@ class LivenessService:
         return self._ready_event.wait(timeout_s)
 
     def _self_test(self) -> None:
-        """Camera delivers frames, flash answers, the model has run once (DESIGN.md §4)."""
+        """Camera delivers frames, flash answers, the model has run once (docs/ARCHITECTURE.md
+        §9)."""
         self.camera.start()
         deadline = time.monotonic() + self.self_test_timeout_s
         while self.camera.last_frame_time_us() is None:
@@ -305,6 +302,3 @@ def _fail_closed(result: CheckResult) -> CheckResult:
     result.detail = {**result.detail, "fail_closed": "live without a consistent score"}
     return result
 
-
-def new_check_id() -> str:
-    return uuid.uuid4().hex

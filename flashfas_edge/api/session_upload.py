@@ -15,6 +15,7 @@ import numpy as np
 
 from flashfas_edge.api.errors import InvalidUpload
 from flashfas_edge.data.session import LABELS, Session
+from flashfas_edge.flash_levels import N0_MAX, N0_MIN
 
 MAX_FRAMES = 64
 MAX_SIDE_PX = 2048
@@ -55,8 +56,8 @@ def validate_session(session: Session) -> Session:
         raise _fail("frame_times_us", "must increase strictly")
     rgb = _array(session, "flash_rgb", np.float32, (None, 3))
     n0 = rgb.shape[0]
-    if not 3 <= n0 <= 8:
-        raise _fail("flash_rgb", f"N0 must be 3..8 flash states, got {n0}")
+    if not N0_MIN <= n0 <= N0_MAX:
+        raise _fail("flash_rgb", f"N0 must be {N0_MIN}..{N0_MAX} flash states, got {n0}")
     intensity = _array(session, "flash_intensity", np.float32, (n0,))
     for name, values in (("flash_rgb", rgb), ("flash_intensity", intensity)):
         if np.any(values < 0) or np.any(values > 1):

@@ -114,10 +114,10 @@ class SimSceneControls:
 
 def build_sim_kiosk(sim: SimConfig, camera: CameraConfig) -> tuple[Any, Any, SimSceneControls]:
     """(virtual camera, virtual flash, scene controls) sharing one simulated kiosk."""
-    from flashfas_edge.capture.sim_camera import SimCamera
-    from flashfas_edge.flash.sim_flash import SimFlashDriver
     from flashfas_edge.sim.device import PROFILE_BY_NAME
     from flashfas_edge.sim.kiosk import SimKiosk
+    from flashfas_edge.sim.kiosk_camera import SimCamera
+    from flashfas_edge.sim.kiosk_flash import SimFlashDriver
 
     profile = PROFILE_BY_NAME.get(sim.profile)
     if profile is None:
@@ -125,5 +125,8 @@ def build_sim_kiosk(sim: SimConfig, camera: CameraConfig) -> tuple[Any, Any, Sim
                           f"{sorted(PROFILE_BY_NAME)}")
     kiosk = SimKiosk(profile, width=camera.width, height=camera.height, seed=sim.seed or 0)
     controls = SimSceneControls(kiosk)
-    controls.set_scene(SimSceneRequest(scene=sim.scene, ambient=sim.ambient, seed=sim.seed))
+    try:
+        controls.set_scene(SimSceneRequest(scene=sim.scene, ambient=sim.ambient, seed=sim.seed))
+    except InvalidRequest as exc:  # a bad [kiosk.sim] value: a start-up error (exit 78)
+        raise ConfigError(f"kiosk.sim: {exc}") from exc
     return SimCamera(kiosk, fps=sim.fps), SimFlashDriver(kiosk, colour=sim.colour), controls

@@ -1,8 +1,8 @@
-"""The Camera interface (DESIGN.md §1 step 3): a ring buffer of timestamped frames.
+"""The Camera interface (docs/ARCHITECTURE.md §1 step 3): a ring buffer of timestamped frames.
 
 Real cameras (V4L2/OpenCV) and the simulated kiosk camera implement the same small protocol, so the
 pipeline cannot tell them apart. All times are on the host monotonic clock, in microseconds
-(``time.monotonic_ns() // 1000``).
+(``flashfas_edge.clock.monotonic_us``, the clock the flash onsets are read from too).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""The real camera: OpenCV ``VideoCapture`` feeding the Camera ring buffer (DESIGN.md §1 step 3).
+"""The real camera: OpenCV ``VideoCapture`` feeding the Camera ring buffer (docs/ARCHITECTURE.md §1
+step 3).
 
 Sources
     ``/dev/videoN`` or an integer index (``"0"``) open with the V4L2 backend; any other string (a
@@ -6,7 +7,7 @@ Sources
     requested fps so they behave like a live camera (tests, bench replays); ``loop=True`` rewinds
     at the end, otherwise the end of the file is a stalled camera.
 
-Exposure and white balance (DESIGN.md §1: "exposure + white balance locked")
+Exposure and white balance (docs/ARCHITECTURE.md §4: locked for the whole check)
     Flash liveness measures the *difference* a flash makes (ATR-FAS §3.2, MoESA §3): an auto
     exposure or auto white balance loop would partly cancel the flash response, so on a V4L2
     device both are switched to manual at start and the values the driver accepted are read back
@@ -40,13 +41,13 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import time
 from dataclasses import dataclass
 
 import cv2
 
 from flashfas_edge.capture.base import CameraError, CameraInfo, Frame
 from flashfas_edge.capture.frame_ring import FrameRing, RingCamera
+from flashfas_edge.clock import monotonic_us
 
 log = logging.getLogger(__name__)
 
@@ -58,10 +59,6 @@ READOUT_FRACTION_OF_PERIOD = 0.6  # see module docstring
 MAX_DRIVER_STAMP_AGE_US = 500_000  # a buffer older than this at dequeue is not a live stamp
 FPS_TOLERANCE = 0.02  # drivers report 29.97 for 30 etc.
 EXPOSURE_TOLERANCE = 0.05
-
-
-def monotonic_us() -> int:
-    return time.monotonic_ns() // 1000
 
 
 def driver_stamp_is_monotonic(driver_us: int, arrival_us: int) -> bool:
@@ -239,7 +236,8 @@ class V4L2Camera(RingCamera):
                     self.wb_temperature_k or DEFAULT_WB_TEMPERATURE_K)
         self.white_balance_locked = int(capture.get(cv2.CAP_PROP_AUTO_WB)) == 0
         if not self.white_balance_locked:
-            # not fatal: the difference images are normalised per channel (DESIGN.md §1 step 5),
+            # not fatal: the difference images are normalised per channel (docs/ARCHITECTURE.md §1
+            # step 5),
             # but a drifting white balance adds chroma noise to the flash response
             log.warning("camera %s: white balance could not be locked", self.source.description)
 

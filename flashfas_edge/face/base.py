@@ -1,4 +1,5 @@
-"""The LandmarkProvider interface (DESIGN.md §1 step 6): faces with 5 landmarks per frame."""
+"""The LandmarkProvider interface (docs/ARCHITECTURE.md §1 step 6): faces with 5 landmarks per
+frame."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flashfas_edge.face.base import LandmarkProvider
-from flashfas_edge.pipeline.config import LandmarkConfig
+from flashfas_edge.face.config import LandmarkConfig
 
 
 def create_landmark_provider(config: LandmarkConfig) -> LandmarkProvider:

@@ -1,4 +1,5 @@
-"""The canonical 5-point face template that alignment (DESIGN.md §1 step 7) warps faces onto."""
+"""The canonical 5-point face template that alignment (docs/ARCHITECTURE.md §1 step 7) warps faces
+onto."""
 
 from __future__ import annotations
 

@@ -1,7 +1,9 @@
-"""The FlashDriver interface (DESIGN.md §1 step 2): plays a flash schedule and reports onsets.
+"""The FlashDriver interface (docs/ARCHITECTURE.md §1 step 2): plays a flash schedule and reports
+onsets.
 
 A flash state is a colour × intensity. The driver reports when each state *really* started on the
-host monotonic clock (display vsync or LED-MCU timestamp converted to host time), in microseconds.
+host monotonic clock (display vsync or LED-MCU timestamp converted to host time), in microseconds
+(``flashfas_edge.clock.monotonic_us``, the clock the camera stamps frames with).
 The display-to-camera latency is a calibrated quantity applied by the sync step, not here.
 """
 

@@ -1,4 +1,5 @@
-"""The Backend interface (DESIGN.md §1 step 9, §4): runs a model bundle on one check's input."""
+"""The Backend interface (docs/ARCHITECTURE.md §1 step 9, §4): runs a model bundle on one check's
+input."""
 
 from __future__ import annotations
 
@@ -11,10 +12,6 @@ if TYPE_CHECKING:
     from flashfas_edge.inference.bundle import Bundle
 
 ATTACK_TYPES = ("print", "replay", "mask")  # the M = 3 experts, in this order everywhere
-
-
-class BundleError(RuntimeError):
-    """A model bundle is missing, altered (hash mismatch) or incompatible; names the file."""
 
 
 class BackendError(RuntimeError):

@@ -1,6 +1,7 @@
 """Model bundle loading: read ``manifest.json``, check every file, expose the bundle's facts.
 
-The contract is docs/MODEL_BUNDLE.md (DESIGN.md §4). The daemon never runs a model it cannot vouch
+The contract is docs/MODEL_BUNDLE.md (docs/ARCHITECTURE.md §4). The daemon never runs a model it
+cannot vouch
 for: a missing file, a sha256 mismatch, another format version, an input contract that differs from
 what the pipeline feeds, or ONNX tensor names that differ from the manifest are all a
 :class:`BundleError` that names the offending file.
@@ -15,7 +16,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from flashfas_edge.inference.backend import ATTACK_TYPES, BundleError
+from flashfas_edge.flash_levels import (
+    DEFAULT_CHALLENGE_FAMILY,
+    DEFAULT_LEVELS,
+    N0_MAX,
+    N0_MIN,
+    check_family,
+    check_levels,
+    n_diff_of,
+)
+from flashfas_edge.inference.backend import ATTACK_TYPES
 
 FORMAT_VERSION = 1  # one network
 ENSEMBLE_FORMAT_VERSION = 2  # several networks of the same contract, logits averaged
@@ -34,6 +44,10 @@ _EXPECTED_IO: dict[str, tuple[tuple[tuple[str, ...], ...], tuple[str, ...]]] = {
     "attention_gate": ((("x",), ("feat",)), ("attention",)),
     "head": ((("depth",),), ("logit",)),
 }
+
+
+class BundleError(RuntimeError):
+    """A model bundle is missing, altered (hash mismatch) or incompatible; names the file."""
 
 
 def sha256_of_file(path: Path, chunk_bytes: int = 1 << 20) -> str:
@@ -85,6 +99,11 @@ class Bundle:
     normalisation: dict[str, Any]
     threshold_default: float
     routing: RoutingConfig
+    # The challenge the networks were trained on (docs/MODEL_BUNDLE.md): levels brightest first.
+    flash_levels: tuple[float, ...]
+    challenge_family: str
+    # False: the manifest predates these fields and they were read as the historical default.
+    challenge_recorded: bool
     modules: dict[str, ModuleSpec]  # every module of every member, by manifest key
     # per member: role → module; one member unless the bundle is an ensemble (format 2)
     members: tuple[dict[str, ModuleSpec], ...]
@@ -145,10 +164,10 @@ def load_bundle(
     n_diff = field_of("n_diff", int)
     input_size = field_of("input_size", int)
     depth_size = field_of("depth_size", int)
-    if not 3 <= n0 <= 8:
-        raise BundleError(f"{manifest_path}: n0 = {n0} is outside 3…8")
-    if n_diff != 2 * (n0 - 2):  # ATR-FAS §3.2: N = 2(N0 − 2) differential frames
-        raise BundleError(f"{manifest_path}: n_diff = {n_diff} but n0 = {n0} needs {2 * (n0 - 2)}")
+    if not N0_MIN <= n0 <= N0_MAX:
+        raise BundleError(f"{manifest_path}: n0 = {n0} is outside {N0_MIN}…{N0_MAX}")
+    if n_diff != n_diff_of(n0):  # ATR-FAS §3.2: N = 2(N0 − 2) differential frames
+        raise BundleError(f"{manifest_path}: n_diff = {n_diff} but n0 = {n0} needs {n_diff_of(n0)}")
     if expect_n0 is not None and n0 != expect_n0:
         raise BundleError(
             f"{manifest_path}: bundle was trained for n0 = {n0}, "
@@ -174,6 +193,9 @@ def load_bundle(
             f"{manifest_path}: normalisation {normalisation} differs from what the pipeline "
             f"feeds ({expect_normalisation})"
         )
+    flash_levels, challenge_family, challenge_recorded = _parse_challenge(
+        manifest, n0, manifest_path
+    )
     attack_types = tuple(manifest.get("attack_types", ATTACK_TYPES))
     if attack_types != ATTACK_TYPES:
         raise BundleError(
@@ -218,10 +240,44 @@ def load_bundle(
         normalisation=normalisation,
         threshold_default=float(threshold_default),
         routing=routing,
+        flash_levels=flash_levels,
+        challenge_family=challenge_family,
+        challenge_recorded=challenge_recorded,
         modules=modules,
         members=tuple(members),
         manifest=manifest,
     )
+
+
+def _parse_challenge(
+    manifest: dict[str, Any], n0: int, manifest_path: Path
+) -> tuple[tuple[float, ...], str, bool]:
+    """``flash_levels`` and ``challenge_family``; a manifest without them (written before they
+    existed) is read as the historical default: N0 = 5 white levels ``DEFAULT_LEVELS``."""
+    raw_levels = manifest.get("flash_levels")
+    raw_family = manifest.get("challenge_family")
+    recorded = raw_levels is not None and raw_family is not None
+    if raw_levels is None:
+        if n0 != len(DEFAULT_LEVELS):
+            raise BundleError(
+                f"{manifest_path}: n0 = {n0} but no 'flash_levels'; only N0 = "
+                f"{len(DEFAULT_LEVELS)} bundles may omit them (read as {list(DEFAULT_LEVELS)})"
+            )
+        raw_levels = list(DEFAULT_LEVELS)
+    if not isinstance(raw_levels, list) or not all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) for v in raw_levels
+    ):
+        raise BundleError(f"{manifest_path}: flash_levels must be a list of numbers")
+    try:
+        levels = check_levels(raw_levels)
+        family = check_family(raw_family if raw_family is not None else DEFAULT_CHALLENGE_FAMILY)
+    except ValueError as exc:
+        raise BundleError(f"{manifest_path}: {exc}") from exc
+    if len(levels) != n0:
+        raise BundleError(f"{manifest_path}: {len(levels)} flash_levels but n0 = {n0}")
+    if tuple(float(v) for v in raw_levels) != levels:
+        raise BundleError(f"{manifest_path}: flash_levels must be listed brightest first")
+    return levels, family, recorded
 
 
 def _parse_ensemble(manifest: dict[str, Any], version: int, manifest_path: Path) -> int:

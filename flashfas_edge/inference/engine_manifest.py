@@ -1,7 +1,8 @@
 """The record written beside built TensorRT engines, and the check that refuses stale ones.
 
 An engine is only valid for the exact TensorRT version and GPU compute capability that built it,
-and for the ONNX file it came from (DESIGN.md §4). ``engine_manifest.json`` records those facts;
+and for the ONNX file it came from (docs/ARCHITECTURE.md §4). ``engine_manifest.json`` records
+those facts;
 :func:`check_engines` compares them with the running machine and the loaded bundle. Any difference
 is an :class:`EngineRebuildError` — the daemon never silently runs an engine it cannot vouch for.
 """
@@ -13,8 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from flashfas_edge.inference.backend import BundleError
-from flashfas_edge.inference.bundle import Bundle, sha256_of_file
+from flashfas_edge.inference.bundle import Bundle, BundleError, sha256_of_file
 from flashfas_edge.inference.gpu_environment import GpuEnvironment
 
 ENGINE_FORMAT_VERSION = 1

@@ -24,7 +24,7 @@ from flashfas_edge.inference.bundle import (
 # What every member must agree on: the input the pipeline feeds and the outputs' meaning.
 CONTRACT_FIELDS = (
     "architecture", "n0", "n_diff", "input_size", "depth_size", "channel_order", "layout",
-    "normalisation", "attack_types", "routing",
+    "normalisation", "attack_types", "routing", "flash_levels", "challenge_family",
 )
 
 

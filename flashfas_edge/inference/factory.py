@@ -1,5 +1,6 @@
 """Choosing a backend by config: ``auto`` = TensorRT when a GPU and matching engines exist, else
-ONNX Runtime on the CPU (DESIGN.md §4). The pipeline and the evaluation CLI call only this."""
+ONNX Runtime on the CPU (docs/ARCHITECTURE.md §4). The pipeline and the evaluation CLI call only
+this."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from flashfas_edge.inference.backend import Backend, BackendError, BundleError
-from flashfas_edge.inference.bundle import Bundle, RoutingConfig, load_bundle
+from flashfas_edge.inference.backend import Backend, BackendError
+from flashfas_edge.inference.bundle import Bundle, BundleError, RoutingConfig, load_bundle
 from flashfas_edge.inference.engine_manifest import (
     EngineRebuildError,
     check_engines,

@@ -1,4 +1,5 @@
-"""The order in which a bundle's modules run, shared by every backend (DESIGN.md §1 step 9).
+"""The order in which a bundle's modules run, shared by every backend (docs/ARCHITECTURE.md §1 step
+9).
 
 stem → type gate → (routing) → experts → attention gate → mixing (ATR-FAS §3.4) → head, once per
 member network; an ensemble bundle (format 2) averages the members' logits.

@@ -1,4 +1,5 @@
-"""ONNX Runtime backend (CPU): the default on every kiosk without an NVIDIA GPU (DESIGN.md §4).
+"""ONNX Runtime backend (CPU): the default on every kiosk without an NVIDIA GPU
+(docs/ARCHITECTURE.md §4).
 
 One InferenceSession per module, created once at start-up with the graph optimiser at its highest
 level. Thread counts are tuned for the small kiosk CPUs (2 cores here): by default ONE intra-op
@@ -21,8 +22,14 @@ from typing import Any
 
 import numpy as np
 
-from flashfas_edge.inference.backend import BackendError, BackendInfo, BundleError
-from flashfas_edge.inference.bundle import Bundle, ModuleSpec, RoutingConfig, load_bundle
+from flashfas_edge.inference.backend import BackendError, BackendInfo
+from flashfas_edge.inference.bundle import (
+    Bundle,
+    BundleError,
+    ModuleSpec,
+    RoutingConfig,
+    load_bundle,
+)
 from flashfas_edge.inference.forward import BundleBackendBase, BundleForward
 from flashfas_edge.inference.ort_softmax_rewrite import decompose_non_last_axis_softmax
 

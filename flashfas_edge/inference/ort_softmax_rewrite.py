@@ -1,6 +1,7 @@
 """An ONNX Runtime-only graph rewrite: Softmax over a non-last axis → Exp(x − max) / Σ.
 
-The experts end in a softmax over 256 depth bins on axis 2 of [B, N, K, D, D] (DESIGN.md §6).
+The experts end in a softmax over 256 depth bins on axis 2 of [B, N, K, D, D] (docs/ARCHITECTURE.md
+§2).
 ONNX Runtime's CPU Softmax is fast on the last axis but slow on any other one: profiled on the
 edge bundle it was 71 % of an expert's time (3.9 of 5.4 ms). The same function written with
 ReduceMax / Sub / Exp / ReduceSum / Div runs the expert in 1.9 ms and agrees to 2.4e-7.

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from flashfas_edge.flash_levels import DEFAULT_CHALLENGE_FAMILY, n_diff_of
 from flashfas_edge.inference.backend import ATTACK_TYPES
 from flashfas_edge.inference.bundle import EXPERT_MODULES, FORMAT_VERSION, MANIFEST_NAME
 
@@ -35,8 +36,13 @@ def write_synthetic_bundle(
     name: str = "synthetic-test",
     routing_sparse: bool = False,
     min_top_weight: float = 0.95,
+    flash_levels: tuple[float, ...] | None = None,
+    challenge_family: str = DEFAULT_CHALLENGE_FAMILY,
 ) -> Path:
-    """Write manifest.json + 7 ONNX files into ``directory``; returns the folder."""
+    """Write manifest.json + 7 ONNX files into ``directory``; returns the folder.
+
+    ``flash_levels`` default: N0 evenly spaced levels from 1 to 0 (``DEFAULT_LEVELS`` at N0 = 5).
+    """
     import onnx
 
     if input_size % 4:
@@ -44,7 +50,7 @@ def write_synthetic_bundle(
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    n_diff = 2 * (n0 - 2)
+    n_diff = n_diff_of(n0)
     depth_size = input_size // 4
     builders = {
         "stem": lambda: _stem(rng, n_diff, input_size, channels),
@@ -75,6 +81,8 @@ def write_synthetic_bundle(
         "config": "synthetic",
         "n0": n0,
         "n_diff": n_diff,
+        "flash_levels": list(flash_levels or np.linspace(1.0, 0.0, n0).round(6).tolist()),
+        "challenge_family": challenge_family,
         "input_size": input_size,
         "depth_size": depth_size,
         "feature_channels": channels,
@@ -177,7 +185,8 @@ def _stem(rng, n_diff: int, size: int, channels: int):
 
 
 def _expert(rng, n_diff: int, d: int, channels: int, bins: int):
-    # Depth = expectation over depth bins (DESIGN.md §6: Σ p_k · k/(K−1)), so it lies in [0, 1].
+    # Depth = expectation over depth bins (docs/ARCHITECTURE.md §2: Σ p_k · k/(K−1)), so it lies in
+    # [0, 1].
     g = _Graph(rng)
     h = g.reshape("feat", [-1, channels, d, d])
     h = g.op("Relu", [g.conv(h, channels, channels)])

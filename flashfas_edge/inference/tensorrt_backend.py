@@ -1,4 +1,5 @@
-"""TensorRT backend (TensorRT 10 Python API): FP16 engines built on the device (DESIGN.md §4, §5).
+"""TensorRT backend (TensorRT 10 Python API): FP16 engines built on the device
+(docs/ARCHITECTURE.md §4, §10).
 
 Per module: one deserialised engine and execution context; every I/O tensor is bound by name to
 one device buffer sized for the engine's largest batch, allocated once and reused for every check;

@@ -27,13 +27,18 @@ def _shuffled(n: int) -> list[int]:
     return items
 
 
+def challenge_family(config: ChallengeConfig, supports_colour: bool) -> str:
+    """What kind of sequence ``draw_challenge`` plays (``flashfas_edge.flash_levels``)."""
+    return "colour_levels" if config.colour_palette and supports_colour else "white_levels"
+
+
 def state_duration_for(config: ChallengeConfig, camera: CameraInfo | None) -> int:
     """The configured state duration, else the shortest that always holds one clean frame.
 
     A frame integrates light over exposure + readout (rolling shutter) and frames start every
     1/fps, at a phase the flash does not control: a state lasting one period + exposure +
     readout always contains one whole frame; ``settle_us`` covers the display's rise time and
-    the latency jitter. Shorter sequences mean a faster check (DESIGN.md §1 steps 2–4).
+    the latency jitter. Shorter sequences mean a faster check (docs/ARCHITECTURE.md §1 steps 2–4).
     """
     if config.state_duration_us is not None:
         return config.state_duration_us

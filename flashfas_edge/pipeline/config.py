@@ -1,4 +1,5 @@
-"""The pipeline's section of the daemon configuration (DESIGN.md §1, §4): validated once, as data.
+"""The pipeline's section of the daemon configuration (docs/ARCHITECTURE.md §6): validated once, as
+data.
 
 The daemon's config tree (``flashfas_edge/api``) embeds :class:`PipelineConfig`; every value has a
 default that works on the simulated kiosk, and each field says what it bounds and why.
@@ -6,20 +7,31 @@ default that works on the simulated kiosk, and each field says what it bounds an
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from flashfas_edge.face.config import LandmarkConfig
+from flashfas_edge.flash_levels import DEFAULT_LEVELS, check_levels
 
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# Bounds that the configuration and the calibration file share (flashfas_edge/config.py), each
+# written once so that a value calibration accepts is never refused when it is applied.
+# Decision threshold on P(live): 0 would accept every face; 1 still needs P(live) = 1.
+DecisionThreshold = Annotated[float, Field(gt=0, le=1)]
+# Display/LED-to-camera latency in µs: a second is far beyond any display or LED panel.
+LatencyUs = Annotated[int, Field(ge=0, le=1_000_000)]
+
+
 class ChallengeConfig(_Section):
     """Step 1: the random flash sequence. Levels are sorted brightest first for diffnorm."""
 
     # N0 = 5 intensity levels (ATR-FAS §5.3.3); the darkest one shows the ambient-only face.
-    levels: tuple[float, ...] = (1.0, 0.75, 0.5, 0.25, 0.0)
+    levels: tuple[float, ...] = DEFAULT_LEVELS
     # Colours the challenge may draw from where the flash surface can show colour ("dynamic flash
     # in sequential colours with different intensity", ATR-FAS §3.2). Empty: white only.
     colour_palette: tuple[tuple[float, float, float], ...] = ()
@@ -32,13 +44,7 @@ class ChallengeConfig(_Section):
     @field_validator("levels")
     @classmethod
     def _levels_valid(cls, levels: tuple[float, ...]) -> tuple[float, ...]:
-        if not 3 <= len(levels) <= 8:
-            raise ValueError(f"N0 must be in 3..8 levels, got {len(levels)}")
-        if any(not 0.0 <= v <= 1.0 for v in levels):
-            raise ValueError("every flash level must lie in [0, 1]")
-        if len(set(levels)) != len(levels):
-            raise ValueError("flash levels must be distinct (diffnorm sorts frames by level)")
-        return tuple(sorted(levels, reverse=True))
+        return check_levels(levels)  # N0 range, [0, 1], distinct; sorted brightest first
 
     @field_validator("colour_palette")
     @classmethod
@@ -56,7 +62,7 @@ class ChallengeConfig(_Section):
 
 
 class StageTimeouts(_Section):
-    """Upper bounds per stage (DESIGN.md §4 "timeouts on every stage"); exceeded → retry."""
+    """Upper bounds per stage (docs/ARCHITECTURE.md §1); exceeded → retry."""
 
     flash_margin_s: float = Field(default=1.0, gt=0, le=30)  # beyond the sequence's own length
     capture_s: float = Field(default=1.0, gt=0, le=30)  # waiting for the last frames after play
@@ -109,28 +115,17 @@ class GateThresholds(_Section):
     min_flash_snr_for_mismatch: float = Field(default=4.0, gt=0)
 
 
-class LandmarkConfig(_Section):
-    """Step 6: which LandmarkProvider (one file per provider in ``flashfas_edge/face``)."""
-
-    provider: Literal["ground_truth", "mtcnn"] = "mtcnn"
-    noise_px: float = Field(default=0.0, ge=0, le=20)  # ground_truth only: Gaussian σ per point
-    seed: int | None = None  # ground_truth noise seed (None: fresh entropy)
-    # mtcnn: smallest face searched; 48 px ≈ the face box at the min_interocular_px gate
-    min_face_px: int = Field(default=48, ge=12, le=1000)
-    threads: int = Field(default=1, ge=1, le=16)  # mtcnn: ONNX Runtime intra-op threads
-
-
 class PipelineConfig(_Section):
     challenge: ChallengeConfig = ChallengeConfig()
     timeouts: StageTimeouts = StageTimeouts()
     gates: GateThresholds = GateThresholds()
     landmarks: LandmarkConfig = LandmarkConfig()
-    # Display/LED-to-camera latency (calibration writes it; DESIGN.md §5 `calibrate`).
-    latency_us: int = Field(default=0, ge=0, le=1_000_000)
+    # Display/LED-to-camera latency (calibration writes it; docs/ARCHITECTURE.md §6).
+    latency_us: LatencyUs = 0
     # Camera transfer function (power law) used to linearise levels for challenge verification.
     camera_gamma: float = Field(default=2.2, ge=1.0, le=3.0)
     # Decision threshold from calibration; None: the bundle's default (MODEL_BUNDLE.md).
-    threshold_override: float | None = Field(default=None, gt=0, le=1)  # 0 would accept all
+    threshold_override: DecisionThreshold | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> PipelineConfig:

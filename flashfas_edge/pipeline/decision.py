@@ -1,4 +1,5 @@
-"""Step 10, the decision: P(live) against the threshold, failing closed (DESIGN.md §1, §4)."""
+"""Step 10, the decision: P(live) against the threshold, failing closed (docs/ARCHITECTURE.md
+§1)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The face region the flash lights: an ellipse placed by the 5 landmarks (DESIGN.md §1 step 5).
+"""The face region the flash lights: an ellipse placed by the 5 landmarks (docs/ARCHITECTURE.md §1
+step 5).
 
 Exposure, flash SNR and challenge verification all measure the *face*, not the frame: a replay
 screen or the background must not vote. The ellipse spans cheeks, forehead and chin (where the

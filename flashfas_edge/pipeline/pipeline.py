@@ -1,4 +1,5 @@
-"""One liveness check end to end (DESIGN.md §1, steps 1–10) over the four small interfaces.
+"""One liveness check end to end (docs/ARCHITECTURE.md §1, steps 1–10) over the four small
+interfaces.
 
 ``run_check`` drives the kiosk's flash and camera; ``run_recorded`` takes a recorded or uploaded
 :class:`~flashfas_edge.data.session.Session` through the same steps 4–10. Both return a
@@ -13,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
-import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -26,15 +26,17 @@ from flashfas_edge.face.base import LandmarkProvider
 from flashfas_edge.face.ground_truth import GroundTruthLandmarks
 from flashfas_edge.face.template import canonical_template
 from flashfas_edge.flash.base import FlashDriver, FlashError, FlashSchedule, FlashState
+from flashfas_edge.flash_levels import same_levels
 from flashfas_edge.inference.backend import Backend
-from flashfas_edge.pipeline.challenge import draw_challenge
+from flashfas_edge.inference.bundle import Bundle
+from flashfas_edge.pipeline.challenge import challenge_family, draw_challenge
 from flashfas_edge.pipeline.config import PipelineConfig
 from flashfas_edge.pipeline.decision import decide, resolve_threshold
 from flashfas_edge.pipeline.face_track import track_face
 from flashfas_edge.pipeline.flash_gates import gate_flash, measure_flash
 from flashfas_edge.pipeline.frame_selection import select_state_frames
 from flashfas_edge.pipeline.rejection import CheckRejected, retry
-from flashfas_edge.pipeline.result import CheckResult, Reason, Verdict
+from flashfas_edge.pipeline.result import CheckResult, Reason, Verdict, new_check_id
 from flashfas_edge.pipeline.session_check import SessionInvalid, validate_session
 from flashfas_edge.pipeline.stage_clock import StageClock, StageRunner, StageTimeoutError
 
@@ -43,6 +45,23 @@ log = logging.getLogger(__name__)
 
 class PipelineSetupError(ValueError):
     """The pipeline's parts do not fit together (e.g. the bundle's N0 differs from the config)."""
+
+
+def _check_challenge_fits(bundle: Bundle, levels: tuple[float, ...], family: str) -> None:
+    """Refuse to feed the networks a challenge unlike the one they were trained on."""
+    if not same_levels(bundle.flash_levels, levels) or bundle.challenge_family != family:
+        raise PipelineSetupError(
+            f"bundle {bundle.name!r} was trained on {bundle.challenge_family} "
+            f"{list(bundle.flash_levels)}, the pipeline's challenge is {family} {list(levels)} "
+            "(set [pipeline.challenge] levels / colour_palette to match, or use a bundle "
+            "trained on this challenge)"
+        )
+    if not bundle.challenge_recorded:
+        log.warning(
+            "bundle %s records no flash_levels/challenge_family; read as the historical "
+            "default %s %s (docs/MODEL_BUNDLE.md)",
+            bundle.name, bundle.challenge_family, list(bundle.flash_levels),
+        )
 
 
 @dataclasses.dataclass
@@ -70,6 +89,10 @@ class Pipeline:
                 f"bundle {bundle.name!r} expects N0 = {bundle.n0} flash states, the challenge "
                 f"config has {self.config.challenge.n0} levels"
             )
+        self.challenge_family = challenge_family(
+            self.config.challenge, flash is not None and flash.supports_colour()
+        )
+        _check_challenge_fits(bundle, self.config.challenge.levels, self.challenge_family)
         method = bundle.normalisation.get("method")
         if method != _core.NORMALISATION:
             raise PipelineSetupError(
@@ -130,7 +153,7 @@ class Pipeline:
 
     def _guarded(self, capture: Callable[[StageClock], _Capture], want_depth: bool,
                  check_id: str | None = None) -> CheckResult:
-        check_id = check_id or uuid.uuid4().hex
+        check_id = check_id or new_check_id()
         with self._lock:  # one camera, one flash: checks run one at a time
             clock = StageClock(self._runner)
             try:

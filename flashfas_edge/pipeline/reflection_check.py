@@ -26,6 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from flashfas_edge.flash_levels import N0_MAX, N0_MIN
+
 
 @dataclass(frozen=True)
 class ReflectionFit:
@@ -84,8 +86,9 @@ def fit_reflection(
     ``excitation`` float [N0, 3]: commanded intensity × colour per play slot."""
     m = linearise(state_means_dl, gamma)
     e = np.asarray(excitation, np.float64)
-    if m.shape != e.shape or m.ndim != 2 or not 3 <= m.shape[0] <= 8:
-        raise ValueError(f"state means {m.shape} and excitation {e.shape} must both be [3..8, C]")
+    if m.shape != e.shape or m.ndim != 2 or not N0_MIN <= m.shape[0] <= N0_MAX:
+        raise ValueError(f"state means {m.shape} and excitation {e.shape} must both be "
+                         f"[{N0_MIN}..{N0_MAX}, C]")
     orders = _orders(m.shape[0])
     r, gains, used = _fit_r(m, e[orders])
     # Other orders that command the very same sequence (repeated states) are not alternatives.

@@ -1,7 +1,9 @@
-"""What one liveness check answers (DESIGN.md §1 step 10): the seam between pipeline and API."""
+"""What one liveness check answers (docs/ARCHITECTURE.md §1 step 10): the seam between pipeline and
+API."""
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -47,6 +49,12 @@ class Reason(str, Enum):
     INVALID_SESSION = "invalid_session"  # a recorded session that is inconsistent (→ 4xx)
 
 
+def new_check_id() -> str:
+    """The id of one check (32 hex digits, random): made here only, for checks the pipeline runs
+    and for those the service answers without running one (lockout)."""
+    return uuid.uuid4().hex
+
+
 @dataclass
 class CheckResult:
     check_id: str
@@ -55,7 +63,8 @@ class CheckResult:
     score: float | None  # P(live) from the backend; None when inference did not run
     threshold: float
     type_probs: dict[str, float] = field(default_factory=dict)
-    timings_ms: dict[str, float] = field(default_factory=dict)  # per stage of DESIGN.md §1
+    # per stage of docs/ARCHITECTURE.md §1
+    timings_ms: dict[str, float] = field(default_factory=dict)
     model: dict[str, Any] = field(default_factory=dict)  # bundle name, manifest sha256
     backend: dict[str, Any] = field(default_factory=dict)  # BackendInfo as a dict
     nonce: str = ""

@@ -1,4 +1,5 @@
-"""Times each stage of a check into ``timings_ms`` and bounds it by a timeout (DESIGN.md §4).
+"""Times each stage of a check into ``timings_ms`` and bounds it by a timeout (docs/ARCHITECTURE.md
+§1).
 
 Blocking I/O stages (flash, capture) carry their own timeouts into the driver calls; compute
 stages run on one worker thread and are abandoned when their deadline passes. A Python thread

@@ -89,18 +89,37 @@ def _synth_aligned(args: argparse.Namespace, job) -> int:
               f"{args.aligned_cache!r}", file=sys.stderr)
         return 2
     try:
-        from flashfas_edge.train.render_cache import render_caches
+        from flashfas_edge.train.render_cache import render_split_caches
     except ImportError as exc:  # torch lives in the training extra
         print(f"flashfas-edge synth: --aligned-cache needs the training code and its extra "
               f"(pip install 'flashfas-edge[train]'): {exc}", file=sys.stderr)
         return 2
-    from flashfas_edge.sim.synth_dataset import sizes_for
+    from dataclasses import asdict
+    from functools import partial
 
+    from flashfas_edge.sim.synth_dataset import (
+        imap_tasks,
+        render_sample,
+        sizes_for,
+        split_jobs,
+        write_dataset_info,
+    )
+
+    run_tasks = partial(imap_tasks, workers=max(1, args.workers), progress=not args.no_progress)
     try:
-        summary = render_caches(job, sizes_for(args.split, args.n), sizes,
-                                workers=max(1, args.workers), progress=not args.no_progress)
+        per_split = {
+            sub.split: render_split_caches(
+                partial(render_sample, sub), sub.n, Path(sub.out), sizes, run_tasks,
+                chunk=sub.shard_size, provenance={"job": asdict(sub)},
+            )
+            for sub in split_jobs(job, sizes_for(args.split, args.n))
+        }
     except ValueError as exc:
         print(f"flashfas-edge synth: {exc}", file=sys.stderr)
         return 2
+    write_dataset_info(job, {k: v["sessions"] for k, v in per_split.items()},
+                       format="flashfas-aligned-cache", frames="aligned",
+                       aligned_sizes=list(sizes))
+    summary = {"sessions": sum(v["sessions"] for v in per_split.values()), "splits": per_split}
     print(json.dumps(summary, indent=1))
     return 0

@@ -3,7 +3,8 @@
 The head is an ellipsoid with facial relief (nose, brow ridge, eye sockets, cheekbones, lips,
 chin) as a displacement field along the local z axis. The relief enters the shading normals and the
 ground-truth depth, which is what the flash reveals (ATR-FAS §3.2: I_d ∝ cos θ). Hair, neck and
-shoulders are there so that the edge of a print is not the only edge in a spoof image (DESIGN §6).
+shoulders are there so that the edge of a print is not the only edge in a spoof image
+(docs/ARCHITECTURE.md §8).
 """
 
 from __future__ import annotations
@@ -137,7 +138,8 @@ def place_head(centre: np.ndarray, yaw: float, pitch: float, roll: float) -> Hea
 
 @dataclass
 class MaskLook:
-    """A 3D mask's painted resin surface (DESIGN §3: uniform material, more specular, eye holes)."""
+    """A 3D mask's painted resin surface (docs/ARCHITECTURE.md §8: uniform material, more specular,
+    eye holes)."""
 
     paint_rgb: np.ndarray
     spec: float

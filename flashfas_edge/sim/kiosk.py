@@ -1,8 +1,9 @@
 """The simulated kiosk: one live scene shared by a virtual camera and a virtual flash surface.
 
-The flash driver (``flashfas_edge/flash/sim_flash.py``) commands display states; each command
-changes the light ``latency`` later (display pipeline + panel response, DESIGN.md §1 step 2). The
-camera (``flashfas_edge/capture/sim_camera.py``) renders frames on the host monotonic clock, each
+The flash driver (``kiosk_flash.py``) commands display states; each command
+changes the light ``latency`` later (display pipeline + panel response, docs/ARCHITECTURE.md §1
+step 2). The
+camera (``kiosk_camera.py``) renders frames on the host monotonic clock, each
 row integrating the display light over its own exposure window (rolling shutter), from the
 scene's basis images (ambient, flash response, replay emission), so it keeps up with 30 fps.
 
@@ -15,7 +16,6 @@ replaced by an earlier recording (challenge mismatch).
 from __future__ import annotations
 
 import threading
-import time
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -29,10 +29,6 @@ from flashfas_edge.sim.schedule import IDLE_STATE
 from flashfas_edge.sim.sensor import SensorState, develop, settle_exposure
 
 _SUBSAMPLES = 8
-
-
-def monotonic_us() -> int:
-    return time.monotonic_ns() // 1000
 
 
 @dataclass(frozen=True)

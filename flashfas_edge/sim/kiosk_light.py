@@ -2,7 +2,8 @@
 
 The display is a rectangle in the camera's plane (z = 0), below the lens, facing the subject. It is
 split into patches; each patch adds L · A · cos θ_screen · cos θ_surface / d² of irradiance (an
-area light — a point light is 13 % off at kiosk distances, DESIGN.md §6). Diffuse response is
+area light — a point light is 13 % off at kiosk distances, docs/ARCHITECTURE.md §8). Diffuse
+response is
 albedo · E (ATR-FAS §3.2, I_d · k_d · cos θ); skin adds a Blinn-Phong lobe; glass and glossy paper
 add the mirror image of the display (the only flash response of a replay screen).
 

@@ -2,7 +2,7 @@
 
 Camera frame (metres): origin at the pinhole, x to the image right, y to the image bottom, z out
 of the lens towards the subject. Every primitive is analytic, so a whole 640×480 frame is a few
-vectorised numpy operations, not a mesh rasteriser (DESIGN.md §3: numpy/OpenCV, no GPU).
+vectorised numpy operations, not a mesh rasteriser (docs/ARCHITECTURE.md §8: numpy/OpenCV, no GPU).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 The screen emits its own light (own brightness and gamma, sub-pixel grid → moiré, PWM refresh
 flicker). The kiosk flash only adds the glass's mirror reflection (a specular highlight where the
-kiosk display is seen in the glass) and a faint diffuse (DESIGN.md §3).
+kiosk display is seen in the glass) and a faint diffuse (docs/ARCHITECTURE.md §8).
 """
 
 from __future__ import annotations

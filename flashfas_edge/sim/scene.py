@@ -2,7 +2,7 @@
 
 Image formation is linear in the light, so a scene is rendered once into
 - ``ambient``: radiance under the room light (mean level),
-- ``flash``: radiance per unit of full-white display light (area light, DESIGN.md §3),
+- ``flash``: radiance per unit of full-white display light (area light, docs/ARCHITECTURE.md §8),
 - ``emission``: a replay screen's own light,
 and any frame is ``a(t)·ambient + e(t)·emission + Σ_c w_c(t)·flash_c`` per row (see
 ``frame_composer.py``). Ground truth (landmarks, depth in the aligned frame) comes with it.
@@ -203,7 +203,8 @@ def face_mean_radiance(img: np.ndarray, lm: np.ndarray) -> float:
 
 
 def _depth_label(gb: GBuffer, lm: np.ndarray, attack_type: str, h: int, w: int) -> np.ndarray:
-    """64×64 depth in the aligned frame (DESIGN.md §2): live = normalised closeness, spoof = 0.5."""
+    """64×64 depth in the aligned frame (docs/ARCHITECTURE.md §2): live = normalised closeness,
+    spoof = 0.5."""
     if attack_type != "live":
         return np.full((DEPTH_SIZE, DEPTH_SIZE), 0.5, np.float32)
     if not np.all(np.isfinite(lm)):

@@ -2,9 +2,10 @@
 (``flashfas_edge.pipeline.challenge``): N0 levels, brightest first, the darkest black, played in a
 random order (MoESA §3.1: first frame under white, last under black; ATR-FAS §3.2, §5.3.3: N0 = 5).
 
-The defaults equal the pipeline's ``ChallengeConfig`` defaults on purpose: the model is trained on
-what the kiosk will play. They are repeated here (not imported) so that a later change of the
-daemon's defaults cannot silently change a frozen training set.
+The default levels are the daemon's (``flashfas_edge.flash_levels``): the model is trained on
+what the kiosk will play. A training set stays what it was because its ``dataset.json`` and the
+bundle exported from it record the levels; the pipeline refuses a bundle whose levels differ from
+its challenge (docs/ARCHITECTURE.md §5).
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from flashfas_edge.flash.base import FlashSchedule, FlashState
+from flashfas_edge.flash_levels import DEFAULT_LEVELS, check_n0
 
-DEFAULT_LEVELS = (1.0, 0.75, 0.5, 0.25, 0.0)
 DEFAULT_STATE_DURATION_US = 100_000
 IDLE_STATE = FlashState(rgb=(1.0, 1.0, 1.0), intensity=0.3)  # kiosk UI between checks
 
@@ -27,8 +28,7 @@ class ScheduleSpec:
     state_duration_us: int = DEFAULT_STATE_DURATION_US
 
     def __post_init__(self) -> None:
-        if not 3 <= len(self.levels) <= 8:
-            raise ValueError(f"N0 must be in 3..8, got {len(self.levels)}")
+        check_n0(len(self.levels))
         if tuple(sorted(self.levels, reverse=True)) != tuple(self.levels):
             raise ValueError("levels must be sorted brightest first")
 

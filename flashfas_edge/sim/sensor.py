@@ -1,5 +1,5 @@
 """The camera's signal chain: locked exposure/gain, shot + read noise, locked white balance,
-gamma, 8-bit quantisation and optional JPEG (DESIGN.md §3 "Camera").
+gamma, 8-bit quantisation and optional JPEG (docs/ARCHITECTURE.md §8).
 """
 
 from __future__ import annotations

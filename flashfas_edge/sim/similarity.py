@@ -1,5 +1,6 @@
 """Least-squares similarity (Umeyama 1991) landmarks → template, the alignment convention of the
-core (DESIGN.md §1 step 7), in numpy so the renderer's labels never depend on a build of _core.
+core (docs/ARCHITECTURE.md §1 step 7), in numpy so the renderer's labels never depend on a build of
+_core.
 """
 
 from __future__ import annotations

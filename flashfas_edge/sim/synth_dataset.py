@@ -165,6 +165,7 @@ def write_dataset_info(job: SynthJob, sessions: dict[str, int], **fields: Any) -
     info = {"generator": "flashfas-edge synth", "format": "flashfas-sessions", "version": 1,
             "seed": job.seed, "protocol": job.protocol, "width": job.width,
             "height": job.height, "frames": job.frames, "levels": list(job.levels),
+            "challenge_family": "white_levels",  # synth renders white flashes (ScheduleSpec)
             "state_duration_us": job.state_duration_us, "splits": sessions, **fields}
     (Path(job.out) / "dataset.json").write_text(json.dumps(info, indent=1, sort_keys=True))
 

@@ -1,6 +1,7 @@
 """Procedural texture maps (smooth value noise) and their lookup at arbitrary surface coordinates.
 
-No face photo set with a permissive licence ships in a pip package (DESIGN.md §6), so skin, hair,
+No face photo set with a permissive licence ships in a pip package (docs/ARCHITECTURE.md §8), so
+skin, hair,
 clothes and walls are procedural: band-limited noise at a few scales.
 """
 

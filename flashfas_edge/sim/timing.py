@@ -1,5 +1,6 @@
 """When the light changes and when each camera row sees it: flash onsets, latency, exposure and
-the rolling-shutter readout (DESIGN.md §1 steps 2–4). Output: per row, how much of its exposure
+the rolling-shutter readout (docs/ARCHITECTURE.md §1 steps 2–4). Output: per row, how much of its
+exposure
 each flash state (and the idle display) contributed.
 """
 

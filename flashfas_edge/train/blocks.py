@@ -1,6 +1,7 @@
 """Convolutional building blocks of the ATR-FAS networks (ResUNet [38] with inverted residuals).
 
-The released ATR-FAS experts are inverted-residual U-Nets (DESIGN.md §6); the same blocks build the
+The released ATR-FAS experts are inverted-residual U-Nets (docs/ARCHITECTURE.md §2); the same
+blocks build the
 attention gate's small ResUNet. Everything here exports to ONNX opset ≥ 13 without custom ops.
 """
 

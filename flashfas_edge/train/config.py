@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from flashfas_edge.flash_levels import check_n0, n_diff_of
+
 ARCHITECTURES = ("atr-fas", "binary-cnn")
 # How the M expert outputs are combined (ATR-FAS §5.3, Table 3).
 MIXINGS = ("avg", "sum", "cat", "random_gate", "type_gate", "sigmoid_gate")
@@ -50,7 +52,7 @@ class ModelConfig:
     def n_frames(self) -> int:
         """Frames the networks see: N = 2(N0 − 2) differential frames, N0 raw, or N0 − 1 diffs."""
         if self.input_mode == "diffnorm":
-            return 2 * (self.n0 - 2)
+            return n_diff_of(self.n0)
         if self.input_mode == "raw":
             return self.n0
         return self.n0 - 1
@@ -68,8 +70,10 @@ class ModelConfig:
             raise ConfigError(f"mixing must be one of {MIXINGS}, got {self.mixing!r}")
         if self.input_mode not in INPUT_MODES:
             raise ConfigError(f"input_mode must be one of {INPUT_MODES}, got {self.input_mode!r}")
-        if not 3 <= self.n0 <= 8:
-            raise ConfigError(f"n0 must be in 3..8 (ATR-FAS §5.3.3), got {self.n0}")
+        try:
+            check_n0(self.n0)  # ATR-FAS §5.3.3
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from exc
         levels = len(self.expert_channels) - 1
         if self.input_size % (4 * 2**levels) or self.input_size < 32:
             raise ConfigError(

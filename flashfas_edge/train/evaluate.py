@@ -1,4 +1,5 @@
-"""Evaluation protocol (ATR-FAS §4.2, DESIGN.md §3): threshold at the dev EER, error rates on test.
+"""Evaluation protocol (ATR-FAS §4.2, docs/ARCHITECTURE.md §8): threshold at the dev EER, error
+rates on test.
 
 A bundle is scored through the daemon's own backend (``inference.create_backend``), so the numbers
 describe what ships; a checkpoint is scored with PyTorch (for ablations that have no bundle form).

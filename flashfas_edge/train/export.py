@@ -1,4 +1,5 @@
-"""Export a trained ATR-FAS checkpoint as a model bundle (docs/MODEL_BUNDLE.md, DESIGN.md §4).
+"""Export a trained ATR-FAS checkpoint as a model bundle (docs/MODEL_BUNDLE.md,
+docs/ARCHITECTURE.md §4).
 
 One ONNX file per module (stem, expert_print/replay/mask, type_gate, attention_gate, head) with a
 dynamic batch dimension and fixed N = 2(N0 − 2), so a runtime can skip experts the type gate rules
@@ -22,6 +23,12 @@ import torch
 from torch import Tensor, nn
 
 from flashfas_edge import _core
+from flashfas_edge.flash_levels import (
+    DEFAULT_CHALLENGE_FAMILY,
+    DEFAULT_LEVELS,
+    check_family,
+    check_levels,
+)
 from flashfas_edge.inference.backend import ATTACK_TYPES
 from flashfas_edge.inference.bundle import FORMAT_VERSION, MANIFEST_NAME
 from flashfas_edge.train.config import TrainConfig
@@ -80,6 +87,24 @@ def _example_input(config: TrainConfig, name: str, batch: int) -> Tensor:
     return torch.randn(*shapes[name], generator=torch.Generator().manual_seed(0))
 
 
+def trained_challenge(data_provenance: dict[str, Any]) -> tuple[tuple[float, ...], str]:
+    """The flash levels and challenge family a run was trained on, from its data's
+    ``dataset.json`` (``synth`` records both); a dataset that does not say was rendered with the
+    defaults, which is what it is read as (every ``--extra-train`` set must agree)."""
+    found = set()
+    for entry in [data_provenance, *data_provenance.get("extra_train", [])]:
+        info = entry.get("dataset", {}) if isinstance(entry, dict) else {}
+        try:
+            levels = check_levels(info.get("levels", DEFAULT_LEVELS))
+            family = check_family(info.get("challenge_family", DEFAULT_CHALLENGE_FAMILY))
+        except (TypeError, ValueError) as exc:
+            raise ExportError(f"training data {entry.get('path', '?')}: {exc}") from exc
+        found.add((levels, family))
+    if len(found) != 1:
+        raise ExportError(f"the training data mixes challenges: {sorted(found)}")
+    return found.pop()
+
+
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -107,6 +132,12 @@ def export_bundle(
         raise ExportError("the bundle contract fixes N0 = 5 (N = 6)")
     if not 0.0 <= threshold <= 1.0:
         raise ExportError(f"threshold {threshold} is not a probability")
+    flash_levels, challenge_family = trained_challenge(provenance.get("data", {}))
+    if len(flash_levels) != config.model.n0:
+        raise ExportError(
+            f"the training data has {len(flash_levels)} flash levels, the model n0 = "
+            f"{config.model.n0}"
+        )
     model = model.eval().cpu()
     out_dir.mkdir(parents=True, exist_ok=True)
     modules: dict[str, Any] = {}
@@ -138,6 +169,8 @@ def export_bundle(
         "config": config.name,
         "n0": config.model.n0,
         "n_diff": config.model.n_frames,
+        "flash_levels": list(flash_levels),
+        "challenge_family": challenge_family,
         "input_size": config.model.input_size,
         "depth_size": config.model.depth_size,
         "feature_channels": config.model.stem_channels,

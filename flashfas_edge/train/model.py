@@ -1,4 +1,4 @@
-"""The ATR-FAS network (ATR-FAS §3, Fig. 2; DESIGN.md §2) and the binary-CNN baseline.
+"""The ATR-FAS network (ATR-FAS §3, Fig. 2; docs/ARCHITECTURE.md §2) and the binary-CNN baseline.
 
 Shapes: x [B, N, 3, S, S] differential frames → stem → feat [B, N, C, D, D] (D = S/4) → M expert
 ResUNets → per-pixel logits over K depth bins → mixed by the type gate (MEMM, §3.4) → fused over

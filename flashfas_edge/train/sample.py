@@ -1,4 +1,4 @@
-"""One Session → the network input the daemon would compute (DESIGN.md §1 steps 4, 7, 8).
+"""One Session → the network input the daemon would compute (docs/ARCHITECTURE.md §1 steps 4, 7, 8).
 
 Frames are chosen exactly as the daemon chooses them (``_core.assign_frames``: one clean frame per
 flash state), aligned with the session's landmarks onto ``canonical_template(size)`` and turned into

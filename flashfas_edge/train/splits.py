@@ -12,7 +12,10 @@ import hashlib
 import json
 from pathlib import Path
 
+import numpy as np
+
 from flashfas_edge.data.dataset_format import DatasetFormatError
+from flashfas_edge.inference.bundle import Bundle
 from flashfas_edge.train.cache import (
     CacheError,
     SplitTensors,
@@ -89,6 +92,16 @@ def load_split_for(
         return load_split(cache_dir, model.input_mode, model.depth_size, keep_aligned)
     except CacheError as exc:
         raise DataError(str(exc)) from exc
+
+
+def dataset_inputs(bundle: Bundle, data_dir: Path, split: str = "dev") -> np.ndarray:
+    """A dataset split's checks as the bundle's networks see them (through the training cache):
+    float32 [B, N, 3, S, S], for ``engines verify --data``."""
+    split_dir = find_split(Path(data_dir), split)
+    if split_dir is None:
+        raise DataError(f"{data_dir}: no {split} split")
+    tensors = load_split_for(split_dir, ModelConfig(n0=bundle.n0, input_size=bundle.input_size))
+    return np.ascontiguousarray(tensors.x.float().numpy())
 
 
 def extra_train_dirs(extra: list[Path]) -> list[Path]:

@@ -1,6 +1,6 @@
 """System-level evaluation: every test session through the daemon's own pipeline.
 
-``Pipeline.run_recorded`` runs DESIGN.md §1 steps 4–10 (sync, quality gates, challenge
+``Pipeline.run_recorded`` runs docs/ARCHITECTURE.md §1 steps 4–10 (sync, quality gates, challenge
 verification, alignment, diffnorm, the bundle on ONNX Runtime, the decision at the bundle's
 threshold). A check the daemon answers with ``retry`` (e.g. ``low_flash_snr`` in sunlight: the
 flash cannot be seen, so it proves nothing) is a non-response: ISO/IEC 30107-3 reports it apart

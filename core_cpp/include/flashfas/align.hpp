@@ -3,7 +3,7 @@
 
 namespace flashfas {
 
-// DESIGN.md §1 step 7: warp each frame onto the canonical template.
+// docs/ARCHITECTURE.md §1 step 7: warp each frame onto the canonical template.
 // frames: [t_count, height, width, 3] uint8; landmarks: [t_count, k, 2]; face_template: [k, 2]
 // (both as double, interleaved x, y). Writes aligned [t_count, size, size, 3] uint8 and, per frame,
 // how many output pixels read outside the source (filled with 0).

@@ -9,7 +9,7 @@ namespace flashfas {
 //   X = D · F / 255,   X <- X / max(sqrt(mean(X^2)), kGlobalRmsEps)
 // One scale for the whole sample removes camera gain / exposure and the global albedo scale while
 // keeping the spatial shading pattern; per-pixel ratios would cancel the shape when the flashes
-// all come from one direction (DESIGN.md §6). eps is in units of full scale (1e-3 ~ 0.26 levels):
+// all come from one direction (docs/ARCHITECTURE.md §2). eps is in units of full scale (1e-3 ~ 0.26 levels):
 // below it there is no flash signal to amplify, only noise.
 constexpr double kGlobalRmsEps = 1e-3;
 

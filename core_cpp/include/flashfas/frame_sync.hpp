@@ -3,7 +3,7 @@
 
 namespace flashfas {
 
-// DESIGN.md §1 step 4: pick, for each flash state, the frame whose whole exposure saw only it.
+// docs/ARCHITECTURE.md §1 step 4: pick, for each flash state, the frame whose whole exposure saw only it.
 // frame_times_us[t]: start of exposure of the first sensor row (host monotonic µs), non-decreasing.
 // Rolling shutter: the last row starts readout_us later, so a frame integrates light over
 // [t, t + readout_us + exposure_us].

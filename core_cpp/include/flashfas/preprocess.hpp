@@ -3,7 +3,7 @@
 
 namespace flashfas {
 
-// Fused align + float conversion + diffnorm (DESIGN.md §1 steps 7-8) in one pass over the output:
+// Fused align + float conversion + diffnorm (docs/ARCHITECTURE.md §1 steps 7-8) in one pass over the output:
 // per output row, each frame is sampled straight from the camera image into a small row buffer and
 // the differential rows are written at once; a second, in-place pass applies the global-RMS scale.
 // No full-size intermediate. Bit-identical to diffnorm(align_faces(...)) because both round the

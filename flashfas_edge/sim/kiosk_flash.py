@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import time
 
+from flashfas_edge.clock import monotonic_us
 from flashfas_edge.flash.base import FlashError, FlashPlayback, FlashSchedule
-from flashfas_edge.sim.kiosk import SimKiosk, monotonic_us
+from flashfas_edge.sim.kiosk import SimKiosk
 
 
 def _sleep_until(t_us: int) -> None:

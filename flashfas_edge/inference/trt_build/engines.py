@@ -18,7 +18,9 @@ import numpy as np
 from flashfas_edge.inference.backend import BackendError
 from flashfas_edge.inference.bundle import Bundle, RoutingConfig, sha256_of_file
 from flashfas_edge.inference.engine_manifest import EngineManifest, EngineModule
-from flashfas_edge.inference.engine_plan import (
+from flashfas_edge.inference.forward import BundleForward, ModuleRunner
+from flashfas_edge.inference.gpu_environment import GpuEnvironment
+from flashfas_edge.inference.trt_build.engine_plan import (
     BuildOptions,
     ModulePlan,
     autocast_command,
@@ -26,8 +28,6 @@ from flashfas_edge.inference.engine_plan import (
     plan_modules,
     trtexec_command,
 )
-from flashfas_edge.inference.forward import BundleForward, ModuleRunner
-from flashfas_edge.inference.gpu_environment import GpuEnvironment
 
 # FP16 parity with ONNX Runtime FP32 (per check). Depth and attention live in [0, 1] and FP16 has
 # ~3 significant digits, so a few 1e-3 per op accumulating through ~10 convs stays under 2e-2.
@@ -245,18 +245,6 @@ def verification_inputs(bundle: Bundle, samples: int, seed: int = 0) -> np.ndarr
     x = rng.normal(0.0, 1.0, (samples, *bundle.input_shape)).astype(np.float32)
     x[0] = 0.0
     return x
-
-
-def dataset_inputs(bundle: Bundle, data_dir: Path, split: str = "dev") -> np.ndarray:
-    """A dataset split's checks as the network sees them (through the training data cache)."""
-    from flashfas_edge.train.config import ModelConfig
-    from flashfas_edge.train.splits import find_split, load_split_for
-
-    split_dir = find_split(Path(data_dir), split)
-    if split_dir is None:
-        raise BackendError(f"{data_dir}: no {split} split")
-    tensors = load_split_for(split_dir, ModelConfig(n0=bundle.n0, input_size=bundle.input_size))
-    return np.ascontiguousarray(tensors.x.float().numpy())
 
 
 def compare_runners(

@@ -1,7 +1,8 @@
 """What to build for each bundle module: its ONNX file, the batch shapes, the trtexec line.
 
 Shared by ``flashfas-edge engines build`` and ``engines/build_engines.sh`` (which asks
-``python -m flashfas_edge.inference.engine_plan`` for the shapes), so both build the same engines.
+``python -m flashfas_edge.inference.trt_build.engine_plan`` for the shapes), so both build the
+same engines.
 TensorRT ≥ 11 is strongly typed and has no ``--fp16``: FP16 there comes from an ONNX file converted
 beforehand (ModelOpt AutoCast, inputs/outputs kept FP32). TensorRT 10 (JetPack 6.x ships 10.3)
 still takes ``--fp16``.
@@ -14,8 +15,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from flashfas_edge.inference.backend import BundleError
-from flashfas_edge.inference.bundle import Bundle, load_bundle
+from flashfas_edge.inference.bundle import Bundle, BundleError, load_bundle
 
 MIN_TENSORRT_MAJOR = 10
 Shape = tuple[int, ...]
@@ -133,9 +133,10 @@ def trtexec_command(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m flashfas_edge.inference.engine_plan BUNDLE MIN OPT MAX`` for build_engines.sh:
-    one tab-separated line per module: module, onnx path, minShapes, optShapes, maxShapes."""
-    parser = argparse.ArgumentParser(prog="python -m flashfas_edge.inference.engine_plan")
+    """``python -m flashfas_edge.inference.trt_build.engine_plan BUNDLE MIN OPT MAX`` (for
+    build_engines.sh): one tab-separated line per module: module, onnx path, minShapes,
+    optShapes, maxShapes."""
+    parser = argparse.ArgumentParser(prog="python -m flashfas_edge.inference.trt_build.engine_plan")
     parser.add_argument("bundle")
     parser.add_argument("batch_min", type=int)
     parser.add_argument("batch_opt", type=int)

@@ -14,7 +14,8 @@ from typing import Any
 
 from flashfas_edge.capture.base import CameraInfo, Frame
 from flashfas_edge.capture.frame_ring import FrameRing, RingCamera
-from flashfas_edge.sim.kiosk import SimKiosk, monotonic_us
+from flashfas_edge.clock import monotonic_us
+from flashfas_edge.sim.kiosk import SimKiosk
 
 log = logging.getLogger(__name__)
 

@@ -97,7 +97,7 @@ def _load(args):
 
 
 def _options(args, bundle):
-    from flashfas_edge.inference.engine_plan import BuildOptions
+    from flashfas_edge.inference.trt_build.engine_plan import BuildOptions
 
     cache = Path(args.timing_cache or bundle.directory / "tensorrt.timing.cache")
     options = BuildOptions(
@@ -117,7 +117,8 @@ def _guarded(handler):
     """Typed library errors become one clear line and exit code 1 (2 for bad arguments)."""
 
     def run(args) -> int:
-        from flashfas_edge.inference.backend import BackendError, BundleError
+        from flashfas_edge.inference.backend import BackendError
+        from flashfas_edge.inference.bundle import BundleError
 
         try:
             return handler(args)
@@ -136,8 +137,8 @@ def _guarded(handler):
 
 @_guarded
 def _build(args) -> int:
-    from flashfas_edge.inference.engines import build_commands, build_engines
     from flashfas_edge.inference.gpu_environment import probe_gpu
+    from flashfas_edge.inference.trt_build.engines import build_commands, build_engines
 
     bundle, engines_dir = _load(args)
     options = _options(args, bundle)
@@ -184,18 +185,24 @@ def _verify(args) -> int:
 def _verify_engines(
     bundle, engines_dir: Path, *, samples: int, seed: int, data: str | None = None
 ) -> int:
-    from flashfas_edge.inference.engines import (
+    from flashfas_edge.inference.ort_backend import OrtModuleRunner
+    from flashfas_edge.inference.tensorrt_backend import TensorRTBackend
+    from flashfas_edge.inference.trt_build.engines import (
         FP16_TOLERANCE,
         FP32_TOLERANCE,
         compare_runners,
-        dataset_inputs,
         verification_inputs,
     )
-    from flashfas_edge.inference.ort_backend import OrtModuleRunner
-    from flashfas_edge.inference.tensorrt_backend import TensorRTBackend
 
     if data:
-        inputs = dataset_inputs(bundle, Path(data), "dev")
+        # Real sessions go through the training cache (torch): the training extra is needed here.
+        from flashfas_edge.train.splits import DataError, dataset_inputs
+
+        try:
+            inputs = dataset_inputs(bundle, Path(data), "dev")
+        except DataError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
         source = f"dev split of {data}"
     else:
         inputs = verification_inputs(bundle, samples, seed)
@@ -224,7 +231,7 @@ def _verify_engines(
 
 @_guarded
 def _info(args) -> int:
-    from flashfas_edge.inference.backend import BundleError
+    from flashfas_edge.inference.bundle import BundleError
     from flashfas_edge.inference.engine_manifest import read_engine_manifest
     from flashfas_edge.inference.factory import choose_backend
 
@@ -241,6 +248,9 @@ def _info(args) -> int:
             "manifest_sha256": bundle.manifest_sha256,
             "n0": bundle.n0,
             "n_diff": bundle.n_diff,
+            "flash_levels": list(bundle.flash_levels),
+            "challenge_family": bundle.challenge_family,
+            "challenge_recorded": bundle.challenge_recorded,
             "input_size": bundle.input_size,
             "depth_size": bundle.depth_size,
             "normalisation": bundle.normalisation,
@@ -260,7 +270,8 @@ def _info(args) -> int:
         b = info["bundle"]
         print(f"bundle {b['name']} ({b['directory']}), manifest sha256 {b['manifest_sha256']}")
         print(
-            f"  n0 {b['n0']}, {b['n_diff']} differential frames, input {b['input_size']}², "
+            f"  n0 {b['n0']} ({b['challenge_family']} {b['flash_levels']}), "
+            f"{b['n_diff']} differential frames, input {b['input_size']}², "
             f"depth {b['depth_size']}², threshold {b['threshold_default']}, "
             f"sparse routing {'on' if bundle.routing.sparse else 'off'}"
         )
@@ -271,8 +282,8 @@ def _info(args) -> int:
 
 @_guarded
 def _record(args) -> int:
-    from flashfas_edge.inference.engines import record_engines
     from flashfas_edge.inference.gpu_environment import GpuEnvironment, probe_gpu
+    from flashfas_edge.inference.trt_build.engines import record_engines
 
     bundle, engines_dir = _load(args)
     options = _options(args, bundle)

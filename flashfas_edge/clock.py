@@ -1,0 +1,16 @@
+"""The one clock of a liveness check: host monotonic time in whole microseconds.
+
+Flash onsets (``FlashPlayback.onsets_us``), frame exposure starts (``Frame.t_start_us``), the
+calibrated latency and the watchdog's frame age are all compared with one another, so every one
+of them is read from this function (docs/ARCHITECTURE.md §3). ``CLOCK_MONOTONIC`` never jumps
+with wall-clock changes and is what V4L2 stamps its buffers with.
+"""
+
+from __future__ import annotations
+
+import time
+
+
+def monotonic_us() -> int:
+    """Host monotonic time in µs (``time.monotonic_ns() // 1000``)."""
+    return time.monotonic_ns() // 1000
