@@ -7,7 +7,7 @@ PyTorch eager as the reference point in the same run (where torch and the traini
     python benchmarks/bench_inference.py                          # engines/edge-default
     python benchmarks/bench_inference.py --bundle DIR --checks 300 --threads 1 2
     python benchmarks/bench_inference.py --modules                # per-module breakdown (ORT)
-    python benchmarks/bench_inference.py --data /work/data/ds     # sparse routing on dev/test
+    python benchmarks/bench_inference.py --data data/ds     # sparse routing on dev/test
 
 The inputs are seeded random draws shaped like _core.preprocess output: latency does not depend on
 the pixel values, but sparse routing does (it depends on the gate), so sparse figures on random

@@ -11,8 +11,8 @@ import sys
 from pathlib import Path
 
 TRAIN_EPILOG = """examples:
-  flashfas-edge train --config edge --data /work/data/ds --out runs/edge-s0
-  flashfas-edge train --config ablation-memm-avg --data /work/data/ds --out runs/avg --epochs 6
+  flashfas-edge train --config edge --data data/ds --out runs/edge-s0
+  flashfas-edge train --config ablation-memm-avg --data data/ds --out runs/avg --epochs 6
   flashfas-edge train --config edge --data DS --out runs/edge-s0 --resume
   flashfas-edge train --config edge --data DS --out runs/edge-s0 --resume --epochs 10
   flashfas-edge train --config edge-relight-ft --data DS --out runs/ft --init-from runs/r/best.pt
@@ -24,9 +24,9 @@ presets: edge, edge-relight, edge-relight-ft, edge-snr-aug, paper, tiny,
 """
 
 EVAL_EPILOG = """examples:
-  flashfas-edge eval --model engines/edge-default --data /work/data/ds --out runs/eval
-  flashfas-edge eval --model runs/edge-s0/best.pt --data /work/data/ds --out runs/eval-ckpt
-  flashfas-edge eval --model engines/edge-default --data /work/data/fresh-test
+  flashfas-edge eval --model engines/edge-default --data data/ds --out runs/eval
+  flashfas-edge eval --model runs/edge-s0/best.pt --data data/ds --out runs/eval-ckpt
+  flashfas-edge eval --model engines/edge-default --data data/fresh-test
 With dev/ and test/ splits the threshold is fixed at the dev EER; with a single split the
 threshold stored in the bundle (dev EER at training time) is used.
 """
@@ -34,22 +34,22 @@ threshold stored in the bundle (dev EER at training time) is used.
 EXPORT_EPILOG = """examples:
   flashfas-edge export --checkpoint runs/edge-s0/best.pt --out engines/edge-default
   flashfas-edge export --checkpoint runs/edge-s0/best.pt --out engines/edge-default \\
-      --data /work/data/ds --report runs/eval/report.json
+      --data data/ds --report runs/eval/report.json
 """
 
 
 ENSEMBLE_EPILOG = """examples:
   flashfas-edge ensemble --member runs/b0 --member runs/b1 --member runs/b2 \\
-      --data /work/data/dsA --out engines/edge-default
+      --data data/dsA --out engines/edge-default
 The threshold is the dev EER of the averaged scores, measured through ONNX Runtime.
 """
 
 
 ABLATE_EPILOG = """examples:
   flashfas-edge ablate --configs edge,ablation-memm-avg,baseline-binary-cnn --seeds 0,1,2 \\
-      --data /work/data/ds --out runs/ablate --epochs 6
-  flashfas-edge ablate --configs edge,edge-relight --seeds 0,1,2 --data /work/data/dsA \\
-      --extra-train /work/data/dsB --out runs/ablate-4680 --epochs 7
+      --data data/ds --out runs/ablate --epochs 6
+  flashfas-edge ablate --configs edge,edge-relight --seeds 0,1,2 --data data/dsA \\
+      --extra-train data/dsB --out runs/ablate-4680 --epochs 7
 Finished runs are reused, so an interrupted table resumes where it stopped.
 """
 
