@@ -52,7 +52,8 @@ def _build(compiler: str, output: Path, extra: list[str]) -> None:
 @pytest.mark.slow
 def test_aarch64_build_gives_the_same_bytes_as_x86_64(tmp_path: Path) -> None:
     if not (HOST_CXX and CROSS_CXX and QEMU):
-        why = "needs g++, aarch64-linux-gnu-g++, qemu-aarch64 (apt: g++-aarch64-linux-gnu qemu-user)"
+        why = ("needs g++, aarch64-linux-gnu-g++, qemu-aarch64 "
+               "(apt: g++-aarch64-linux-gnu qemu-user)")
         if "aarch64" in os.environ.get("FLASHFAS_CI_REQUIRE", "").split(","):
             pytest.fail(f"CI requires this test: {why}")
         pytest.skip(why)
