@@ -6,6 +6,14 @@
 Runs the real ``synth`` path (render → shard writer) into a temporary folder, then prints one JSON
 line: sessions/s, the projected time for a 20 000-session training set, bytes per 1000 sessions
 as written (uncompressed shards) and with ``--compress``, and a per-stage split of one process.
+
+Baselines measured in the same run, each with its ratio:
+- the workers' wall-clock rate against what one process's CPU time per session promises on every
+  core (parallel efficiency; below 1 where other jobs share the cores);
+- the simulated kiosk's frame render (``SimKiosk.render_frame``, the virtual camera's cost per
+  frame at this resolution) against the 30 fps frame period. Target: it fits in the period, with
+  the render, the pipeline and the daemon sharing the cores. When it does not, the virtual camera
+  falls behind and checks end in ``retry / no_clean_frame`` (benchmarks/bench_e2e.py).
 """
 
 from __future__ import annotations
@@ -18,6 +26,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+FPS = 30.0  # the simulated kiosk's camera
 
 
 def main() -> int:
@@ -60,6 +70,19 @@ def main() -> int:
                                            np.array([0.0]), 10**9), rng)
         t_frames.append((time.perf_counter() - t1) / 5)
         t_scene.append(t1 - t0)
+    # the virtual camera's cost per frame, at the same resolution (what the daemon's --sim pays)
+    from flashfas_edge.sim.device import PROFILE_BY_NAME
+    from flashfas_edge.sim.kiosk import SimKiosk, monotonic_us
+
+    kiosk = SimKiosk(PROFILE_BY_NAME["kiosk15_mipi"], width=args.width, height=args.height)
+    kiosk.render_frame(monotonic_us())
+    t_render = []
+    for _ in range(20):
+        t0 = time.perf_counter()
+        kiosk.render_frame(monotonic_us())
+        t_render.append(time.perf_counter() - t0)
+    render_ms = 1e3 * float(np.median(t_render))
+    period_ms = 1e3 / FPS
     # CPU seconds of whole sessions in this process: what the cores would give without the
     # other jobs of a shared machine (wall-clock rates above include their load)
     cpu0 = time.process_time()
@@ -77,9 +100,22 @@ def main() -> int:
         "one_process_frame_s": round(float(np.median(t_frames)), 4),
         "cpu_s_per_session": round(cpu_per_session, 3),
         "sessions_per_s_if_cores_were_free": round((os.cpu_count() or 1) / cpu_per_session, 2),
+        "kiosk_frame_render_ms": round(render_ms, 2),
+        "frame_period_ms": round(period_ms, 2),
         "load_average_1min": round(os.getloadavg()[0], 2),
     }
+    cores = min(args.workers, os.cpu_count() or 1)
+    ideal = cores / cpu_per_session
+    out["parallel_efficiency"] = round(rate / ideal, 2)
+    out["target_render_within_frame_period"] = render_ms < period_ms
     print(json.dumps(out))
+    print(f"baseline: {cores} x one process's CPU time per session "
+          f"({cpu_per_session:.2f} s) promises {ideal:.2f} sessions/s; measured {rate:.2f}: "
+          f"ratio {rate / ideal:.2f} (load average {out['load_average_1min']})")
+    print(f"baseline: the {FPS:g} fps frame period {period_ms:.1f} ms; the simulated kiosk renders "
+          f"a {args.width}x{args.height} frame in {render_ms:.1f} ms (median of 20): ratio "
+          f"{render_ms / period_ms:.2f}, target < 1: "
+          f"{'holds' if render_ms < period_ms else 'MISSED'}")
     return 0
 
 

@@ -27,7 +27,7 @@ def _key(tmp_path, mode=0o600):
 def test_help_shows_examples():
     result = _cli("serve", "--help")
     assert result.returncode == 0 and "examples:" in result.stdout
-    for command in ("check", "record", "demo"):
+    for command in ("check", "sim", "record", "demo"):
         assert "examples:" in _cli(command, "--help").stdout
 
 
@@ -78,3 +78,28 @@ def test_a_real_kiosk_without_its_key_file_refuses_to_start(tmp_path):
     result = _cli("serve", "--port", "0", "--api-key-file", str(tmp_path / "absent"))
     assert result.returncode == 78
     assert "cannot open the API key file" in result.stderr
+
+
+def test_check_without_a_key_file_names_the_problem_not_a_status(tmp_path):
+    result = _cli("check", "--api-key-file", str(tmp_path / "missing"))
+    assert result.returncode == 2
+    line = result.stderr.strip()
+    assert line.startswith("check failed: no_api_key: cannot read the API key file")
+    assert " 0 " not in line and "\n" not in line
+
+
+def test_demo_rejects_an_unknown_scene_before_starting_a_daemon():
+    result = _cli("demo", "--scenes", "live", "ghost", timeout=30)
+    assert result.returncode == 2
+    assert "starting the daemon" not in result.stdout
+    message = result.stderr.strip()
+    assert "'ghost'" in message
+    for known in ("live", "print", "replay", "mask", "injected_replay", "too_far"):
+        assert known in message
+
+
+def test_serve_scene_needs_sim_and_a_known_name(tmp_path):
+    without_sim = _cli("serve", "--scene", "print")
+    assert without_sim.returncode == 78 and "need --sim" in without_sim.stderr
+    unknown = _cli("serve", "--sim", "--scene", "ghost", "--port", "0")
+    assert unknown.returncode == 78 and "'ghost'" in unknown.stderr

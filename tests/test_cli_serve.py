@@ -88,6 +88,13 @@ def test_serve_speaks_sd_notify_and_answers_check(tmp_path, bundle):
         denied = _cli("check", "--json", "--url", url, "--api-key-file", str(wrong))
         assert denied.returncode == 2
         assert json.loads(denied.stdout)["error"]["code"] == "unauthorized"
+        # the simulated scene changes without curl
+        shown = _cli("sim", "--scene", "mask", "--ambient", "dark_room", "--seed", "4",
+                     "--url", url, "--api-key-file", str(key))
+        assert shown.returncode == 0, shown.stderr
+        assert shown.stdout.strip() == "scene mask, ambient dark_room, seed 4"
+        refused = _cli("sim", "--scene", "ghost", "--url", url, "--api-key-file", str(key))
+        assert refused.returncode == 2 and "ghost" in refused.stderr and "(HTTP 4" in refused.stderr
 
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0

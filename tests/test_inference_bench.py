@@ -51,3 +51,22 @@ def test_benchmark_refuses_a_missing_bundle(tmp_path):
         timeout=60,
     )
     assert result.returncode == 2 and "no bundle" in result.stderr
+
+
+def test_expert_calls_are_counted_over_every_member_of_an_ensemble(tmp_path):
+    from flashfas_edge.inference.synthetic_bundle import write_synthetic_ensemble
+
+    bundle = write_synthetic_ensemble(tmp_path / "ens", members=2, input_size=32)
+    out = tmp_path / "results.json"
+    result = subprocess.run(
+        [sys.executable, str(BENCH), "--bundle", str(bundle), "--checks", "4", "--warmup", "1",
+         "--threads", "1", "--json", str(out)],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    rows = {r["backend"]: r for r in json.loads(out.read_text())}
+    # dense: 3 experts in each of the 2 members, not the union of 3
+    assert rows["onnxruntime cpu 1t dense"]["expert_calls_per_check"] == 6.0
+    assert rows["onnxruntime cpu 1t sparse"]["expert_calls_per_check"] <= 6.0
+    # synthetic bundles have no training config: the PyTorch baseline says why it is missing
+    assert "pytorch eager: skipped" in result.stdout

@@ -197,3 +197,66 @@ def test_a_second_person_is_reported_in_frame_meta(kiosk):
     faces = frames[-1].meta["faces"]
     assert len(faces) == 2 and np.array_equal(faces[0], frames[-1].meta["landmarks"])
     assert np.linalg.norm(faces[1].mean(axis=0) - faces[0].mean(axis=0)) > 20
+
+
+def _stall_once(kiosk, stall_s: float, after_renders: int = 2):
+    """Make the renderer stall once (another job took the core), like a busy kiosk."""
+    render, calls = kiosk.render_frame, []
+
+    def slow_render(t_start_us):
+        calls.append(t_start_us)
+        if len(calls) == after_renders:
+            time.sleep(stall_s)
+        return render(t_start_us)
+
+    kiosk.render_frame = slow_render
+
+
+def test_a_renderer_stall_shorter_than_the_queue_delays_frames_but_loses_none(kiosk):
+    # 2 frame periods: well within the 4-frame queue a V4L2 camera also has (OpenCV's default)
+    _stall_once(kiosk, 2 / 30)
+    cam = SimCamera(kiosk, fps=30.0)
+    cam.start()
+    try:
+        t0 = monotonic_us()
+        frames = cam.frames_between(t0, t0 + 600_000, timeout_s=5.0)
+    finally:
+        cam.stop()
+    indices = [f.index for f in frames]
+    assert indices == list(range(indices[0], indices[0] + len(indices)))  # none skipped
+    assert len(frames) >= 17 and cam.late_frames == 0
+
+
+def test_a_renderer_stall_longer_than_the_queue_loses_frames_like_a_full_v4l2_queue(kiosk):
+    _stall_once(kiosk, 10 / 30)
+    cam = SimCamera(kiosk, fps=30.0, queue_frames=4)
+    cam.start()
+    try:
+        t0 = monotonic_us()
+        frames = cam.frames_between(t0, t0 + 800_000, timeout_s=5.0)
+    finally:
+        cam.stop()
+    indices = [f.index for f in frames]
+    assert cam.late_frames >= 4
+    assert len(set(np.diff(indices))) > 1  # a gap where the queue was full
+    assert np.all(np.diff([f.t_start_us for f in frames]) > 0)  # true timestamps, in order
+
+
+def test_a_late_flash_wake_up_never_shortens_the_next_state(kiosk):
+    flash = SimFlashDriver(kiosk)
+    flash.start()
+    command, count = kiosk.command_display, []
+
+    def late_command(state, t_command_us):
+        count.append(1)
+        if len(count) == 2:
+            time.sleep(0.015)  # the driver thread woke 15 ms late for the second state
+        command(state, t_command_us)
+
+    kiosk.command_display = late_command
+    states = tuple(FlashState((1, 1, 1), level) for level in (1.0, 0.0, 0.5, 0.25))
+    schedule = FlashSchedule(states=states, state_duration_us=40_000, nonce="n",
+                             order=(0, 2, 3, 1))
+    playback = flash.play(schedule, timeout_s=2.0)
+    durations = np.diff([*playback.onsets_us, playback.end_us])
+    assert np.all(durations >= 40_000), durations

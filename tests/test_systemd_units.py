@@ -145,3 +145,44 @@ def test_the_shipped_config_is_valid(staged, tmp_path):
     assert loaded.daemon.kiosk.flash.kind == "led_serial"
     assert loaded.pipeline.latency_us == 41000  # calibration wins
     assert loaded.pipeline.threshold_override == pytest.approx(0.62)
+
+
+# The example config's deliberate choices for a real kiosk (each commented in the file).
+EXAMPLE_DIFFERS_FROM_DEFAULT = {
+    ("calibration_file",): "/etc/flashfas-edge/calibration.json",
+    ("kiosk", "flash", "kind"): "led_serial",
+    ("model", "backend"): "auto",
+}
+
+
+def _leaves(table: dict, prefix: tuple = ()):
+    for key, value in table.items():
+        if isinstance(value, dict):
+            yield from _leaves(value, (*prefix, key))
+        else:
+            yield (*prefix, key), value
+
+
+def test_example_config_shows_the_defaults_except_the_marked_kiosk_choices():
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
+    from flashfas_edge.config import DaemonConfig
+
+    text = (Path(__file__).resolve().parents[1] / "systemd" / "flashfas-edge.toml").read_text()
+    example = dict(_leaves(tomllib.loads(text)))
+    DaemonConfig.model_validate(tomllib.loads(text))  # every key exists and is valid
+    defaults = DaemonConfig().model_dump(mode="json")
+    differing = {}
+    for path, value in example.items():
+        default = defaults
+        for key in path:
+            default = default[key]
+        if value != default:
+            differing[path] = value
+    assert differing == EXAMPLE_DIFFERS_FROM_DEFAULT
+    for path in EXAMPLE_DIFFERS_FROM_DEFAULT:  # and the file says so beside each
+        line = next(i for i, row in enumerate(text.splitlines())
+                    if row.split("=")[0].strip() == path[-1])
+        assert "differs from the default" in "\n".join(text.splitlines()[line - 3:line])

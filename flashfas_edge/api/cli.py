@@ -1,4 +1,4 @@
-"""Sub-commands of the daemon area: ``serve``, ``check``, ``record``, ``demo``."""
+"""Sub-commands of the daemon area: ``serve``, ``check``, ``sim``, ``record``, ``demo``."""
 
 from __future__ import annotations
 
@@ -11,9 +11,10 @@ from pathlib import Path
 EX_CONFIG = 78  # sysexits.h; the unit's RestartPreventExitStatus: a bad config won't heal itself
 
 _SERVE_EPILOG = """examples:
-  flashfas-edge serve --sim --config config/flashfas-edge.example.toml
   flashfas-edge serve                       # /etc/flashfas-edge/flashfas-edge.toml, real kiosk
+  flashfas-edge serve --config systemd/flashfas-edge.toml   # the annotated example config
   flashfas-edge serve --sim --port 0        # a free loopback port, printed as 'listening on …'
+  flashfas-edge serve --sim --scene print   # simulated kiosk showing a print attack
 exit codes: 0 stopped cleanly, 78 invalid configuration / API key file / model bundle
 """
 _CHECK_EPILOG = """examples:
@@ -21,6 +22,14 @@ _CHECK_EPILOG = """examples:
   flashfas-edge check --json --url http://127.0.0.1:8787 --api-key-file ./api-key
   flashfas-edge check --url unix:/run/flashfas-edge/api.sock
 exit codes: 0 live, 1 spoof or retry (the door stays closed), 2 the daemon could not answer
+"""
+_SIM_EPILOG = """examples:
+  flashfas-edge sim --scene print --ambient office      # then: flashfas-edge check
+  flashfas-edge sim --scene too_far --api-key-file /tmp/flashfas-edge-sim-XXXX/api-key
+scenes: live | print | replay | mask | injected_replay (the previous check's frames) | a
+quality-gate preset: no_face two_faces too_far too_near strong_motion too_dark overexposed
+strong_ambient flash_never_shows. Only a daemon started with --sim (mode = "sim") has this route.
+exit codes: 0 scene shown, 2 the daemon refused or could not answer
 """
 _RECORD_EPILOG = """examples:
   flashfas-edge record --sim --out /tmp/rec --n 5 --scene print --ambient office
@@ -48,6 +57,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     serve.add_argument("--unix-socket", type=Path, help="listen on this Unix socket instead")
     serve.add_argument("--api-key-file", type=Path, help="override server.api_key_file")
     serve.add_argument("--bundle", type=Path, help="override model.bundle")
+    serve.add_argument("--scene", help="with --sim: override kiosk.sim.scene (live, print, ...)")
+    serve.add_argument("--ambient", help="with --sim: override kiosk.sim.ambient")
     serve.add_argument("--log-level", default="info",
                        choices=["debug", "info", "warning", "error"])
     serve.set_defaults(func=_serve)
@@ -59,6 +70,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     check.add_argument("--json", action="store_true", help="print the daemon's JSON answer")
     check.add_argument("--depth-png", type=Path, help="also save the depth map PNG here")
     check.set_defaults(func=_check)
+
+    sim = subparsers.add_parser(
+        "sim", help="change what the simulated kiosk's camera sees (a running serve --sim)",
+        epilog=_SIM_EPILOG, formatter_class=fmt)
+    _client_arguments(sim)
+    sim.add_argument("--scene", required=True, help="live | print | replay | mask | a preset")
+    sim.add_argument("--ambient", help="ambient scenario (office, dark_room, sunlight, ...)")
+    sim.add_argument("--seed", type=int, help="subject / scene seed")
+    sim.set_defaults(func=_sim)
 
     record = subparsers.add_parser(
         "record", help="record kiosk sessions in the dataset format", epilog=_RECORD_EPILOG,
@@ -113,8 +133,19 @@ def _serve(args: argparse.Namespace) -> int:
     overrides: dict[str, dict[str, object]] = {"server": server} if server else {}
     if args.bundle is not None:
         overrides["model"] = {"bundle": str(args.bundle)}
+    sim_scene = {k: v for k, v in (("scene", args.scene), ("ambient", args.ambient)) if v}
+    if sim_scene:
+        from flashfas_edge.api.demo import scene_error
+
+        problem = "--scene/--ambient need --sim" if not args.sim else scene_error(
+            args.scene or "live", args.ambient, replay_ok=False)
+        if problem:
+            print(f"flashfas-edge serve: {problem}", file=sys.stderr)
+            return EX_CONFIG
     try:
         config = load_config(config_path, sim=args.sim, overrides=overrides)
+        if sim_scene:
+            config = _with_sim_scene(config, sim_scene)
         if config.sim and not config.daemon.server.api_key_file.exists():
             config = _with_throwaway_key(config)
         # The only place the daemon reads its environment: what systemd hands a notify service.
@@ -123,6 +154,16 @@ def _serve(args: argparse.Namespace) -> int:
     except (ConfigError, ApiKeyFileError, BundleError, BackendError) as exc:
         print(f"flashfas-edge serve: {exc}", file=sys.stderr)
         return EX_CONFIG
+
+
+def _with_sim_scene(config, scene: dict[str, str]):  # type: ignore[no-untyped-def]
+    """The config with kiosk.sim.scene / ambient replaced (the rest of the sim table kept)."""
+    import dataclasses
+
+    kiosk = config.daemon.kiosk
+    sim = kiosk.sim.model_copy(update=scene)
+    daemon = config.daemon.model_copy(update={"kiosk": kiosk.model_copy(update={"sim": sim})})
+    return dataclasses.replace(config, daemon=daemon)
 
 
 def _with_throwaway_key(config):  # type: ignore[no-untyped-def]
@@ -157,7 +198,7 @@ def _check(args: argparse.Namespace) -> int:
             print(json.dumps({"error": {"status": exc.status, "code": exc.code,
                                         "message": exc.message}}))
         else:
-            print(f"check failed: {exc}", file=sys.stderr)
+            print(f"check failed: {_client_error(exc)}", file=sys.stderr)
         return 2
     if args.depth_png is not None and answer.get("depth_png_base64"):
         args.depth_png.write_bytes(base64.b64decode(answer["depth_png_base64"]))
@@ -176,6 +217,26 @@ def _check(args: argparse.Namespace) -> int:
         print(f"timings   {stages}" + (f"  | total {total:.0f} ms" if total is not None else ""))
         print(f"check_id  {answer['check_id']}")
     return 0 if answer.get("verdict") == "live" else 1
+
+
+def _client_error(exc) -> str:  # type: ignore[no-untyped-def]
+    """``code: message``, with the HTTP status where the daemon answered (0: it did not)."""
+    status = f" (HTTP {exc.status})" if exc.status else ""
+    return f"{exc.code}: {exc.message}{status}"
+
+
+def _sim(args: argparse.Namespace) -> int:
+    from flashfas_edge.api.client import ApiClientError, LivenessClient, read_key_file
+
+    try:
+        key = read_key_file(args.api_key_file)
+        with LivenessClient(args.url, key, timeout_s=args.timeout) as client:
+            shown = client.set_sim_scene(args.scene, args.ambient, seed=args.seed)
+    except ApiClientError as exc:
+        print(f"flashfas-edge sim: {_client_error(exc)}", file=sys.stderr)
+        return 2
+    print(f"scene {shown['scene']}, ambient {shown['ambient']}, seed {shown['seed']}")
+    return 0
 
 
 def _record(args: argparse.Namespace) -> int:

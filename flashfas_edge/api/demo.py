@@ -114,6 +114,25 @@ def demo_config(directory: Path, bundle: Path | None) -> tuple[Path, str]:
     return path, key
 
 
+def scene_error(scene: str, ambient: str | None = None, *, replay_ok: bool = True) -> str | None:
+    """Why the simulated kiosk cannot show ``scene`` under ``ambient`` (None: it can). Checked
+    before a daemon starts, with the same names the daemon's scene route accepts."""
+    from flashfas_edge.api.sim_scene import ATTACK_SCENES
+    from flashfas_edge.sim.ambient import SCENARIOS
+    from flashfas_edge.sim.kiosk import Subject
+
+    if ambient is not None and ambient not in SCENARIOS:
+        return f"unknown ambient {ambient!r}; known: {', '.join(SCENARIOS)}"
+    subjects = (*ATTACK_SCENES, INJECTED_REPLAY) if replay_ok else ATTACK_SCENES
+    if scene in subjects:
+        return None
+    try:
+        Subject.preset(scene)
+    except ValueError as exc:  # names the quality-gate presets
+        return f"unknown scene {scene!r}: not one of {', '.join(subjects)}, and {exc}"
+    return None
+
+
 def wait_ready(client: LivenessClient, daemon: DaemonProcess, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     last = "no answer"
@@ -224,6 +243,12 @@ def run_demo(
 ) -> int:
     ambients = list(ambients or DEFAULT_AMBIENTS)
     scenes = list(scenes or DEFAULT_SCENES)
+    problems = [e for s in scenes if (e := scene_error(s))]
+    problems += [e for a in ambients if (e := scene_error("live", a))]
+    if problems:  # before anything starts
+        for problem in problems:
+            print(f"flashfas-edge demo: {problem}", file=sys.stderr)
+        return EXIT_DAEMON_FAILED
     if bundle is None:
         from flashfas_edge.api.kiosk_factory import default_bundle_dir
         from flashfas_edge.config import ConfigError

@@ -1,7 +1,11 @@
 """The simulated kiosk camera: frames rendered in real time on the host monotonic clock.
 
-A thread starts a frame every 1/fps; once the frame's last row has finished exposing it renders
-it from the shared scene (``flashfas_edge.sim.kiosk.SimKiosk``) and appends it to a ring buffer.
+The virtual sensor starts a frame every 1/fps on the host clock, whatever the CPU is doing; a
+thread renders each completed frame from the shared scene (``flashfas_edge.sim.kiosk.SimKiosk``)
+and appends it to a ring buffer. Like a V4L2 capture queue, up to ``queue_frames`` completed frames
+wait for the thread when it falls behind (a busy machine: rendering costs most of a frame period
+on one core) and are delivered late with their true timestamps; only frames completed while the
+queue is full are lost, as a real camera loses them when every driver buffer is taken.
 Frames carry the ground-truth landmarks in ``meta["landmarks"]`` (float32 [5, 2]); with more
 than one person in view, ``meta["faces"]`` lists every face's landmarks, the main face first.
 """
@@ -10,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import deque
 from typing import Any
 
 from flashfas_edge.capture.base import CameraInfo, Frame
@@ -19,16 +24,22 @@ from flashfas_edge.sim.kiosk import SimKiosk
 
 log = logging.getLogger(__name__)
 
+# OpenCV's V4L2 backend queues 4 driver buffers by default: a reader may stall ~4 frame periods
+# before the camera loses frames. The simulated sensor gets the same slack, no more.
+QUEUE_FRAMES = 4
+
 
 class SimCamera(RingCamera):
-    def __init__(self, kiosk: SimKiosk, fps: float | None = None, buffer_frames: int = 120):
+    def __init__(self, kiosk: SimKiosk, fps: float | None = None, buffer_frames: int = 120,
+                 queue_frames: int = QUEUE_FRAMES):
         self.kiosk = kiosk
         self.fps = float(fps or kiosk.profile.fps)
         self._period_us = 1e6 / self.fps
         self._ring = FrameRing(buffer_frames, "simulated camera")
         self._thread = None
         self._stop = threading.Event()
-        self.late_frames = 0  # frames rendered after the next one should have started
+        self.queue_frames = queue_frames
+        self.late_frames = 0  # frames lost because the queue was full (the renderer fell behind)
         self.render_errors = 0  # frames the renderer failed on (dropped; the stream goes on)
 
     def info(self) -> CameraInfo:
@@ -54,14 +65,25 @@ class SimCamera(RingCamera):
     def _run(self) -> None:
         k = self.kiosk
         t0 = monotonic_us()
-        index = 0
+        queued: deque[int] = deque()  # completed frames waiting to be rendered (driver buffers)
+        next_index = 0  # the next frame the sensor completes
         try:
             while not self._stop.is_set():
+                now = monotonic_us()
+                span_us = k.readout_us + k.exposure_us  # first row start to last row end
+                while t0 + next_index * self._period_us + span_us <= now:
+                    if len(queued) < self.queue_frames:
+                        queued.append(next_index)
+                    else:
+                        self.late_frames += 1  # no free buffer: the frame is lost
+                    next_index += 1
+                if not queued:
+                    wait_s = (t0 + next_index * self._period_us + span_us - now) / 1e6
+                    if self._stop.wait(max(wait_s, 0.0)):
+                        break
+                    continue
+                index = queued.popleft()
                 start = int(t0 + index * self._period_us)
-                done = start + k.readout_us + k.exposure_us
-                wait_s = (done - monotonic_us()) / 1e6
-                if wait_s > 0 and self._stop.wait(wait_s):
-                    break
                 try:
                     image, lm = k.render_frame(start)
                 except Exception as exc:  # noqa: BLE001 - a bad scene must not end the stream
@@ -69,20 +91,12 @@ class SimCamera(RingCamera):
                     if self.render_errors == 1 or self.render_errors % 100 == 0:
                         log.error("simulated camera: frame %d not rendered (%d so far): %r",
                                   index, self.render_errors, exc)
-                    index += 1
                     continue
                 meta: dict[str, Any] = {} if lm is None else {"landmarks": lm}
                 if lm is not None and k.last_other_faces:
                     # every face in view, main first (a second person behind the first)
                     meta["faces"] = [lm, *k.last_other_faces]
-                frame = Frame(index, start, k.exposure_us, k.readout_us, image, meta)
-                self._ring.append(frame)
-                index += 1
-                # fell behind (slow machine): skip frames like a real camera drops them
-                behind = (monotonic_us() - (t0 + index * self._period_us)) / self._period_us
-                if behind > 1:
-                    self.late_frames += int(behind)
-                    index += int(behind)
+                self._ring.append(Frame(index, start, k.exposure_us, k.readout_us, image, meta))
         except BaseException as exc:  # noqa: BLE001 - surfaced to the caller as CameraError
             self._ring.fail(f"failed: {exc!r}")
 

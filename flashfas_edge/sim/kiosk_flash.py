@@ -57,7 +57,10 @@ class SimFlashDriver:
             now = monotonic_us()
             self.kiosk.command_display(state, now)
             onsets.append(now)
-            t = onsets[0] + len(onsets) * schedule.state_duration_us
+            # Each state lasts its full duration from its real onset: a late wake-up delays the
+            # rest of the sequence instead of shortening the next state below the length that
+            # holds one clean frame (pipeline/challenge.py, state_duration_for).
+            t = now + schedule.state_duration_us
         _sleep_until(t)
         end = monotonic_us()
         self.kiosk.command_idle(end)
