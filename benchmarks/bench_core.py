@@ -1,10 +1,10 @@
 """One liveness check's preprocessing: _core.preprocess vs the same work in OpenCV-Python + numpy.
 
-5 frames 1280x720 -> 6 x 3 x 256 x 256 (docs/ARCHITECTURE.md §1 steps 7-8), single-threaded. The two paths
-are timed interleaved (A B, then B A, per repeat) so that load changes on a shared machine hit both
-alike; the ratio is taken per pair and reported as median and quartiles. Target: _core is faster
-(the lower quartile of the per-pair ratio OpenCV/_core is above 1) and its output is within the
-interpolation-rounding bound of the OpenCV path (see ``rounding_bound``).
+5 frames 1280x720 -> 6 x 3 x 256 x 256 (docs/ARCHITECTURE.md §1 steps 7-8), single-threaded. The
+two paths are timed interleaved (A B, then B A, per repeat) so that load changes on a shared
+machine hit both alike; the ratio is taken per pair and reported as median and quartiles. Target:
+_core is faster (the lower quartile of the per-pair ratio OpenCV/_core is above 1) and its output
+is within the interpolation-rounding bound of the OpenCV path (see ``rounding_bound``).
 
     python benchmarks/bench_core.py [--repeats 60] [--size 256] [--height 720 --width 1280]
 """
