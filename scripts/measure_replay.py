@@ -25,7 +25,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from flashfas_edge.api.client import LivenessClient
+from flashfas_edge.api.client import ApiClientError, LivenessClient
 from flashfas_edge.api.demo import DaemonProcess, demo_config, wait_ready
 from flashfas_edge.flash.base import FlashSchedule, FlashState
 from flashfas_edge.flash.safety import count_sequence
@@ -87,18 +87,26 @@ def main() -> int:
                 wait_ready(client, daemon, 120)
                 for i in range(args.n):
                     client.set_sim_scene("live", ambient="office", seed=5000 + i)
-                    first = client.check()
+                    try:
+                        first = client.check()
+                    except ApiClientError as exc:  # e.g. 503: a starved simulated camera
+                        recorded[f"error/{exc.code}"] += 1
+                        continue
                     recorded[first["verdict"]] += 1
                     if first["verdict"] != "live":
                         continue  # only a recording the daemon accepted is worth replaying
                     client.set_sim_scene("injected_replay")
-                    answer = client.check()
+                    try:
+                        answer = client.check()
+                    except ApiClientError as exc:  # no answer: not a try
+                        replayed[f"error/{exc.code}"] += 1
+                        continue
                     replayed[f"{answer['verdict']}/{answer['reason']}"] += 1
                     if (i + 1) % 20 == 0:
                         print(f"{i + 1}/{args.n}: {dict(replayed)}", flush=True)
         finally:
             daemon.stop()
-    tries = sum(replayed.values())
+    tries = sum(v for k, v in replayed.items() if not k.startswith("error/"))
     accepted = sum(v for k, v in replayed.items() if k.startswith("live/"))
     safe, patterns, analytic = analytic_match(challenge)
     result = {
