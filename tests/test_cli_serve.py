@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -75,6 +76,21 @@ def test_serve_speaks_sd_notify_and_answers_check(tmp_path, bundle):
             except TimeoutError:
                 pass
         assert pings >= 2  # every WatchdogSec/2 = 0.5 s while frames arrive
+        # From here on, read the socket all the time, as systemd does (its queue holds only 10
+        # datagrams; the daemon never blocks on it, but an unread STOPPING=1 would be lost).
+        tail: list[str] = []
+        reading = threading.Event()
+        reading.set()
+
+        def read_like_systemd() -> None:
+            while reading.is_set():
+                try:
+                    tail.append(sock.recv(4096).decode())
+                except TimeoutError:
+                    pass
+
+        reader = threading.Thread(target=read_like_systemd, daemon=True)
+        reader.start()
 
         result = _cli("check", "--json", "--url", url, "--api-key-file", str(key))
         assert result.returncode in (0, 1), result.stderr
@@ -98,12 +114,9 @@ def test_serve_speaks_sd_notify_and_answers_check(tmp_path, bundle):
 
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
-        tail = []
-        try:
-            while True:
-                tail.append(sock.recv(4096).decode())
-        except TimeoutError:
-            pass
+        time.sleep(0.2)
+        reading.clear()
+        reader.join(timeout=2)
         assert any("STOPPING=1" in m for m in tail), tail
         audit = (tmp_path / "audit.jsonl").read_text().splitlines()
         assert json.loads(audit[0])["check_id"] == answer["check_id"]

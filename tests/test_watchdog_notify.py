@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 import time
 
 import pytest
@@ -71,6 +72,36 @@ def test_abstract_namespace_socket_receives_messages():
 def test_an_unreachable_notify_socket_is_a_typed_error(tmp_path):
     with pytest.raises(NotifyError):
         SystemdNotifier(str(tmp_path / "absent.sock")).watchdog()
+
+
+def test_a_reader_that_stopped_reading_never_hangs_the_daemon(tmp_path):
+    """A Unix datagram socket queues only net.unix.max_dgram_qlen datagrams: a blocking send to a
+    reader that does not read would wait forever (the watchdog pinger, STOPPING on shutdown)."""
+    path = tmp_path / "slow.sock"
+    reader = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    reader.bind(str(path))
+    notifier = SystemdNotifier(str(path))
+    outcome = {"sent": 0, "refused": 0}
+
+    def flood() -> None:
+        for _ in range(40):  # far more than the queue holds; nobody reads
+            try:
+                notifier.watchdog()
+                outcome["sent"] += 1
+            except NotifyError:
+                outcome["refused"] += 1
+                if outcome["refused"] == 2:
+                    return
+
+    try:
+        sender = threading.Thread(target=flood, daemon=True)
+        sender.start()
+        sender.join(timeout=5.0)
+        assert not sender.is_alive(), "a send to a full notify queue blocked"
+        assert outcome["sent"] >= 1 and outcome["refused"] == 2
+        assert reader.recv(64) == b"WATCHDOG=1"  # what was queued is intact
+    finally:
+        reader.close()
 
 
 def test_ready_and_watchdog_arrive_and_pings_stop_while_the_camera_stalls(tmp_path,

@@ -3,6 +3,11 @@
 The protocol is one datagram of newline-separated ``KEY=VALUE`` pairs sent to the Unix socket that
 systemd names in ``$NOTIFY_SOCKET`` (a path, or ``@name`` for the abstract namespace). It is small
 enough that depending on libsystemd (or a wrapper) would add more risk than it removes.
+
+A send never blocks the daemon for long: a Unix datagram socket whose reader has fallen behind (its
+queue holds only ``net.unix.max_dgram_qlen`` datagrams, 10 by default) makes a blocking send wait
+until the reader drains it, which would hang the watchdog pinger and the shutdown path. Each send
+gives up after ``SEND_TIMEOUT_S`` with a :class:`NotifyError` (logged by the callers).
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 log = logging.getLogger(__name__)
+
+SEND_TIMEOUT_S = 0.5
 
 
 class NotifyError(OSError):
@@ -61,6 +68,7 @@ class SystemdNotifier:
         message = "\n".join(f"{key}={value}" for key, value in fields.items())
         try:
             with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+                sock.settimeout(SEND_TIMEOUT_S)  # a reader that does not read must not hang us
                 sock.connect(self._address())
                 sock.sendall(message.encode("utf-8"))
         except OSError as exc:
