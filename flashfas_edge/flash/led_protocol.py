@@ -21,6 +21,7 @@ NACK = 0x7F
 REPLY = 0x80  # a reply's type is the command | REPLY
 
 ERR_RATE_WAIT = 8
+ERR_FIRE_TIME = 11
 NACK_REASONS = {
     1: "malformed command",
     2: "unknown command",
@@ -32,7 +33,7 @@ NACK_REASONS = {
     ERR_RATE_WAIT: "too soon after the last sequence (flash-rate limit or cool-down)",
     9: "not in a state that allows it",
     10: "a latched fault: the lights stay off until it clears",
-    11: "fire time in the past or too far ahead",
+    ERR_FIRE_TIME: "fire time in the past or too far ahead",
 }
 
 STATE_NAMES = ("idle", "loaded", "armed", "scheduled", "playing", "done", "aborted")

@@ -34,6 +34,7 @@ from flashfas_edge.flash.led_protocol import (
     CMD_REPORT,
     CMD_STATUS,
     CMD_TIME,
+    ERR_FIRE_TIME,
     ERR_RATE_WAIT,
     FAULT_NAMES,
     NACK,
@@ -164,12 +165,18 @@ class LedSerialFlash:
         self._request(CMD_LOAD, load_body(self.levels_for(schedule), durations))
         self._request(CMD_ARM)
         sequence_us = sum(durations)
+        late_fires = 0
         while True:
             fire_host_us = monotonic_us() + self.fire_lead_us
             try:
                 self._request(CMD_FIRE, struct.pack("<Q", self.clock.to_mcu_us(fire_host_us)))
                 break
             except PanelRefused as exc:
+                if exc.code == ERR_FIRE_TIME and late_fires < 3:
+                    # The first FIRE was lost and its retransmission came after the fire time:
+                    # still armed, so fire again at a fresh time (never twice: FIRE needs ARMED).
+                    late_fires += 1
+                    continue
                 if exc.code != ERR_RATE_WAIT:
                     raise
                 # The firmware's flash-rate rule (≤ 3 flashes in any second): wait if it fits.
