@@ -182,3 +182,11 @@ class LedPanelLight:
         while len(rgb) < 3:
             rgb = (*rgb, rgb[0])
         self.kiosk.command_display(FlashState((rgb[0], rgb[1], rgb[2]), 1.0), event.host_us)
+
+
+def start_led_panel(kiosk: SimKiosk, port: Path, **options: float) -> PanelSimulator:
+    """Start the panel simulator whose switched emitters light ``kiosk``'s scene; the kiosk
+    should have been built with :func:`led_panel_profile`. The driver opens ``port``."""
+    panel = PanelSimulator(port, on_light=LedPanelLight(kiosk), **options)  # type: ignore[arg-type]
+    panel.start()
+    return panel
