@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 
 from flashfas_edge.api.client import LivenessClient
-from flashfas_edge.api.demo import DaemonProcess, demo_config, wait_ready
+from flashfas_edge.tools.demo import DaemonProcess, demo_config, wait_ready
 
 CAPTURE_STAGES = ("challenge", "flash", "capture")
 FPS = 30.0

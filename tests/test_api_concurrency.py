@@ -105,7 +105,7 @@ def test_a_check_that_overruns_its_deadline_is_504_and_then_frees_the_camera(tmp
 def test_a_camera_that_stalls_mid_check_gives_503_and_the_next_check_runs(tmp_path):
     running, pipeline = _serve(tmp_path)
     try:
-        camera = running.service.camera.inner
+        camera = running.service.camera
         with httpx.Client(base_url=running.url, timeout=10) as http:
             camera.stall()
             r = http.post("/v1/liveness", headers=AUTH)
@@ -125,7 +125,7 @@ def test_a_camera_that_stalls_mid_check_gives_503_and_the_next_check_runs(tmp_pa
 def test_a_stalled_camera_makes_health_degraded_and_checks_503_before_queueing(tmp_path):
     running, pipeline = _serve(tmp_path, watchdog={"frame_stale_s": 0.3})
     try:
-        camera = running.service.camera.inner
+        camera = running.service.camera
         with httpx.Client(base_url=running.url, timeout=10) as http:
             camera.stall()
             time.sleep(0.5)
@@ -146,7 +146,7 @@ def test_a_stalled_camera_makes_health_degraded_and_checks_503_before_queueing(t
 def test_a_broken_flash_is_503_flash_unavailable_until_it_answers_again(tmp_path):
     running, pipeline = _serve(tmp_path)
     try:
-        flash = running.service.flash.inner
+        flash = running.service.flash
         with httpx.Client(base_url=running.url, timeout=10) as http:
             flash.broken = True
             r = http.post("/v1/liveness", headers=AUTH)

@@ -24,10 +24,10 @@ import numpy as np
 import pytest
 from api_harness import API_KEY, double_config, double_service, serve_in_thread
 
-from flashfas_edge.api.audit_log import AuditLog
-from flashfas_edge.api.check_gate import CheckGate, ShuttingDownError
 from flashfas_edge.api.errors import InvalidUpload
 from flashfas_edge.api.session_upload import decode_uploaded_session
+from flashfas_edge.daemon.audit_log import AuditLog
+from flashfas_edge.daemon.check_gate import CheckGate, ShuttingDownError
 from flashfas_edge.data.dataset_format import write_session_file
 
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
@@ -527,15 +527,42 @@ def test_an_unusable_audit_folder_is_a_one_line_error_and_exit_78(tmp_path, cli_
     {"distance_range_m": 5}, {"distance_range_m": [2.0, 1.0]}, {"ambient_scale": 1e308},
     {"exposure_scale": -1}, {"motion_px": float("inf")}, {"faces": "two"},
 ])
-def test_out_of_range_scene_options_are_a_422_and_the_camera_keeps_running(options):
-    from flashfas_edge.api.errors import InvalidRequest
-    from flashfas_edge.api.models import SimSceneRequest
-    from flashfas_edge.api.sim_scene import SimSceneControls
+def test_out_of_range_scene_options_are_refused_before_the_renderer_sees_them(options):
+    from flashfas_edge.kiosk.sim_scene import SceneError, SimSceneControls
 
-    controls = SimSceneControls(kiosk=None)
-    with pytest.raises(InvalidRequest) as raised:
-        controls.subject_for(SimSceneRequest(scene="live", options=options))
-    assert "options." in raised.value.message
+    controls = SimSceneControls(kiosk=None)  # type: ignore[arg-type]  # refused before use
+    with pytest.raises(SceneError) as raised:
+        controls.subject_for("live", options=options)
+    assert "options." in str(raised.value)
+
+
+def test_out_of_range_scene_options_are_a_422_through_the_api(tmp_path):
+    from sim_bundles import random_weight_bundle
+
+    from flashfas_edge.config import load_config
+    from flashfas_edge.kiosk.assembly import build_kiosk
+
+    key = tmp_path / "api-key"
+    key.write_text(API_KEY + "\n")
+    key.chmod(0o600)
+    config = load_config(None, sim=True, overrides={
+        "server": {"port": 0, "api_key_file": str(key)},
+        "audit": {"path": str(tmp_path / "audit.jsonl")},
+        "model": {"bundle": str(random_weight_bundle(tmp_path / "b")), "threads": 1},
+        "kiosk": {"camera": {"width": 160, "height": 120}}})
+    kiosk = build_kiosk(config)
+    running = serve_in_thread(kiosk.service, config, kiosk.scene_controls)
+    try:
+        assert kiosk.service.wait_ready(60)
+        with httpx.Client(base_url=running.url, headers=AUTH, timeout=30) as http:
+            for options in ({"distance_range_m": 5}, {"ambient_scale": 1e308}):
+                r = http.put("/v1/sim/scene", json={"scene": "live", "options": options})
+                assert r.status_code == 422, r.text
+                assert r.json()["error"]["code"] == "invalid_request"
+            time.sleep(0.5)
+            assert http.get("/v1/health").json()["ready"] is True  # the camera goes on
+    finally:
+        running.stop()
 
 
 def test_a_frame_the_renderer_fails_on_does_not_stop_the_simulated_camera():

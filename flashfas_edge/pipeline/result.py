@@ -29,7 +29,7 @@ class Reason(str, Enum):
     SCORE_ABOVE_THRESHOLD = "score_above_threshold"
     SCORE_BELOW_THRESHOLD = "score_below_threshold"
     CHALLENGE_MISMATCH = "challenge_mismatch"
-    # too many mismatches lately: the daemon refuses checks for a while (api/challenge_lockout.py)
+    # too many mismatches lately: the daemon refuses checks for a while (daemon/challenge_lockout)
     CHALLENGE_LOCKOUT = "challenge_lockout"
     # quality gates → retry
     NO_FACE = "no_face"
