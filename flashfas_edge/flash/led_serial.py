@@ -67,7 +67,7 @@ class PanelRefused(FlashError):
 class LedSerialFlash:
     def __init__(self, port: str, baudrate: int = 115200, *, reply_timeout_s: float = 0.1,
                  attempts: int = 4, sync_interval_s: float = 0.25, fire_lead_us: int = 20_000,
-                 handshake_samples: int = 12) -> None:
+                 handshake_samples: int = 12, hello_wait_s: float = 2.0) -> None:
         self.port = port
         self.baudrate = baudrate
         self.reply_timeout_s = reply_timeout_s
@@ -75,6 +75,7 @@ class LedSerialFlash:
         self.sync_interval_s = sync_interval_s
         self.fire_lead_us = fire_lead_us
         self.handshake_samples = handshake_samples
+        self.hello_wait_s = hello_wait_s
         self.clock = McuClock()
         self.info: PanelInfo | None = None
         self.stale_replies = 0  # answers to an earlier seq (late or duplicated), dropped
@@ -232,7 +233,10 @@ class LedSerialFlash:
             self._serial.reset_input_buffer()
             self._reader.reset()
             self._seq = time.monotonic_ns() & 0xFF  # a fresh session starts off any old seq
-            hello = self._request(CMD_HELLO, bytes([PROTOCOL_VERSION]))
+            # An Arduino-class board may reset when the port opens and sit in its bootloader for
+            # up to ~1 s: HELLO is retried for hello_wait_s before the panel counts as silent.
+            hello = self._request(CMD_HELLO, bytes([PROTOCOL_VERSION]), attempts=max(
+                self.attempts, int(self.hello_wait_s / self.reply_timeout_s)))
             version = PanelInfo.version_of(hello)
             if version != PROTOCOL_VERSION:
                 raise FlashError(f"LED panel on {self.port} speaks protocol version {version}; "
@@ -303,20 +307,21 @@ class LedSerialFlash:
         self._seq = (self._seq + 1) & 0xFF
         return self._seq
 
-    def _request(self, command: int, body: bytes = b"") -> bytes:
+    def _request(self, command: int, body: bytes = b"", attempts: int | None = None) -> bytes:
         """Send, wait for the answer, retransmit the same seq on silence (the firmware answers a
         retransmitted command from its cache without running it twice)."""
         if self._serial is None:
             raise FlashError(f"LED panel on {self.port} is not connected")
         seq = self._next_seq()
         frame = encode_frame(command, seq, body)
-        for _ in range(self.attempts):
+        tries = attempts or self.attempts
+        for _ in range(tries):
             self._write(frame)
             answer = self._answer(command, seq, self.reply_timeout_s)
             if answer is not None:
                 return answer
         raise FlashError(f"LED panel on {self.port} did not answer command 0x{command:02x} "
-                         f"after {self.attempts} tries")
+                         f"after {tries} tries")
 
     def _clock_sample(self) -> None:
         """One TIME round trip; a lost or retransmitted one is not a sample (its midpoint lies)."""
