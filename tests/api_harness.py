@@ -269,3 +269,26 @@ def double_service(config: LoadedConfig, *, fps: float = 60.0):
         model_identity={"name": "double", "sha256": "0" * 64}, retry_interval_s=0.2,
     )
     return service, pipeline
+
+
+def serve_double(tmp: Path, **sections: dict) -> tuple[RunningServer, PipelineDouble]:
+    """The real app on a real server around the kiosk doubles, ready."""
+    config = double_config(tmp, **sections)
+    service, pipeline = double_service(config)
+    running = serve_in_thread(service, config)
+    assert service.wait_ready(10)
+    return running, pipeline
+
+
+def live_session_file(directory: Path, identity: int = 3, seed: int = 4) -> bytes:
+    """The bytes of one rendered live session in the dataset format (a session file)."""
+    from flashfas_edge.data.dataset_format import write_session_file
+    from flashfas_edge.sim.device import PROFILES
+    from flashfas_edge.sim.scene import SceneRequest
+    from flashfas_edge.sim.synth_session import render_session
+
+    path = directory / "live.npz"
+    write_session_file(path, render_session(SceneRequest("live", "office", PROFILES[0],
+                                                         identity, seed)))
+    return path.read_bytes()
+

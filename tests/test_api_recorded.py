@@ -20,13 +20,13 @@ from api_harness import (
     SleepingFlash,
     TickingCamera,
     double_config,
+    live_session_file,
     serve_in_thread,
 )
 
 from flashfas_edge import _core
 from flashfas_edge.api import session_upload
 from flashfas_edge.daemon.service import LivenessService
-from flashfas_edge.data.dataset_format import write_session_file
 from flashfas_edge.face.ground_truth import GroundTruthLandmarks
 from flashfas_edge.inference.ort_backend import OrtBackend
 from flashfas_edge.inference.synthetic_bundle import write_synthetic_bundle
@@ -62,14 +62,7 @@ def server(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def session_bytes(tmp_path_factory):
-    from flashfas_edge.sim.device import PROFILES
-    from flashfas_edge.sim.scene import SceneRequest
-    from flashfas_edge.sim.synth_session import render_session
-
-    session = render_session(SceneRequest("live", "office", PROFILES[0], 3, 4))
-    path = tmp_path_factory.mktemp("s") / "live.npz"
-    write_session_file(path, session)
-    return path.read_bytes()
+    return live_session_file(tmp_path_factory.mktemp("s"))
 
 
 def _members(raw: bytes) -> dict[str, np.ndarray]:

@@ -162,7 +162,7 @@ class LedSerialFlash:
         return out
 
     def _play(self, schedule: FlashSchedule, deadline_us: int) -> FlashPlayback:
-        durations = [schedule.state_duration_us] * schedule.n0
+        durations = [schedule.duration_of(k) for k in range(schedule.n0)]
         self._request(CMD_LOAD, load_body(self.levels_for(schedule), durations))
         self._request(CMD_ARM)
         sequence_us = sum(durations)
