@@ -344,3 +344,15 @@ def test_report_of_an_idle_panel_has_no_onsets(panel):
     with serial.Serial(str(panel.port), 115200, timeout=0.01) as port:
         kind, body = raw_request(port, FrameReader(), CMD_REPORT, 9)
         assert kind == CMD_REPORT | REPLY and body[0] == 0
+
+
+def test_each_state_lasts_its_own_duration_on_the_panel(driver, panel):
+    durations = (40_000, 55_000, 40_000, 70_000, 45_000)
+    random_timing = FlashSchedule(tuple(FlashState((1.0, 1.0, 1.0), v) for v in LEVELS), 40_000,
+                                  "cd" * 16, durations_us=durations)
+    since = monotonic_us()
+    playback = driver.play(random_timing, timeout_s=3.0)
+    truth = truth_onsets(panel, since)
+    lasted = [b - a for a, b in zip(truth, truth[1:], strict=False)]
+    assert all(abs(got - want) < 2_000 for got, want in zip(lasted, durations, strict=True))
+    assert abs((playback.end_us - playback.onsets_us[0]) - sum(durations)) < 2_000
