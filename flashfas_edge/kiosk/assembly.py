@@ -59,7 +59,8 @@ def _load(module: str, name: str, what: str) -> Any:
 
 def _sim_kiosk(config: LoadedConfig) -> tuple[Camera, FlashDriver, SimSceneControls]:
     """(camera, flash, scene controls) of the simulated kiosk."""
-    return build_sim_kiosk(config.daemon.kiosk.sim, config.daemon.kiosk.camera)
+    kiosk = config.daemon.kiosk
+    return build_sim_kiosk(kiosk.sim, kiosk.camera, kiosk.flash)
 
 
 def real_camera(config: LoadedConfig) -> Camera:

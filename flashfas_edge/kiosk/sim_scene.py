@@ -11,14 +11,17 @@ recording with valid reflections but the wrong challenge). A scene it cannot sho
 
 from __future__ import annotations
 
+import atexit
+import tempfile
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from flashfas_edge.capture.base import Camera, Frame
-from flashfas_edge.config import CameraConfig, ConfigError, SimConfig
+from flashfas_edge.config import CameraConfig, ConfigError, FlashConfig, SimConfig
 from flashfas_edge.flash.base import FlashDriver
 
 if TYPE_CHECKING:  # the renderer is loaded only when a simulated kiosk is built
@@ -139,22 +142,42 @@ class SimSceneControls:
         return self._label
 
 
-def build_sim_kiosk(sim: SimConfig,
-                    camera: CameraConfig) -> tuple[Camera, FlashDriver, SimSceneControls]:
-    """(virtual camera, virtual flash, scene controls) sharing one simulated kiosk."""
+def build_sim_kiosk(sim: SimConfig, camera: CameraConfig, flash: FlashConfig | None = None,
+                    ) -> tuple[Camera, FlashDriver, SimSceneControls]:
+    """(virtual camera, virtual flash, scene controls) sharing one simulated kiosk. With
+    ``[kiosk.flash] kind = "led_serial"`` the flash is the real LED-panel driver on the panel
+    simulator's pty, and the emitters the firmware switched light the scene (sim/led_panel.py)."""
+    from flashfas_edge.flash.led_serial import LedSerialFlash
     from flashfas_edge.sim.device import PROFILE_BY_NAME
     from flashfas_edge.sim.kiosk import SimKiosk
     from flashfas_edge.sim.kiosk_camera import SimCamera
     from flashfas_edge.sim.kiosk_flash import SimFlashDriver
+    from flashfas_edge.sim.led_panel import (
+        PanelSimulatorError,
+        led_panel_profile,
+        start_led_panel,
+    )
 
     profile = PROFILE_BY_NAME.get(sim.profile)
     if profile is None:
         raise ConfigError(f"kiosk.sim.profile {sim.profile!r} is not one of "
                           f"{sorted(PROFILE_BY_NAME)}")
+    led_panel = flash is not None and flash.kind == "led_serial"
+    if led_panel:
+        profile = led_panel_profile(profile)
     kiosk = SimKiosk(profile, width=camera.width, height=camera.height, seed=sim.seed or 0)
     controls = SimSceneControls(kiosk)
     try:
         controls.set_scene(sim.scene, sim.ambient, sim.seed)
     except SceneError as exc:  # a bad [kiosk.sim] value: a start-up error (exit 78)
         raise ConfigError(f"kiosk.sim: {exc}") from exc
+    if led_panel:
+        assert flash is not None
+        port = Path(tempfile.mkdtemp(prefix="flashfas-ledpanel-")) / "ttyPANEL"
+        try:
+            panel = start_led_panel(kiosk, port)
+        except PanelSimulatorError as exc:
+            raise ConfigError(f"kiosk.flash: {exc}") from exc
+        atexit.register(panel.stop)
+        return SimCamera(kiosk, fps=sim.fps), LedSerialFlash(str(port), flash.baudrate), controls
     return SimCamera(kiosk, fps=sim.fps), SimFlashDriver(kiosk, colour=sim.colour), controls

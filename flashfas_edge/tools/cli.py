@@ -48,6 +48,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     demo.add_argument("--json-out", type=Path, help="also write every row as JSON here")
     demo.add_argument("--timeout", type=float, default=180.0,
                       help="seconds to wait for the daemon to become ready")
+    demo.add_argument("--flash", choices=("sim", "led-sim"), default="sim",
+                      help="sim: the simulated flash; led-sim: the LED-panel driver on the panel "
+                           "firmware's simulator (pty)")
     demo.set_defaults(func=_demo)
 
 
@@ -74,4 +77,5 @@ def _demo(args: argparse.Namespace) -> int:
     from flashfas_edge.tools.demo import run_demo
 
     return run_demo(bundle=args.bundle, ambients=args.ambients, scenes=args.scenes,
-                    repeats=args.repeats, json_out=args.json_out, ready_timeout_s=args.timeout)
+                    repeats=args.repeats, json_out=args.json_out, ready_timeout_s=args.timeout,
+                    flash=args.flash)

@@ -93,8 +93,9 @@ class DaemonProcess:
         return int(self.proc.returncode)
 
 
-def demo_config(directory: Path, bundle: Path | None) -> tuple[Path, str]:
-    """A config + API key for a throwaway daemon on 127.0.0.1:<free port>."""
+def demo_config(directory: Path, bundle: Path | None, flash: str = "sim") -> tuple[Path, str]:
+    """A config + API key for a throwaway daemon on 127.0.0.1:<free port>; ``flash="led-sim"``:
+    the LED-panel driver on the panel firmware's simulator (docs/LED_PANEL.md)."""
     key = secrets.token_hex(32)
     key_path = directory / "api-key"
     key_path.write_text(key + "\n")
@@ -104,6 +105,7 @@ def demo_config(directory: Path, bundle: Path | None) -> tuple[Path, str]:
         "[queue]", "check_timeout_s = 30.0",
         "[audit]", f'path = "{directory / "audit.jsonl"}"',
         "[kiosk]", 'mode = "sim"',
+        *(["[kiosk.flash]", 'kind = "led_serial"'] if flash == "led-sim" else []),
         "[model]", 'backend = "onnxruntime"',
     ]
     if bundle is not None:
@@ -221,6 +223,7 @@ def run_demo(
     json_out: Path | None,
     ready_timeout_s: float,
     replay_after_live: bool = True,
+    flash: str = "sim",
 ) -> int:
     ambients = list(ambients or DEFAULT_AMBIENTS)
     scenes = list(scenes or DEFAULT_SCENES)
@@ -241,7 +244,7 @@ def run_demo(
             return EXIT_DAEMON_FAILED
     with tempfile.TemporaryDirectory(prefix="flashfas-demo-") as tmp:
         directory = Path(tmp)
-        config_path, key = demo_config(directory, bundle)
+        config_path, key = demo_config(directory, bundle, flash)
         print("flashfas-edge demo: starting the daemon on the simulated kiosk ...", flush=True)
         daemon = DaemonProcess(config_path, directory / "daemon.log")
         rows: list[DemoRow] = []
