@@ -8,6 +8,11 @@ m_f = a + b · E_f in linear light. A recording of an earlier check has its tran
 durations put them; wherever a face row exposed across a moved onset, the observed mean falls off
 the line by a sizeable part of a level step.
 
+The model is one scalar light level per state, which holds for white (grey) states. A colour
+challenge (``colour_palette``, off by default) lights each channel of the face differently, so the
+scalar line does not hold for it; its states are verified per channel by the reflection check, and
+:func:`fit_timing` returns None (nothing verified here).
+
 The residual is measured in level steps: max_f |m_f − (a + b·E_f)| / (b · smallest step between
 commanded levels), so it does not depend on how bright the flash is on this face. Frames that saw
 the idle screen (unknown colour) are left out.
@@ -75,11 +80,16 @@ def predicted_excitation(frames: Sequence[Frame], rows: tuple[float, float], hei
     return out
 
 
+def _grey(playback: FlashPlayback) -> bool:
+    """Every state is white/grey light (equal channels): one scalar level per state."""
+    return all(max(s.rgb) - min(s.rgb) < 1e-6 for s in playback.schedule.states)
+
+
 def fit_timing(frames: Sequence[Frame], landmarks: np.ndarray, playback: FlashPlayback,
                latency_us: int, rise_us: int, gamma: float) -> TimingFit | None:
     """The timing fit of the frames against the playback; None when too few frames saw only
     the sequence (nothing to verify beyond the clean frames)."""
-    if not frames:
+    if not frames or not _grey(playback):
         return None
     height = frames[0].image.shape[0]
     rows = face_rows(landmarks, height)
