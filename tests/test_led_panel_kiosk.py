@@ -41,7 +41,8 @@ def rig(tmp_path_factory):
     panel = start_led_panel(kiosk, tmp_path_factory.mktemp("panel") / "ttyPANEL")
     flash = LedSerialFlash(str(panel.port))
     pipeline = Pipeline(SimCamera(kiosk), flash, GroundTruthLandmarks(), backend,
-                        PipelineConfig(latency_us=kiosk.latency_us))
+                        PipelineConfig(latency_us=kiosk.latency_us,
+                                       display_rise_us=kiosk.profile.display_rise_us))
     pipeline.start()
     yield kiosk, panel, pipeline
     pipeline.stop()

@@ -106,9 +106,11 @@ def build_kiosk(config: LoadedConfig) -> Kiosk:
     if config.sim:
         camera, flash, sim_controls = _sim_kiosk(config)
         if config.calibration is None:
-            # The simulated device's latency is known exactly: what calibration would measure.
-            pipeline_config = pipeline_config.model_copy(
-                update={"latency_us": int(sim_controls.kiosk.latency_us)})
+            # The simulated device's latency and light rise time (display or LED panel) are
+            # known exactly: what calibration would measure.
+            pipeline_config = pipeline_config.model_copy(update={
+                "latency_us": int(sim_controls.kiosk.latency_us),
+                "display_rise_us": int(sim_controls.kiosk.profile.display_rise_us)})
     else:
         camera, flash = _real_kiosk(config)
     recording = CheckRecording(camera, flash)

@@ -161,7 +161,9 @@ class PipelineConfig(_Section):
     latency_us: LatencyUs = 0
     # Camera transfer function (power law) used to linearise levels for challenge verification.
     camera_gamma: float = Field(default=2.2, ge=1.0, le=3.0)
-    # Display/LED rise time between flash states, µs (the timing verification models it).
+    # Rise time of the flash surface's light between states, µs: an LCD's transition (~4 ms), an
+    # LED panel's ~20 µs. The timing verification models it; a wrong value moves every predicted
+    # transition, so an LED kiosk must set it (the simulated kiosk sets its device's own).
     display_rise_us: int = Field(default=4_000, ge=0, le=50_000)
     # Decision threshold from calibration; None: the bundle's default (MODEL_BUNDLE.md).
     threshold_override: DecisionThreshold | None = None
