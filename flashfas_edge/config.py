@@ -34,6 +34,8 @@ DEFAULT_CONFIG_PATH = Path("/etc/flashfas-edge/flashfas-edge.toml")
 # sysexits.h EX_CONFIG: every command's exit code for an invalid configuration; the systemd unit's
 # RestartPreventExitStatus, since a bad config won't heal itself
 EX_CONFIG = 78
+# Light rise time of an LED panel between flash states (its driver switches in microseconds).
+LED_PANEL_RISE_US = 20
 
 
 class ConfigError(ValueError):
@@ -190,6 +192,17 @@ class DaemonConfig(_Section):
     model: ModelConfig = ModelConfig()
     calibration_file: Path | None = None
     pipeline: PipelineConfig = PipelineConfig()
+
+    @model_validator(mode="after")
+    def _rise_time_of_the_surface(self) -> DaemonConfig:
+        """An LED panel's light rises in microseconds, a display's in milliseconds: unless the
+        configuration says otherwise, the timing verification models the surface in use (with a
+        display's 4 ms, live faces lit by an LED panel fail it)."""
+        if (self.kiosk.flash.kind == "led_serial"
+                and "display_rise_us" not in self.pipeline.model_fields_set):
+            pipeline = self.pipeline.model_copy(update={"display_rise_us": LED_PANEL_RISE_US})
+            object.__setattr__(self, "pipeline", pipeline)  # frozen section, validated once
+        return self
 
 
 @dataclass(frozen=True)

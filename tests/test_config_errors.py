@@ -153,3 +153,15 @@ def test_serve_exits_78_with_one_line_for_a_bad_value(tmp_path, config_text, cal
     errors = [line for line in result.stderr.splitlines()
               if line.startswith("flashfas-edge serve:")]
     assert len(errors) == 1 and named in errors[0], result.stderr
+
+
+def test_an_led_panel_kiosk_models_the_panels_light_rise_unless_configured():
+    from flashfas_edge.config import LED_PANEL_RISE_US, load_config
+
+    led = load_config(None, overrides={"kiosk": {"flash": {"kind": "led_serial"}}})
+    assert led.pipeline.display_rise_us == LED_PANEL_RISE_US
+    display = load_config(None)
+    assert display.pipeline.display_rise_us == 4_000
+    chosen = load_config(None, overrides={"kiosk": {"flash": {"kind": "led_serial"}},
+                                          "pipeline": {"display_rise_us": 500}})
+    assert chosen.pipeline.display_rise_us == 500
