@@ -15,8 +15,11 @@ window). Request-to-verdict and processing are printed as ratios against it. Liv
 in ``retry`` are counted with their reasons (``no_clean_frame``: a flash state without a clean
 frame); ``--busy K`` runs K CPU-bound processes beside the daemon to measure a busy kiosk.
 
+``--landmarks mtcnn`` runs the real camera's landmark detector on the simulated frames instead of
+the renderer's ground truth (``ground_truth``, the default): the path a kiosk with a camera runs.
+
 usage: python benchmarks/bench_e2e.py [--n 30] [--scene live] [--busy 0] [--bundle DIR]
-                                      [--json-out F]
+                                      [--landmarks ground_truth|mtcnn] [--json-out F]
 """
 
 from __future__ import annotations
@@ -68,12 +71,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ambient", default="office")
     parser.add_argument("--busy", type=int, default=0, help="CPU-bound processes beside the daemon")
     parser.add_argument("--bundle", type=Path)
+    parser.add_argument("--landmarks", choices=("ground_truth", "mtcnn"), default="ground_truth",
+                        help="landmark provider ([pipeline.landmarks] provider)")
     parser.add_argument("--json-out", type=Path)
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory(prefix="flashfas-bench-") as tmp:
         directory = Path(tmp)
-        config_path, key = demo_config(directory, args.bundle)
+        config_path, key = demo_config(directory, args.bundle, landmarks=args.landmarks)
         with config_path.open("a") as handle:
             handle.write(f"[kiosk.sim]\nfps = {FPS}\n")
         daemon = DaemonProcess(config_path, directory / "daemon.log")
@@ -119,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     durations = {r["state_duration_us"] for r in rows if r["state_duration_us"]}
     n0s = {r["n0"] for r in rows if r["n0"]}
     report = {
-        "checks": len(rows), "scene": args.scene, "ambient": args.ambient, "camera_fps": FPS,
+        "checks": len(rows), "landmarks": args.landmarks, "scene": args.scene, "ambient": args.ambient, "camera_fps": FPS,
         "busy_neighbours": args.busy, "load_average_1min": round(load_1min, 2),
         "cpus": os.cpu_count(),
         "model": status["model"]["name"], "backend": status["backend"],
@@ -128,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     print(f"{len(rows)} checks, scene {args.scene}/{args.ambient}, simulated kiosk at {FPS:g} fps, "
           f"{status['backend']['name']} ({status['backend']['device']}), "
-          f"model {status['model']['name']}; {args.busy} busy neighbour process(es), "
+          f"model {status['model']['name']}, landmarks {args.landmarks}; {args.busy} busy neighbour process(es), "
           f"load average {load_1min:.2f} on {os.cpu_count()} CPUs")
     print(f"verdicts: {report['verdicts']}, reasons: {report['reasons']}")
     retries = [r for r in rows if r["verdict"] == "retry"]
