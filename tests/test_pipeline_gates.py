@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
@@ -152,13 +153,41 @@ def test_face_too_small_and_too_large_get_retry():
 
 def test_motion_beyond_the_alignment_budget_gets_retry():
     moving = [_landmarks(cx=140 + 6 * k) for k in range(5)]  # 24 px = 0.48 IOD over the sequence
-    rejected = _reason(
-        lambda: track_face(_frames([_face_image(0.5)] * 5, moving), GroundTruthLandmarks(), GATES)
-    )
+    images = [_face_image(0.5, seed=k, points=p) for k, p in enumerate(moving)]
+    rejected = _reason(lambda: track_face(_frames(images, moving), GroundTruthLandmarks(), GATES))
     assert rejected.reason is Reason.MOTION
     assert rejected.detail["motion_iod"] > GATES.max_motion_iod
+    assert rejected.detail["registered"] is True  # the face itself moved, not just the points
     steady = [_landmarks(cx=160 + 0.5 * k) for k in range(5)]
-    track_face(_frames([_face_image(0.5)] * 5, steady), GroundTruthLandmarks(), GATES)
+    images = [_face_image(0.5, seed=k, points=p) for k, p in enumerate(steady)]
+    track_face(_frames(images, steady), GroundTruthLandmarks(), GATES)
+
+
+def _textured_face(level, points, seed):
+    """_face_image with skin texture that moves with the face (what registration locks on)."""
+    base = _face_image(level, noise_dl=0.0, seed=seed, points=points).astype(np.float32)
+    texture = np.random.default_rng(99).normal(0, 1, (H + 40, W + 40)).astype(np.float32)
+    texture = cv2.GaussianBlur(texture, (0, 0), 2.0) * 60
+    cx, cy = points.mean(axis=0)
+    dx, dy = int(round(cx - 160)), int(round(cy - 120))
+    patch = texture[20 - dy : 20 - dy + H, 20 - dx : 20 - dx + W]
+    noise = np.random.default_rng(seed).normal(0, 1.5, base.shape)
+    return np.clip(base + patch[..., None] + noise, 0, 255).astype(np.uint8)
+
+
+def test_detector_jitter_on_a_still_face_does_not_read_as_motion():
+    # A still face; the detector's points jump by up to 4 px (0.08 IOD) from frame to frame.
+    rng = np.random.default_rng(1)
+    truth = _landmarks()
+    images = [_textured_face(level, truth, seed=k) for k, level in enumerate(LEVELS)]
+    jittery = [truth + rng.uniform(-4, 4, truth.shape).astype(np.float32) for _ in LEVELS]
+    track = track_face(_frames(images, jittery), GroundTruthLandmarks(), GATES)
+    assert track.detail["registered"] is True
+    assert track.motion_iod < 0.01  # one landmark set, moved by the (zero) registered shifts
+    assert track.detail["detector_jitter_iod"] > 0.05
+    # without registration the same points read as motion close to the gate
+    raw = track_face(_frames(images, jittery), GroundTruthLandmarks(), GATES, register=False)
+    assert raw.motion_iod > 0.05
 
 
 def test_a_mismatch_on_a_barely_visible_flash_is_retry_not_spoof():

@@ -127,6 +127,10 @@ class TrackingConfig(_Section):
     # Frames the face must hold still over: 3 frames at 30 fps ≈ 67 ms, so the motion budget
     # covers about a fifth of the ~0.35 s flash sequence.
     presence_frames: int = Field(default=3, ge=2, le=30)
+    # Motion allowed over those frames, in inter-ocular distances: a tighter budget than the
+    # state frames' (max_motion_iod over ~0.35 s) for a window a fifth as long. A still face
+    # registers at ~0.005 (registration.py); a person walking past moves ~0.3 per frame.
+    presence_max_motion_iod: float = Field(default=0.05, gt=0)
     # Track the face in each frame as it arrives during the flash (a thread), so that only the
     # last frames' landmarks are left after it.
     track_during_capture: bool = True

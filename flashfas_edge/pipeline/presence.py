@@ -6,7 +6,7 @@ in front of the kiosk right now. The check plays no flash until they show exactl
 usable size that holds still: fewer flashes at passers-by and at faces that could only end in a
 retry, and the face's position is known when the flash starts (the anchor of the capture's
 tracking, capture_tracker.py). The gates are the state frames' own (face_track.py, one rule):
-the same scores, sizes and motion budget. While they fail the check waits for later frames, up
+the same scores and sizes, and a motion budget for the shorter window. While they fail the check waits for later frames, up
 to ``presence_wait_s``, then answers ``retry`` with the last gate's reason — the flash never
 played.
 """
@@ -45,6 +45,7 @@ def wait_for_subject(
     ``presence_wait_s``; CameraError when the camera delivers no frames.
     """
     period_us = 1e6 / camera.info().fps
+    still = gates.model_copy(update={"max_motion_iod": tracking.presence_max_motion_iod})
     deadline = time.monotonic() + tracking.presence_wait_s
     looked_at = -1  # newest frame already judged: each attempt waits for a new one
     attempts = 0
@@ -62,7 +63,7 @@ def wait_for_subject(
         looked_at = newest
         attempts += 1
         try:
-            track = track_face(frames, provider, gates, register=tracking.register_frames)
+            track = track_face(frames, provider, still, register=tracking.register_frames)
         except CheckRejected as rejected:
             if time.monotonic() >= deadline:
                 rejected.detail = {

@@ -27,6 +27,11 @@ from flashfas_edge.pipeline.face_region import interocular_px
 # CROP_PX pixels a side so the cost does not grow with the face's size.
 CROP_SIDE_IOD = 2.0
 CROP_PX = 64
+# Registration is trusted only where it agrees with the detector to within this many inter-ocular
+# distances in every frame (the detector's own jitter is ~0.05): a crop with too little texture
+# to lock on (an untextured face under ambient light alone, a noise-dominated dark frame) can
+# converge anywhere, and then the detector's landmarks are kept.
+MAX_DISAGREEMENT_IOD = 0.15
 
 
 def register_landmarks(
@@ -34,7 +39,8 @@ def register_landmarks(
 ) -> tuple[np.ndarray, np.ndarray] | None:
     """(landmarks float32 [N, 5, 2] that follow the registered face, shifts float32 [N, 2] in
     pixels against the first frame), or None where some frame cannot be registered (the crop
-    leaves the picture, or the fit does not converge): the caller keeps the detector's."""
+    leaves the picture, the fit does not converge, or it disagrees with the detector): the
+    caller keeps the detector's."""
     centre = np.median(landmarks.mean(axis=1), axis=0)
     iod = float(np.median([interocular_px(p) for p in landmarks]))
     side = CROP_SIDE_IOD * iod
@@ -56,6 +62,9 @@ def register_landmarks(
     except ValueError:  # a flat crop: nothing to register on
         return None
     if not np.all(np.isfinite(shifts)):
+        return None
+    detector_moves = landmarks.mean(axis=1) - landmarks[0].mean(axis=0)
+    if float(np.linalg.norm(shifts - detector_moves, axis=1).max()) > MAX_DISAGREEMENT_IOD * iod:
         return None
     # One landmark set for the face, the detector's averaged with each frame's shift taken out
     # (the median: a frame the detector got wrong does not pull it), moved by each shift.
