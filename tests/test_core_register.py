@@ -45,8 +45,9 @@ def test_recovers_sub_pixel_shifts_under_a_change_of_flash_level_like_opencv_ecc
         crops.append(gain * _shifted(base, dx, dy) + offset)
         truth.append((dx, dy))
     crops_arr = np.ascontiguousarray(np.stack(crops), np.float32)
-    shifts = _core.register_translation(crops_arr)
+    shifts, correlations = _core.register_translation(crops_arr)
     assert shifts.shape == (len(SHIFTS), 2) and shifts.dtype == np.float32
+    assert correlations.shape == (len(SHIFTS),) and np.all(correlations > 0.95)
     # borders of the moved crops differ (reflected): the interior decides, to a tenth of a pixel
     np.testing.assert_allclose(shifts, np.array(truth), atol=0.1)
     for k in range(1, len(SHIFTS)):
@@ -57,8 +58,15 @@ def test_noise_of_a_camera_moves_the_estimate_by_hundredths_of_a_pixel() -> None
     rng = np.random.default_rng(5)
     base = _texture(64, seed=4)
     crops = np.stack([base + rng.normal(0, 2.0, base.shape) for _ in range(6)]).astype(np.float32)
-    shifts = _core.register_translation(np.ascontiguousarray(crops))
+    shifts, _ = _core.register_translation(np.ascontiguousarray(crops))
     assert np.abs(shifts).max() < 0.05
+
+
+def test_a_crop_of_something_else_correlates_poorly() -> None:
+    face, other = _texture(64, seed=6), _texture(64, seed=7)
+    _, correlations = _core.register_translation(np.ascontiguousarray(np.stack([face, other])))
+    assert correlations[0] == 1.0
+    assert not correlations[1] > 0.5  # low, or NaN where the fit ran off
 
 
 def test_a_flat_first_crop_cannot_be_registered() -> None:

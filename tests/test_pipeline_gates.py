@@ -122,8 +122,27 @@ def test_one_face_still_and_well_sized_passes_the_face_gates():
 
 
 def test_no_face_gets_retry():
-    frames = _frames([_face_image(0.5)] * 5, [_landmarks()] * 4 + [None])
+    # the face is seen in 2 of 5 frames: too few to carry it into the others
+    frames = _frames([_face_image(0.5)] * 5, [_landmarks()] * 2 + [None] * 3)
     rejected = _reason(lambda: track_face(frames, GroundTruthLandmarks(), GATES))
+    assert rejected.reason is Reason.NO_FACE
+    assert rejected.detail["frames_with_face"] == 2
+    frames = _frames([_face_image(0.5)] * 5, [None] * 5)
+    assert _reason(lambda: track_face(frames, GroundTruthLandmarks(), GATES)).reason is (
+        Reason.NO_FACE
+    )
+
+
+def test_a_frame_the_detector_misses_takes_its_landmarks_from_registration():
+    # The ambient-only frame of a dark room: the face is there, the detector does not see it.
+    truth = _landmarks()
+    images = [_textured_face(level, truth, seed=k) for k, level in enumerate(LEVELS)]
+    frames = _frames(images, [truth] * 4 + [None])
+    track = track_face(frames, GroundTruthLandmarks(), GATES)
+    assert track.detail["frames_with_face"] == 4 and track.detail["registered"] is True
+    np.testing.assert_allclose(track.landmarks[4], truth, atol=0.5)
+    # without registration a missing frame is a missing face
+    rejected = _reason(lambda: track_face(frames, GroundTruthLandmarks(), GATES, register=False))
     assert rejected.reason is Reason.NO_FACE
 
 

@@ -209,8 +209,7 @@ py::array_t<double> py_estimate_similarity(const py::object& src, const py::obje
   return out;
 }
 
-py::array_t<float> py_register_translation(const py::object& crops_obj, int levels,
-                                           int max_iterations) {
+py::tuple py_register_translation(const py::object& crops_obj, int levels, int max_iterations) {
   py::array crops = as_array(crops_obj, "crops");
   if (!crops.dtype().equal(py::dtype::of<float>())) {
     throw py::type_error("crops must have dtype float32, got " + dtype_name(crops));
@@ -239,12 +238,14 @@ py::array_t<float> py_register_translation(const py::object& crops_obj, int leve
     if (!std::isfinite(src[i])) throw py::value_error("crops must be finite");
   }
   py::array_t<float> shifts({py::ssize_t{n}, py::ssize_t{2}});
+  py::array_t<float> correlations({py::ssize_t{n}});
   float* out = shifts.mutable_data();
+  float* corr = correlations.mutable_data();
   {
     py::gil_scoped_release release;
-    flashfas::register_translation(src, n, h, w, levels, max_iterations, out);
+    flashfas::register_translation(src, n, h, w, levels, max_iterations, out, corr);
   }
-  return shifts;
+  return py::make_tuple(shifts, correlations);
 }
 
 py::tuple py_align_faces(const py::object& frames_obj, const py::object& landmarks_obj,
@@ -398,10 +399,11 @@ PYBIND11_MODULE(_core, m) {
   m.def("register_translation", &py_register_translation, py::arg("crops"), py::arg("levels") = 3,
         py::arg("max_iterations") = 30,
         "Sub-pixel translation of each crop float32 [N, H, W] (C-contiguous) against crops[0]:\n"
-        "float32 [N, 2] (x, y) with crops[k](p + s_k) ~ crops[0](p), s_0 = (0, 0). Each crop is\n"
+        "(shifts float32 [N, 2] (x, y) with crops[k](p + s_k) ~ crops[0](p), s_0 = (0, 0);\n"
+        "correlations float32 [N], the normalised cross-correlation once registered). Each crop is\n"
         "normalised to zero mean and unit RMS first (a gain/offset change, e.g. another flash\n"
         "level, does not move it); inverse-compositional Lucas-Kanade, coarse to fine over a 2x\n"
-        "pyramid of `levels` levels. NaN for a crop that does not converge inside a quarter of\n"
+        "pyramid of `levels` levels. NaN (both) for a crop that does not converge inside a quarter of\n"
         "the crop; a flat crops[0] raises ValueError.");
 
   m.def("align_faces", &py_align_faces, py::arg("frames"), py::arg("landmarks"),

@@ -55,19 +55,16 @@ bool sample(const Image& im, double x, double y, double& value) {
 }
 
 // Inverse-compositional Lucas–Kanade for a translation at one pyramid level: the reference's
-// gradients and Hessian are computed once, each step only warps the moving image.
+// gradients are computed once, each step only warps the moving image. The Hessian is summed over
+// the pixels where the warped image is defined, so a shift near the border stays unbiased.
 void refine_level(const Image& ref, const Image& mov, int max_iterations, double& sx, double& sy) {
   const int h = ref.h, w = ref.w;
   std::vector<float> gx(ref.px.size(), 0.0f), gy(ref.px.size(), 0.0f);
-  double hxx = 0.0, hxy = 0.0, hyy = 0.0;
   for (int y = 1; y < h - 1; ++y) {
     for (int x = 1; x < w - 1; ++x) {
       const size_t i = static_cast<size_t>(y) * w + x;
       gx[i] = 0.5f * (ref.at(y, x + 1) - ref.at(y, x - 1));
       gy[i] = 0.5f * (ref.at(y + 1, x) - ref.at(y - 1, x));
-      hxx += gx[i] * gx[i];
-      hxy += gx[i] * gy[i];
-      hyy += gy[i] * gy[i];
     }
   }
   for (int it = 0; it < max_iterations; ++it) {
@@ -85,11 +82,6 @@ void refine_level(const Image& ref, const Image& mov, int max_iterations, double
         ayy += gy[i] * gy[i];
       }
     }
-    // Only the overlapping pixels count: the Hessian over them (equal to the full one when the
-    // shift is small, which is the case we care about).
-    (void)hxx;
-    (void)hxy;
-    (void)hyy;
     const double det = axx * ayy - axy * axy;
     if (!(det > 1e-12)) return;
     const double dx = (ayy * bx - axy * by) / det;
@@ -100,10 +92,34 @@ void refine_level(const Image& ref, const Image& mov, int max_iterations, double
   }
 }
 
+// Normalised cross-correlation of the reference with the moving image at shift (sx, sy), over the
+// pixels where both are defined: how well the registered crops match (1: identical up to gain).
+double correlation(const Image& ref, const Image& mov, double sx, double sy) {
+  double sr = 0.0, sm = 0.0, srr = 0.0, smm = 0.0, srm = 0.0;
+  long count = 0;
+  for (int y = 0; y < ref.h; ++y) {
+    for (int x = 0; x < ref.w; ++x) {
+      double v;
+      if (!sample(mov, x + sx, y + sy, v)) continue;
+      const double r = ref.at(y, x);
+      sr += r;
+      sm += v;
+      srr += r * r;
+      smm += v * v;
+      srm += r * v;
+      ++count;
+    }
+  }
+  if (count < 16) return 0.0;
+  const double cov = srm - sr * sm / count;
+  const double var = (srr - sr * sr / count) * (smm - sm * sm / count);
+  return var > 0.0 ? cov / std::sqrt(var) : 0.0;
+}
+
 }  // namespace
 
 void register_translation(const float* crops, int n, int h, int w, int levels, int max_iterations,
-                          float* shifts) {
+                          float* shifts, float* correlations) {
   const size_t plane = static_cast<size_t>(h) * w;
   std::vector<std::vector<Image>> pyramids(static_cast<size_t>(n));
   for (int k = 0; k < n; ++k) {
@@ -128,6 +144,7 @@ void register_translation(const float* crops, int n, int h, int w, int levels, i
   const double limit = std::min(h, w) / 4.0;
   shifts[0] = 0.0f;
   shifts[1] = 0.0f;
+  correlations[0] = 1.0f;
   for (int k = 1; k < n; ++k) {
     const auto& ref = pyramids[0];
     const auto& mov = pyramids[static_cast<size_t>(k)];
@@ -145,6 +162,7 @@ void register_translation(const float* crops, int n, int h, int w, int levels, i
     const float nan = std::numeric_limits<float>::quiet_NaN();
     shifts[2 * k] = ok ? static_cast<float>(sx) : nan;
     shifts[2 * k + 1] = ok ? static_cast<float>(sy) : nan;
+    correlations[k] = ok ? static_cast<float>(correlation(ref[0], mov[0], sx, sy)) : nan;
   }
 }
 

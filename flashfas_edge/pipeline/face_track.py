@@ -24,8 +24,11 @@ from flashfas_edge.face.base import FaceLandmarks, FaceRefiner, LandmarkProvider
 from flashfas_edge.pipeline.config import GateThresholds
 from flashfas_edge.pipeline.face_region import interocular_px
 from flashfas_edge.pipeline.registration import register_landmarks
-from flashfas_edge.pipeline.rejection import retry
+from flashfas_edge.pipeline.rejection import CheckRejected, retry
 from flashfas_edge.pipeline.result import Reason
+
+# Frames the detector itself must find the face in; the rest may come from registration.
+MIN_DETECTED_FRAMES = 2
 
 
 @runtime_checkable
@@ -39,7 +42,7 @@ class NearbyFaceSearch(Protocol):
 
 @dataclass(frozen=True)
 class FaceTrack:
-    faces: list[FaceLandmarks]  # as the provider found them, one per frame
+    faces: list[FaceLandmarks]  # as the provider found them, in the frames where it found one
     landmarks: np.ndarray  # float32 [N0, 5, 2], one face per state frame (play order)
     boxes: np.ndarray  # float32 [N0, 4]
     interocular_px: float  # median over frames
@@ -101,7 +104,7 @@ def track_face(
     replace the detector's per-frame landmarks by one set that follows the registered face
     (registration.py), so that its jitter neither blurs the frames nor reads as motion."""
     known = known or {}
-    chosen: list[FaceLandmarks] = []
+    found: list[FaceLandmarks | None] = []
     counts: list[int] = []
     previous = anchor
     for slot, frame in enumerate(frames):
@@ -112,20 +115,65 @@ def track_face(
             face = None
         if face is None:
             # nothing known here (or the track was lost): search the whole frame
-            face = _search(frame, slot, provider.detect(frame), gates, previous, counts)
-        chosen.append(face)
-        previous = face
-
+            try:
+                face = _search(frame, slot, provider.detect(frame), gates, previous, counts)
+            except CheckRejected as rejected:
+                if rejected.reason is not Reason.NO_FACE:
+                    raise
+        found.append(face)
+        if face is not None:
+            previous = face
+    # Frames before the first one the face was found in: follow it back from there (a recorded
+    # session has no presence anchor, and its first frames may be the hardest to see).
+    for slot in range(len(frames)):
+        if found[slot] is None:
+            nearest = min(
+                (k for k, f in enumerate(found) if f is not None),
+                key=lambda k: abs(k - slot),
+                default=None,
+            )
+            if nearest is None:
+                break
+            reference = found[nearest]
+            assert reference is not None
+            face = follow_face(frames[slot], provider, reference)
+            if face is not None and face.score >= gates.min_face_score:
+                found[slot] = face
+    detected = np.array([f is not None for f in found])
+    # A frame where the detector sees no face (the ambient-only state of a dark room) may take
+    # its landmarks from registration, when most frames show the face and the face registers.
+    if detected.sum() < max(MIN_DETECTED_FRAMES, (len(frames) + 1) // 2) or (
+        not detected.all() and not (register and len(frames) > 1)
+    ):
+        raise retry(
+            Reason.NO_FACE,
+            slot=int(np.argmin(detected)),
+            faces_per_frame=counts,
+            frames_with_face=int(detected.sum()),
+        )
+    first = next(f for f in found if f is not None)
+    chosen = [f if f is not None else first for f in found]  # placeholders until registered
     landmarks = np.stack([f.points for f in chosen]).astype(np.float32)
     boxes = np.array([f.box for f in chosen], dtype=np.float32)
-    iods = np.array([interocular_px(p) for p in landmarks])
+    registered = None
+    if register and len(frames) > 1:
+        registered = register_landmarks(frames, landmarks, detected)
+        if registered is None and not detected.all():
+            raise retry(
+                Reason.NO_FACE,
+                slot=int(np.argmin(detected)),
+                faces_per_frame=counts,
+                frames_with_face=int(detected.sum()),
+                registered=False,
+            )
+    iods = np.array([interocular_px(p) for p in landmarks[detected]])
     iod = float(np.median(iods))
     frame_h = frames[0].image.shape[0]
     interocular_frac = iod / frame_h
     detail: dict[str, Any] = {
         "interocular_px": round(iod, 2),
         "interocular_frac": round(interocular_frac, 4),
-        "face_scores": [round(float(f.score), 4) for f in chosen],
+        "face_scores": [None if f is None else round(float(f.score), 4) for f in found],
     }
     if iod < gates.min_interocular_px:
         raise retry(Reason.FACE_TOO_SMALL, **detail, min_interocular_px=gates.min_interocular_px)
@@ -134,11 +182,14 @@ def track_face(
             Reason.FACE_TOO_LARGE, **detail, max_interocular_frac=gates.max_interocular_frac
         )
     if register and len(frames) > 1:
-        registered = register_landmarks(frames, landmarks)
         detail["registered"] = registered is not None
+        detail["frames_with_face"] = int(detected.sum())
         if registered is not None:
-            jitter = np.linalg.norm(landmarks - registered[0], axis=2).max() / iod
-            detail["detector_jitter_iod"] = round(float(jitter), 4)
+            gaps = np.linalg.norm(landmarks - registered[0], axis=2)[detected]
+            detail["detector_jitter_iod"] = round(float(gaps.max() / iod), 4)
+            # every frame's box follows its registered shift (a frame without a detection too)
+            moves = registered[1] - registered[1][int(np.argmax(detected))]
+            boxes = (boxes[int(np.argmax(detected))][None] + np.tile(moves, 2)).astype(np.float32)
             landmarks = registered[0]
     # Motion: how far any landmark strays from its median position over the state frames.
     median_points = np.median(landmarks, axis=0)
@@ -147,6 +198,6 @@ def track_face(
     if motion_iod > gates.max_motion_iod:
         raise retry(Reason.MOTION, **detail, max_motion_iod=gates.max_motion_iod)
     return FaceTrack(
-        faces=chosen,
+        faces=[f for f in found if f is not None],
         landmarks=landmarks, boxes=boxes, interocular_px=iod, motion_iod=motion_iod, detail=detail
     )

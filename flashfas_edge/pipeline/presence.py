@@ -6,9 +6,9 @@ in front of the kiosk right now. The check plays no flash until they show exactl
 usable size that holds still: fewer flashes at passers-by and at faces that could only end in a
 retry, and the face's position is known when the flash starts (the anchor of the capture's
 tracking, capture_tracker.py). The gates are the state frames' own (face_track.py, one rule):
-the same scores and sizes, and a motion budget for the shorter window. While they fail the check waits for later frames, up
-to ``presence_wait_s``, then answers ``retry`` with the last gate's reason — the flash never
-played.
+the same scores and sizes, and a motion budget for the shorter window. While they fail the check
+waits for later frames, up to ``presence_wait_s``, then answers ``retry`` with the last gate's
+reason — the flash never played.
 """
 
 from __future__ import annotations
