@@ -37,7 +37,7 @@ import time
 from pathlib import Path
 
 from flashfas_edge.api.client import LivenessClient
-from flashfas_edge.api.demo import DaemonProcess, demo_config, wait_ready
+from flashfas_edge.tools.demo import DaemonProcess, demo_config, wait_ready
 
 # Before the last frame: the presence gate (a face in range and still, before any flash), the
 # challenge, the flash sequence and the wait for its frames.

@@ -13,7 +13,8 @@ _COMMAND_MODULES = (
     "flashfas_edge.sim.cli",
     "flashfas_edge.train.cli",
     "flashfas_edge.inference.trt_build.cli",
-    "flashfas_edge.api.cli",
+    "flashfas_edge.daemon.cli",
+    "flashfas_edge.tools.cli",
 )
 
 EPILOG = """examples:

@@ -31,6 +31,9 @@ else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
 DEFAULT_CONFIG_PATH = Path("/etc/flashfas-edge/flashfas-edge.toml")
+# sysexits.h EX_CONFIG: every command's exit code for an invalid configuration; the systemd unit's
+# RestartPreventExitStatus, since a bad config won't heal itself
+EX_CONFIG = 78
 
 
 class ConfigError(ValueError):
@@ -95,7 +98,7 @@ class QueueConfig(_Section):
 
 
 class LockoutConfig(_Section):
-    """Refuse checks for a while after repeated challenge mismatches (api/challenge_lockout.py)."""
+    """Refuse checks for a while after repeated challenge mismatches (daemon/challenge_lockout)."""
 
     max_mismatches: int = Field(default=5, ge=1, le=1000)
     window_s: float = Field(default=300.0, gt=0)

@@ -18,16 +18,16 @@ from pathlib import Path
 import numpy as np
 
 from flashfas_edge.api.app import create_app
-from flashfas_edge.api.audit_log import AuditLog
 from flashfas_edge.api.auth import load_api_key
-from flashfas_edge.api.recording_kiosk import RecordingCamera, RecordingFlash
-from flashfas_edge.api.server import build_server, open_listener
-from flashfas_edge.api.service import LivenessService
 from flashfas_edge.capture.base import CameraError, CameraInfo, Frame
 from flashfas_edge.clock import monotonic_us
 from flashfas_edge.config import LoadedConfig, load_config
+from flashfas_edge.daemon.audit_log import AuditLog
+from flashfas_edge.daemon.server import build_server, open_listener
+from flashfas_edge.daemon.service import LivenessService
 from flashfas_edge.flash.base import FlashError, FlashPlayback, FlashSchedule, FlashState
 from flashfas_edge.inference.backend import BackendInfo
+from flashfas_edge.kiosk.recording import CheckRecording, RecordingCamera, RecordingFlash
 from flashfas_edge.pipeline.result import CheckResult, Reason, Verdict, new_check_id
 
 API_KEY = "test-key-" + "0123456789abcdef" * 2
@@ -220,13 +220,14 @@ class RunningServer:
         self.service.stop()
 
 
-def serve_in_thread(service: LivenessService, config: LoadedConfig) -> RunningServer:
+def serve_in_thread(service: LivenessService, config: LoadedConfig,
+                    scene_controls: object = None) -> RunningServer:
     """A real uvicorn server on 127.0.0.1:<free port> serving the real app."""
     key = load_api_key(config.daemon.server.api_key_file)
     daemon = config.daemon
     audit = AuditLog(daemon.audit.path, daemon.audit.max_bytes, daemon.audit.backups,
                      images_dir=daemon.audit.images_dir if daemon.audit.store_images else None)
-    app = create_app(config, service, audit, key)
+    app = create_app(config, service, audit, key, scene_controls)  # type: ignore[arg-type]
     listener = open_listener(config)
     gate = app.state.daemon.gate  # type: ignore[attr-defined]
 
@@ -259,13 +260,35 @@ def double_config(tmp: Path, **sections: dict) -> LoadedConfig:
 
 
 def double_service(config: LoadedConfig, *, fps: float = 60.0):
-    camera = RecordingCamera(TickingCamera(fps))
-    flash = RecordingFlash(SleepingFlash())
+    recording = CheckRecording(TickingCamera(fps), SleepingFlash())
     backend = BackendDouble()
-    pipeline = PipelineDouble(camera, flash, backend=backend)
+    pipeline = PipelineDouble(recording.camera, recording.flash, backend=backend)
     service = LivenessService(
-        camera, flash, backend, pipeline, mode="real",
+        recording.camera.inner, recording.flash.inner, recording, backend, pipeline, mode="real",
         frame_stale_s=config.daemon.watchdog.frame_stale_s,
         model_identity={"name": "double", "sha256": "0" * 64}, retry_interval_s=0.2,
     )
     return service, pipeline
+
+
+def serve_double(tmp: Path, **sections: dict) -> tuple[RunningServer, PipelineDouble]:
+    """The real app on a real server around the kiosk doubles, ready."""
+    config = double_config(tmp, **sections)
+    service, pipeline = double_service(config)
+    running = serve_in_thread(service, config)
+    assert service.wait_ready(10)
+    return running, pipeline
+
+
+def live_session_file(directory: Path, identity: int = 3, seed: int = 4) -> bytes:
+    """The bytes of one rendered live session in the dataset format (a session file)."""
+    from flashfas_edge.data.dataset_format import write_session_file
+    from flashfas_edge.sim.device import PROFILES
+    from flashfas_edge.sim.scene import SceneRequest
+    from flashfas_edge.sim.synth_session import render_session
+
+    path = directory / "live.npz"
+    write_session_file(path, render_session(SceneRequest("live", "office", PROFILES[0],
+                                                         identity, seed)))
+    return path.read_bytes()
+

@@ -12,7 +12,7 @@ from flashfas_edge.inference.synthetic_bundle import write_synthetic_bundle
 
 
 def default_bundle_or_none() -> Path | None:
-    from flashfas_edge.api.kiosk_factory import default_bundle_dir
+    from flashfas_edge.kiosk.assembly import default_bundle_dir
 
     try:
         return default_bundle_dir()

@@ -9,7 +9,7 @@ import stat
 import httpx
 from api_harness import API_KEY, double_config, double_service, serve_in_thread
 
-from flashfas_edge.api.audit_log import AuditLog
+from flashfas_edge.daemon.audit_log import AuditLog
 from flashfas_edge.pipeline.result import CheckResult, Reason, Verdict
 
 AUTH = {"X-API-Key": API_KEY}

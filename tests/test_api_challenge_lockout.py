@@ -1,4 +1,4 @@
-"""Repeated challenge mismatches lock checks out for a while (api/challenge_lockout.py): a
+"""Repeated challenge mismatches lock checks out for a while (daemon/challenge_lockout.py): a
 replayed recording matches a fresh white-only challenge 1 time in 120, so replaying until it does
 must take hours, not minutes."""
 
@@ -10,8 +10,8 @@ from api_harness import serve_in_thread
 from sim_bundles import random_weight_bundle
 from test_api_sim_kiosk import AUTH, sim_config
 
-from flashfas_edge.api.challenge_lockout import ChallengeLockout
-from flashfas_edge.api.kiosk_factory import build_service
+from flashfas_edge.daemon.challenge_lockout import ChallengeLockout
+from flashfas_edge.kiosk.assembly import build_kiosk
 
 
 class _Clock:
@@ -54,8 +54,9 @@ def test_bad_settings_are_refused():
 def test_replaying_recordings_locks_the_daemon_out_and_even_a_live_face_waits(tmp_path):
     config = sim_config(tmp_path, random_weight_bundle(tmp_path / "bundle"),
                         lockout={"max_mismatches": 2, "window_s": 600, "cooldown_s": 600})
-    service = build_service(config)
-    running = serve_in_thread(service, config)
+    kiosk = build_kiosk(config)
+    service = kiosk.service
+    running = serve_in_thread(service, config, kiosk.scene_controls)
     try:
         assert service.wait_ready(60), service.health()
         with httpx.Client(base_url=running.url, headers=AUTH, timeout=30) as http:
@@ -72,10 +73,10 @@ def test_replaying_recordings_locks_the_daemon_out_and_even_a_live_face_waits(tm
                     break
             assert mismatches == 2 and body["reason"] == "challenge_lockout", body
             http.put("/v1/sim/scene", json={"scene": "live"})
-            played_before = service.flash.last_playback
+            played_before = service.recorder.last_playback()
             locked = http.post("/v1/liveness").json()
             assert (locked["verdict"], locked["reason"]) == ("retry", "challenge_lockout")
             assert 0 < locked["detail"]["retry_after_s"] <= 600
-            assert service.flash.last_playback is played_before  # no flash while locked out
+            assert service.recorder.last_playback() is played_before  # no flash while locked out
     finally:
         running.stop()

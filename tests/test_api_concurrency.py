@@ -9,17 +9,16 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
-from api_harness import API_KEY, double_config, double_service, serve_in_thread
+from api_harness import (
+    API_KEY,
+    double_config,
+    double_service,
+    serve_double,
+    serve_in_thread,
+)
 
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
 
-
-def _serve(tmp_path, **sections):
-    config = double_config(tmp_path, **sections)
-    service, pipeline = double_service(config)
-    running = serve_in_thread(service, config)
-    assert service.wait_ready(10)
-    return running, pipeline
 
 
 def _fire(url: str, n: int) -> list[tuple[str, httpx.Response]]:
@@ -38,7 +37,7 @@ def _audit(running) -> dict[str, dict]:
 
 
 def test_twenty_simultaneous_requests_run_one_at_a_time_and_the_overflow_gets_429(tmp_path):
-    running, pipeline = _serve(tmp_path, queue={"max_waiting": 3})
+    running, pipeline = serve_double(tmp_path, queue={"max_waiting": 3})
     try:
         answers = _fire(running.url, 20)
         ok = [(ref, r) for ref, r in answers if r.status_code == 200]
@@ -66,7 +65,7 @@ def test_twenty_simultaneous_requests_run_one_at_a_time_and_the_overflow_gets_42
 
 
 def test_twenty_simultaneous_requests_all_answered_when_the_queue_holds_them(tmp_path):
-    running, pipeline = _serve(tmp_path, queue={"max_waiting": 19})
+    running, pipeline = serve_double(tmp_path, queue={"max_waiting": 19})
     try:
         answers = _fire(running.url, 20)
         assert [r.status_code for _, r in answers] == [200] * 20
@@ -81,7 +80,7 @@ def test_twenty_simultaneous_requests_all_answered_when_the_queue_holds_them(tmp
 
 
 def test_a_check_that_overruns_its_deadline_is_504_and_then_frees_the_camera(tmp_path):
-    running, pipeline = _serve(tmp_path, queue={"check_timeout_s": 0.3})
+    running, pipeline = serve_double(tmp_path, queue={"check_timeout_s": 0.3})
     try:
         pipeline.extra_sleep_s = 0.8
         with httpx.Client(base_url=running.url, timeout=10) as http:
@@ -103,9 +102,9 @@ def test_a_check_that_overruns_its_deadline_is_504_and_then_frees_the_camera(tmp
 
 
 def test_a_camera_that_stalls_mid_check_gives_503_and_the_next_check_runs(tmp_path):
-    running, pipeline = _serve(tmp_path)
+    running, pipeline = serve_double(tmp_path)
     try:
-        camera = running.service.camera.inner
+        camera = running.service.camera
         with httpx.Client(base_url=running.url, timeout=10) as http:
             camera.stall()
             r = http.post("/v1/liveness", headers=AUTH)
@@ -123,9 +122,9 @@ def test_a_camera_that_stalls_mid_check_gives_503_and_the_next_check_runs(tmp_pa
 
 
 def test_a_stalled_camera_makes_health_degraded_and_checks_503_before_queueing(tmp_path):
-    running, pipeline = _serve(tmp_path, watchdog={"frame_stale_s": 0.3})
+    running, pipeline = serve_double(tmp_path, watchdog={"frame_stale_s": 0.3})
     try:
-        camera = running.service.camera.inner
+        camera = running.service.camera
         with httpx.Client(base_url=running.url, timeout=10) as http:
             camera.stall()
             time.sleep(0.5)
@@ -144,9 +143,9 @@ def test_a_stalled_camera_makes_health_degraded_and_checks_503_before_queueing(t
 
 
 def test_a_broken_flash_is_503_flash_unavailable_until_it_answers_again(tmp_path):
-    running, pipeline = _serve(tmp_path)
+    running, pipeline = serve_double(tmp_path)
     try:
-        flash = running.service.flash.inner
+        flash = running.service.flash
         with httpx.Client(base_url=running.url, timeout=10) as http:
             flash.broken = True
             r = http.post("/v1/liveness", headers=AUTH)

@@ -19,9 +19,9 @@ import pytest
 from api_harness import API_KEY, serve_in_thread, write_key_file
 from sim_bundles import random_weight_bundle
 
-from flashfas_edge.api.kiosk_factory import build_service
 from flashfas_edge.api.openapi_doc import check_examples
 from flashfas_edge.config import load_config
+from flashfas_edge.kiosk.assembly import build_kiosk
 from flashfas_edge.pipeline.result import Reason
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,8 +43,9 @@ def daemon(tmp_path_factory):
         "kiosk": {"camera": {"width": 320, "height": 240}},
         "queue": {"max_waiting": 8},
     })
-    service = build_service(config)
-    running = serve_in_thread(service, config)
+    kiosk = build_kiosk(config)
+    service = kiosk.service
+    running = serve_in_thread(service, config, kiosk.scene_controls)
     assert service.wait_ready(60), service.health()
     yield running, key
     running.stop()

@@ -22,24 +22,21 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import numpy as np
 import pytest
-from api_harness import API_KEY, double_config, double_service, serve_in_thread
+from api_harness import (
+    API_KEY,
+    live_session_file,
+    serve_double,
+    serve_in_thread,
+)
 
-from flashfas_edge.api.audit_log import AuditLog
-from flashfas_edge.api.check_gate import CheckGate, ShuttingDownError
 from flashfas_edge.api.errors import InvalidUpload
 from flashfas_edge.api.session_upload import decode_uploaded_session
-from flashfas_edge.data.dataset_format import write_session_file
+from flashfas_edge.daemon.audit_log import AuditLog
+from flashfas_edge.daemon.check_gate import CheckGate, ShuttingDownError
 
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
 NPZ = {**AUTH, "Content-Type": "application/x-npz"}
 
-
-def _serve(tmp_path, **sections):
-    config = double_config(tmp_path, **sections)
-    service, pipeline = double_service(config)
-    running = serve_in_thread(service, config)
-    assert service.wait_ready(10)
-    return running, pipeline
 
 
 def _audit_lines(running) -> list[dict]:
@@ -54,7 +51,7 @@ def _host_port(url: str) -> tuple[str, int]:
 # ----- 1. an uploaded recording never decides a door ----------------------------------------------
 
 def test_recorded_evaluation_is_off_by_default_and_the_old_route_is_gone(tmp_path):
-    running, pipeline = _serve(tmp_path)
+    running, pipeline = serve_double(tmp_path)
     try:
         with httpx.Client(base_url=running.url, timeout=10) as http:
             r = http.post("/v1/evaluate/recorded", headers=NPZ, content=b"PK\x03\x04")
@@ -71,7 +68,7 @@ def test_recorded_evaluation_is_off_by_default_and_the_old_route_is_gone(tmp_pat
 # ----- 2. shutdown: new and waiting checks get 503 JSON; every started check is audited ----------
 
 def test_shutdown_answers_waiting_checks_503_in_json_and_audits_the_running_one(tmp_path):
-    running, pipeline = _serve(tmp_path, queue={"max_waiting": 6, "check_timeout_s": 5.0})
+    running, pipeline = serve_double(tmp_path, queue={"max_waiting": 6, "check_timeout_s": 5.0})
     pipeline.extra_sleep_s = 0.8
     answers: list[httpx.Response] = []
 
@@ -136,14 +133,7 @@ def test_a_check_whose_caller_is_cancelled_is_still_audited_with_503():
 
 @pytest.fixture(scope="module")
 def session_bytes(tmp_path_factory):
-    from flashfas_edge.sim.device import PROFILES
-    from flashfas_edge.sim.scene import SceneRequest
-    from flashfas_edge.sim.synth_session import render_session
-
-    session = render_session(SceneRequest("live", "office", PROFILES[0], 5, 2))
-    path = tmp_path_factory.mktemp("s") / "live.npz"
-    write_session_file(path, session)
-    return path.read_bytes()
+    return live_session_file(tmp_path_factory.mktemp("s"), identity=5, seed=2)
 
 
 def _deflated(raw: bytes) -> bytes:
@@ -200,7 +190,7 @@ CORRUPTIONS = {
 
 @pytest.fixture(scope="module")
 def eval_server(tmp_path_factory):
-    running, _ = _serve(tmp_path_factory.mktemp("eval"), server={"recorded_evaluation": True})
+    running, _ = serve_double(tmp_path_factory.mktemp("eval"), server={"recorded_evaluation": True})
     yield running
     running.stop()
 
@@ -312,7 +302,7 @@ def _upload_head(url: str, length: int) -> bytes:
 
 
 def test_a_full_queue_refuses_an_upload_before_its_body_is_sent(tmp_path):
-    running, pipeline = _serve(tmp_path, queue={"max_waiting": 1},
+    running, pipeline = serve_double(tmp_path, queue={"max_waiting": 1},
                                server={"recorded_evaluation": True})
     size = 32 * 1024 * 1024 - 1
     held: list[socket.socket] = []
@@ -349,8 +339,8 @@ def _closed_within(sock: socket.socket, seconds: float) -> bool:
 
 
 def test_idle_and_slow_clients_are_dropped_while_checks_go_on(tmp_path):
-    running, pipeline = _serve(tmp_path, server={"header_timeout_s": 0.6, "body_timeout_s": 1.0,
-                                                 "max_connections": 8})
+    running, pipeline = serve_double(tmp_path, server={
+        "header_timeout_s": 0.6, "body_timeout_s": 1.0, "max_connections": 8})
     try:
         idle = socket.create_connection(_host_port(running.url))
         slow_head = socket.create_connection(_host_port(running.url))
@@ -387,7 +377,7 @@ def test_idle_and_slow_clients_are_dropped_while_checks_go_on(tmp_path):
 
 
 def test_connections_beyond_the_cap_are_answered_503_and_closed(tmp_path):
-    running, _ = _serve(tmp_path, server={"max_connections": 4, "header_timeout_s": 30})
+    running, _ = serve_double(tmp_path, server={"max_connections": 4, "header_timeout_s": 30})
     held = [socket.create_connection(_host_port(running.url)) for _ in range(4)]
     try:
         time.sleep(0.2)
@@ -406,7 +396,7 @@ def test_connections_beyond_the_cap_are_answered_503_and_closed(tmp_path):
 # ----- 7. Retry-After: the time the queue really takes -------------------------------------------
 
 def test_retry_after_is_not_dragged_down_by_fast_failures_and_covers_the_drain(tmp_path):
-    running, pipeline = _serve(tmp_path, queue={"max_waiting": 2, "check_timeout_s": 10},
+    running, pipeline = serve_double(tmp_path, queue={"max_waiting": 2, "check_timeout_s": 10},
                                server={"recorded_evaluation": True})
     try:
         pipeline.extra_sleep_s = 0.6
@@ -444,7 +434,7 @@ def test_retry_after_is_not_dragged_down_by_fast_failures_and_covers_the_drain(t
 # ----- 8. no internals in answers; health, HEAD, start-up errors, scene options ------------------
 
 def test_status_and_errors_show_no_paths_and_health_follows_the_audit_log(tmp_path):
-    running, _ = _serve(tmp_path)
+    running, _ = serve_double(tmp_path)
     audit_path = running.config.daemon.audit.path
     try:
         with httpx.Client(base_url=running.url, timeout=10) as http:
@@ -527,15 +517,42 @@ def test_an_unusable_audit_folder_is_a_one_line_error_and_exit_78(tmp_path, cli_
     {"distance_range_m": 5}, {"distance_range_m": [2.0, 1.0]}, {"ambient_scale": 1e308},
     {"exposure_scale": -1}, {"motion_px": float("inf")}, {"faces": "two"},
 ])
-def test_out_of_range_scene_options_are_a_422_and_the_camera_keeps_running(options):
-    from flashfas_edge.api.errors import InvalidRequest
-    from flashfas_edge.api.models import SimSceneRequest
-    from flashfas_edge.api.sim_scene import SimSceneControls
+def test_out_of_range_scene_options_are_refused_before_the_renderer_sees_them(options):
+    from flashfas_edge.kiosk.sim_scene import SceneError, SimSceneControls
 
-    controls = SimSceneControls(kiosk=None)
-    with pytest.raises(InvalidRequest) as raised:
-        controls.subject_for(SimSceneRequest(scene="live", options=options))
-    assert "options." in raised.value.message
+    controls = SimSceneControls(kiosk=None)  # type: ignore[arg-type]  # refused before use
+    with pytest.raises(SceneError) as raised:
+        controls.subject_for("live", options=options)
+    assert "options." in str(raised.value)
+
+
+def test_out_of_range_scene_options_are_a_422_through_the_api(tmp_path):
+    from sim_bundles import random_weight_bundle
+
+    from flashfas_edge.config import load_config
+    from flashfas_edge.kiosk.assembly import build_kiosk
+
+    key = tmp_path / "api-key"
+    key.write_text(API_KEY + "\n")
+    key.chmod(0o600)
+    config = load_config(None, sim=True, overrides={
+        "server": {"port": 0, "api_key_file": str(key)},
+        "audit": {"path": str(tmp_path / "audit.jsonl")},
+        "model": {"bundle": str(random_weight_bundle(tmp_path / "b")), "threads": 1},
+        "kiosk": {"camera": {"width": 160, "height": 120}}})
+    kiosk = build_kiosk(config)
+    running = serve_in_thread(kiosk.service, config, kiosk.scene_controls)
+    try:
+        assert kiosk.service.wait_ready(60)
+        with httpx.Client(base_url=running.url, headers=AUTH, timeout=30) as http:
+            for options in ({"distance_range_m": 5}, {"ambient_scale": 1e308}):
+                r = http.put("/v1/sim/scene", json={"scene": "live", "options": options})
+                assert r.status_code == 422, r.text
+                assert r.json()["error"]["code"] == "invalid_request"
+            time.sleep(0.5)
+            assert http.get("/v1/health").json()["ready"] is True  # the camera goes on
+    finally:
+        running.stop()
 
 
 def test_a_frame_the_renderer_fails_on_does_not_stop_the_simulated_camera():

@@ -203,7 +203,7 @@ def test_keep_alive_answers_are_not_held_back_by_nagle_and_delayed_ack(server):
             http.get("/v1/health")
             times_ms.append((time.perf_counter() - t0) * 1000)
     assert min(times_ms) < 20, times_ms
-    from flashfas_edge.api.server import open_listener
+    from flashfas_edge.daemon.server import open_listener
 
     listener = open_listener(server.config)
     try:

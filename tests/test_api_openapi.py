@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from api_harness import double_config, double_service  # noqa: E402
 
 from flashfas_edge.api.app import create_app  # noqa: E402
-from flashfas_edge.api.audit_log import AuditLog  # noqa: E402
+from flashfas_edge.daemon.audit_log import AuditLog  # noqa: E402
 
 PUBLISHED = Path(__file__).resolve().parents[1] / "docs" / "openapi.json"
 

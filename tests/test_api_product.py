@@ -11,8 +11,8 @@ import pytest
 from api_harness import API_KEY, serve_in_thread, write_key_file
 from sim_bundles import default_bundle_or_none
 
-from flashfas_edge.api.kiosk_factory import build_service
 from flashfas_edge.config import load_config
+from flashfas_edge.kiosk.assembly import build_kiosk
 
 BUNDLE = default_bundle_or_none()
 pytestmark = pytest.mark.skipif(BUNDLE is None, reason="the default bundle engines/edge-default "
@@ -32,8 +32,9 @@ def http(tmp_path_factory):
         "audit": {"path": str(tmp / "audit.jsonl")},
         "model": {"bundle": str(BUNDLE), "backend": "onnxruntime"},
     })
-    service = build_service(config)
-    running = serve_in_thread(service, config)
+    kiosk = build_kiosk(config)
+    service = kiosk.service
+    running = serve_in_thread(service, config, kiosk.scene_controls)
     assert service.wait_ready(120), service.health()
     with httpx.Client(base_url=running.url, timeout=60,
                       headers={"Authorization": f"Bearer {API_KEY}"}) as client:

@@ -20,17 +20,17 @@ from api_harness import (
     SleepingFlash,
     TickingCamera,
     double_config,
+    live_session_file,
     serve_in_thread,
 )
 
 from flashfas_edge import _core
 from flashfas_edge.api import session_upload
-from flashfas_edge.api.recording_kiosk import RecordingCamera, RecordingFlash
-from flashfas_edge.api.service import LivenessService
-from flashfas_edge.data.dataset_format import write_session_file
+from flashfas_edge.daemon.service import LivenessService
 from flashfas_edge.face.ground_truth import GroundTruthLandmarks
 from flashfas_edge.inference.ort_backend import OrtBackend
 from flashfas_edge.inference.synthetic_bundle import write_synthetic_bundle
+from flashfas_edge.kiosk.recording import CheckRecording
 from flashfas_edge.pipeline.pipeline import Pipeline
 
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
@@ -46,10 +46,12 @@ def server(tmp_path_factory):
     (folder / "manifest.json").write_text(json.dumps(manifest))
     backend = OrtBackend(folder, intra_op_threads=1)
     config = double_config(tmp, server={"recorded_evaluation": True})
-    camera, flash = RecordingCamera(TickingCamera()), RecordingFlash(SleepingFlash())
-    pipeline = Pipeline(camera, flash, GroundTruthLandmarks(), backend, config.pipeline)
+    recording = CheckRecording(TickingCamera(), SleepingFlash())
+    pipeline = Pipeline(recording.camera, recording.flash, GroundTruthLandmarks(), backend,
+                        config.pipeline)
     service = LivenessService(
-        camera, flash, backend, pipeline, mode="real", frame_stale_s=2.0,
+        recording.camera.inner, recording.flash.inner, recording, backend, pipeline,
+        mode="real", frame_stale_s=2.0,
         model_identity={"name": backend.bundle.name,
                         "manifest_sha256": backend.bundle.manifest_sha256})
     running = serve_in_thread(service, config)
@@ -60,14 +62,7 @@ def server(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def session_bytes(tmp_path_factory):
-    from flashfas_edge.sim.device import PROFILES
-    from flashfas_edge.sim.scene import SceneRequest
-    from flashfas_edge.sim.synth_session import render_session
-
-    session = render_session(SceneRequest("live", "office", PROFILES[0], 3, 4))
-    path = tmp_path_factory.mktemp("s") / "live.npz"
-    write_session_file(path, session)
-    return path.read_bytes()
+    return live_session_file(tmp_path_factory.mktemp("s"))
 
 
 def _members(raw: bytes) -> dict[str, np.ndarray]:

@@ -17,11 +17,11 @@ import pytest
 from api_harness import API_KEY, serve_in_thread, write_key_file
 from sim_bundles import random_weight_bundle
 
-from flashfas_edge.api.kiosk_factory import build_service
-from flashfas_edge.api.sd_notify import SystemdNotifier
-from flashfas_edge.api.server import watchdog_condition
-from flashfas_edge.api.watchdog import WatchdogPinger
 from flashfas_edge.config import load_config
+from flashfas_edge.daemon.sd_notify import SystemdNotifier
+from flashfas_edge.daemon.server import watchdog_condition
+from flashfas_edge.daemon.watchdog import WatchdogPinger
+from flashfas_edge.kiosk.assembly import build_kiosk
 
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
 
@@ -42,8 +42,9 @@ def sim_config(tmp, bundle, **sections):
 def sim_server(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("sim-kiosk")
     config = sim_config(tmp, random_weight_bundle(tmp / "bundle"))
-    service = build_service(config)
-    running = serve_in_thread(service, config)
+    kiosk = build_kiosk(config)
+    service = kiosk.service
+    running = serve_in_thread(service, config, kiosk.scene_controls)
     assert service.wait_ready(60), service.health()
     yield running
     running.stop()
@@ -87,17 +88,17 @@ def test_each_quality_gate_scene_gets_retry_with_its_reason(http, scene, reason)
 
 
 def test_a_replayed_recording_of_an_earlier_check_is_a_challenge_mismatch(http, sim_server):
-    flash = sim_server.service.flash
+    recorder = sim_server.service.recorder
     first = _check_in_scene(http, "live")
     assert first["reason"] not in ("challenge_mismatch", "no_clean_frame"), first["detail"]
-    old_order = flash.last_playback.schedule.order
+    old_order = recorder.last_playback().schedule.order
     assert http.put("/v1/sim/scene", json={"scene": "injected_replay"}).status_code == 200
     for _ in range(3):
         body = http.post("/v1/liveness").json()
         # 1 in 120 challenges repeats the old order (then the replay is not wrong); frames
         # dropped on a busy machine give a retry (no_clean_frame, or low_flash_snr when the
         # replayed frames slip against the new schedule). Either way: ask again, as a kiosk does.
-        if flash.last_playback.schedule.order != old_order and body["verdict"] != "retry":
+        if recorder.last_playback().schedule.order != old_order and body["verdict"] != "retry":
             break
     assert (body["verdict"], body["reason"]) == ("spoof", "challenge_mismatch"), body["detail"]
     assert body["nonce"] != first["nonce"]
@@ -129,7 +130,7 @@ def test_the_sim_route_does_not_exist_on_a_real_kiosk_config(tmp_path):
 def test_watchdog_pings_stop_when_the_virtual_camera_stops(tmp_path):
     config = sim_config(tmp_path, random_weight_bundle(tmp_path / "bundle"),
                         watchdog={"frame_stale_s": 0.5})
-    service = build_service(config)
+    service = build_kiosk(config).service
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.bind(str(tmp_path / "notify.sock"))
     sock.settimeout(0.05)
@@ -152,11 +153,11 @@ def test_watchdog_pings_stop_when_the_virtual_camera_stops(tmp_path):
         assert service.wait_ready(60)
         before = drain(1.0)
         assert before.count("WATCHDOG=1") >= 3
-        service.camera.inner.stop()  # the capture thread ends: no more frames
+        service.camera.stop()  # the capture thread ends: no more frames
         drain(0.8)
         assert "WATCHDOG=1" not in drain(1.0)
         assert httpx.get(f"{running.url}/v1/health").json()["reason"] == "camera_unavailable"
-        service.camera.inner.start()
+        service.camera.start()
         assert drain(1.0).count("WATCHDOG=1") >= 2
     finally:
         pinger.stop()

@@ -178,8 +178,8 @@ def test_driver_stamps_are_used_only_on_the_monotonic_clock():
 
 
 def test_real_kiosk_camera_locks_the_calibrated_exposure(video, tmp_path):
-    from flashfas_edge.api.kiosk_factory import real_camera
     from flashfas_edge.config import load_config
+    from flashfas_edge.kiosk.assembly import real_camera
 
     calibration = tmp_path / "calibration.toml"
     calibration.write_text("format_version = 1\nlatency_us = 30000\nexposure_us = 4000\n")

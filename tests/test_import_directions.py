@@ -37,10 +37,25 @@ ALLOWED: dict[str, set[str]] = {
     # tools around the runtime
     "flashfas_edge.sim": {"capture", "flash", "face", "data", *_BASE},
     "flashfas_edge.train": {"capture", "flash", "face", "data", "inference", "pipeline", *_BASE},
-    # the daemon: everything it runs, never the training code or the engine build tooling
-    "flashfas_edge.api": {
-        "", "capture", "flash", "face", "data", "inference", "pipeline", "config", "sim", *_BASE,
-    },
+    # the daemon's core: service, check queue, audit log, metrics, watchdog — no HTTP, and only
+    # the seams' protocols (never a concrete kiosk, never training code or build tooling)
+    "flashfas_edge.daemon": {"capture", "flash", "data", "inference", "pipeline", "config",
+                             *_BASE},
+    # the HTTP room: routes, bodies, errors, auth, limits, the client; over the daemon's core
+    "flashfas_edge.api": {"", "daemon", "capture", "flash", "data", "inference", "pipeline",
+                          "config", *_BASE},
+    # kiosk assembly: camera + flash + landmarks + backend + pipeline from the config, real or
+    # simulated, and the service over them
+    "flashfas_edge.kiosk": {"daemon", "capture", "flash", "face", "data", "inference",
+                            "pipeline", "config", "sim", *_BASE},
+    # the entry points that wire the rooms together: the server (HTTP + kiosk + daemon) and the
+    # daemon's commands (serve, and the client commands check and sim)
+    "flashfas_edge.daemon.server": {"daemon", "api", "kiosk", "config", *_BASE},
+    "flashfas_edge.daemon.cli": {"daemon", "daemon.server", "api", "kiosk", "config",
+                                 "inference", *_BASE},
+    # operator tools: record and demo, on top of everything the daemon runs
+    "flashfas_edge.tools": {"daemon", "api", "kiosk", "capture", "flash", "data", "inference",
+                            "pipeline", "config", "sim", *_BASE},
     "flashfas_edge.cli": {""},  # loads the command modules by name (importlib)
 }
 # Single module-to-module exceptions, each with its reason.

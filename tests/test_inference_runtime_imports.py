@@ -19,12 +19,12 @@ print(json.dumps(sorted(m for m in sys.modules
 """
 
 _DAEMON = """
-from flashfas_edge.api import server  # noqa: F401 - the HTTP daemon itself
-from flashfas_edge.api.kiosk_factory import build_service
+from flashfas_edge.daemon import server  # noqa: F401 - the HTTP daemon itself
+from flashfas_edge.kiosk.assembly import build_kiosk
 from flashfas_edge.capture import v4l2_camera  # noqa: F401 - the real kiosk's camera
 from flashfas_edge.config import load_config
 
-service = build_service(load_config(None, sim=True))
+service = build_kiosk(load_config(None, sim=True)).service
 """
 
 

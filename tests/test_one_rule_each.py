@@ -50,8 +50,8 @@ def test_daemon_and_renderer_default_to_the_same_levels():
 
 
 def test_flash_onsets_and_frame_times_read_one_clock():
-    import flashfas_edge.api.service as service
     import flashfas_edge.capture.v4l2_camera as v4l2
+    import flashfas_edge.daemon.service as service
     import flashfas_edge.sim.kiosk_camera as sim_camera
     import flashfas_edge.sim.kiosk_flash as sim_flash
 

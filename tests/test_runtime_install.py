@@ -19,10 +19,10 @@ else:  # pragma: no cover
 # What `flashfas-edge serve`, `check`, `demo` and the simulated kiosk load (heavy imports happen
 # inside the commands, so import the modules that run them).
 RUNTIME_MODULES = [
-    "flashfas_edge.cli", "flashfas_edge.api.app", "flashfas_edge.api.server",
-    "flashfas_edge.api.client", "flashfas_edge.api.demo", "flashfas_edge.api.kiosk_factory",
-    "flashfas_edge.api.sim_scene", "flashfas_edge.capture.sim_camera",
-    "flashfas_edge.capture.v4l2_camera", "flashfas_edge.flash.sim_flash",
+    "flashfas_edge.cli", "flashfas_edge.api.app", "flashfas_edge.daemon.server",
+    "flashfas_edge.api.client", "flashfas_edge.tools.demo", "flashfas_edge.kiosk.assembly",
+    "flashfas_edge.kiosk.sim_scene", "flashfas_edge.sim.kiosk_camera",
+    "flashfas_edge.capture.v4l2_camera", "flashfas_edge.sim.kiosk_flash",
     "flashfas_edge.face.mtcnn_landmarks", "flashfas_edge.inference.ort_backend",
     "flashfas_edge.inference.factory", "flashfas_edge.pipeline.pipeline",
 ]

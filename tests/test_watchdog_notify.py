@@ -10,9 +10,9 @@ import time
 import pytest
 from api_harness import double_config, double_service, serve_in_thread
 
-from flashfas_edge.api.sd_notify import NotifyError, SystemdNotifier
-from flashfas_edge.api.server import watchdog_condition
-from flashfas_edge.api.watchdog import WatchdogPinger
+from flashfas_edge.daemon.sd_notify import NotifyError, SystemdNotifier
+from flashfas_edge.daemon.server import watchdog_condition
+from flashfas_edge.daemon.watchdog import WatchdogPinger
 
 
 class NotifySocket:
@@ -91,14 +91,14 @@ def test_ready_and_watchdog_arrive_and_pings_stop_while_the_camera_stalls(tmp_pa
         assert len(ready) == 1 and f"MAINPID={os.getpid()}" in ready[0]
         assert sum(m == "WATCHDOG=1" for m in first) >= 4
 
-        service.camera.inner.stall()
+        service.camera.stall()
         # frame_stale_s (0.3 s) passes; a ping decided just before may arrive late on a busy box
         notify_socket.drain(0.8)
         stalled = notify_socket.drain(0.8)
         assert "WATCHDOG=1" not in stalled
         assert any(m.startswith("STATUS=unhealthy: camera stalled") for m in stalled)
 
-        service.camera.inner.resume()
+        service.camera.resume()
         resumed = notify_socket.drain(1.0)
         assert sum(m == "WATCHDOG=1" for m in resumed) >= 2
     finally:

@@ -11,7 +11,7 @@ import logging
 import platform
 import time
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
 import numpy as np
 from fastapi import Depends, FastAPI, Request, Response
@@ -19,15 +19,13 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from flashfas_edge import __version__
-from flashfas_edge.api import metrics as metrics_mod
-from flashfas_edge.api.audit_log import AuditLog, AuditLogError
 from flashfas_edge.api.auth import key_matches
 from flashfas_edge.api.body_limit import BodySizeLimit
-from flashfas_edge.api.check_gate import CallerState, CheckGate, Ticket
 from flashfas_edge.api.errors import (
     ApiError,
     DeviceUnavailable,
     EvaluationDisabled,
+    InvalidRequest,
     InvalidUpload,
     NotReady,
     PayloadTooLarge,
@@ -59,9 +57,12 @@ from flashfas_edge.api.openapi_doc import (
     evaluation_examples,
     with_error_schema,
 )
-from flashfas_edge.api.service import Health, LivenessService
 from flashfas_edge.api.session_upload import SESSION_MEDIA_TYPES, decode_uploaded_session
 from flashfas_edge.config import LoadedConfig
+from flashfas_edge.daemon import metrics as metrics_mod
+from flashfas_edge.daemon.audit_log import AuditLog, AuditLogError
+from flashfas_edge.daemon.check_gate import CallerState, CheckGate, Ticket
+from flashfas_edge.daemon.service import Health, LivenessService
 from flashfas_edge.pipeline.result import CheckResult, Reason, new_check_id
 
 log = logging.getLogger(__name__)
@@ -79,8 +80,16 @@ class DaemonState:
     api_key: str
 
 
+class SceneControls(Protocol):
+    """The simulated kiosk's scene control (``kiosk.sim_scene.SimSceneControls``): shows a scene
+    to the virtual camera or raises ValueError saying why it cannot."""
+
+    def set_scene(self, scene: str, ambient: str | None = None, seed: int | None = None,
+                  options: dict[str, Any] | None = None) -> dict[str, Any]: ...
+
+
 def create_app(config: LoadedConfig, service: LivenessService, audit: AuditLog,
-               api_key: str) -> FastAPI:
+               api_key: str, scene_controls: SceneControls | None = None) -> FastAPI:
     daemon = config.daemon
     gate = CheckGate(max_waiting=daemon.queue.max_waiting)
     metrics = metrics_mod.DaemonMetrics(
@@ -233,12 +242,19 @@ def create_app(config: LoadedConfig, service: LivenessService, audit: AuditLog,
                  tags=["simulated kiosk"], responses=error_responses(*SCENE_ERRORS))
         async def set_sim_scene(scene: SimSceneRequest) -> SimSceneResponse:
             """Simulated kiosk only: choose what stands in front of the virtual camera."""
-            if service.sim_controls is None:
+            if scene_controls is None:
                 raise SimOnly("the daemon does not run the simulated kiosk")
-            controls = service.sim_controls
+            controls = scene_controls
+
+            def show(_ticket: Ticket) -> dict[str, Any]:
+                try:
+                    return controls.set_scene(scene.scene, scene.ambient, scene.seed,
+                                              scene.options)
+                except ValueError as exc:  # the scene cannot be shown: the request's fault
+                    raise InvalidRequest(str(exc)) from exc
+
             # Through the check queue: the scene never changes in the middle of a check.
-            applied = await gate.run(lambda _ticket: controls.set_scene(scene),
-                                     daemon.queue.check_timeout_s, kind="scene")
+            applied = await gate.run(show, daemon.queue.check_timeout_s, kind="scene")
             return SimSceneResponse(**applied)
 
     return app

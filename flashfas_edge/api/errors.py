@@ -17,9 +17,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from flashfas_edge.api.audit_log import AuditLogError
-from flashfas_edge.api.check_gate import CheckTimeoutError, QueueFullError, ShuttingDownError
 from flashfas_edge.capture.base import CameraError
+from flashfas_edge.daemon.audit_log import AuditLogError
+from flashfas_edge.daemon.check_gate import CheckTimeoutError, QueueFullError, ShuttingDownError
 from flashfas_edge.flash.base import FlashError
 from flashfas_edge.inference.backend import BackendError
 from flashfas_edge.inference.bundle import BundleError

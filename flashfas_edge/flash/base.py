@@ -25,20 +25,42 @@ class FlashState:
 
 @dataclass(frozen=True)
 class FlashSchedule:
-    """What to play: ``states[i]`` for ``state_duration_us`` each, in the given order.
+    """What to play: ``states[i]`` for ``durations_us[i]`` (or ``state_duration_us`` each when
+    ``durations_us`` is empty), in the given order.
 
-    ``order`` lists the state indices from brightest to darkest intensity (the order that
-    differential normalisation sorts frames into); ``nonce`` identifies the challenge.
+    ``state_duration_us`` is the shortest state, the length that holds one clean frame (sync
+    relies on it); random extra time per state (``durations_us``) makes the onsets part of the
+    challenge (docs/SAFETY.md §3). ``order`` lists the state indices from brightest to darkest
+    intensity (the order that differential normalisation sorts frames into); ``nonce``
+    identifies the challenge.
     """
 
     states: tuple[FlashState, ...]
     state_duration_us: int
     nonce: str
     order: tuple[int, ...] = field(default=())
+    durations_us: tuple[int, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        if self.durations_us and (
+            len(self.durations_us) != len(self.states)
+            or min(self.durations_us) < self.state_duration_us
+        ):
+            raise ValueError("durations_us needs one duration per state, none below "
+                             "state_duration_us")
 
     @property
     def n0(self) -> int:
         return len(self.states)
+
+    def duration_of(self, slot: int) -> int:
+        """How long play slot ``slot`` shows, µs."""
+        return self.durations_us[slot] if self.durations_us else self.state_duration_us
+
+    @property
+    def total_us(self) -> int:
+        """The sequence's length, µs."""
+        return sum(self.duration_of(k) for k in range(self.n0))
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,16 @@
-"""Step 1, the challenge: a fresh random play order of the N0 flash levels (and colours) + nonce.
+"""Step 1, the challenge: a fresh random play order of the N0 flash levels (and colours), random
+state durations, and a nonce.
 
-The order is unpredictable (``secrets``), so a recording of an earlier check, or a stream injected
-in place of the camera, reflects the wrong sequence; verification (``reflection_check.py``) then
-rejects it. Differential normalisation does not care about the play order: ``order`` tells it
-which played state is the brightest, the next, ..., the darkest (ATR-FAS §3.2).
+The order and the durations are unpredictable (``secrets``), so a recording of an earlier check,
+or a stream injected in place of the camera, reflects the wrong sequence or the wrong onsets;
+verification (``reflection_check.py``, ``timing_check.py``) then rejects it. Differential
+normalisation does not care about the play order or the timing: ``order`` tells it which played
+state is the brightest, the next, ..., the darkest (ATR-FAS §3.2), so the model's input contract
+(the bundle's ``challenge_family``) is the same whatever the timing.
+
+Photosensitive safety (docs/SAFETY.md): only orders whose flash count with the idle screen stays
+within ``max_flashes_per_challenge`` are drawn (uniformly among them, by rejection), and the drawn
+schedule is checked once more before it leaves; an unsafe one is never returned.
 """
 
 from __future__ import annotations
@@ -13,9 +20,13 @@ import secrets
 
 from flashfas_edge.capture.base import CameraInfo
 from flashfas_edge.flash.base import FlashSchedule, FlashState
+from flashfas_edge.flash.safety import UnsafeFlashError, check_schedule, count_sequence
 from flashfas_edge.pipeline.config import ChallengeConfig
 
 WHITE = (1.0, 1.0, 1.0)
+# Rejection sampling draws until a safe order comes up; with the default levels 40 of the 120
+# orders are safe against any idle screen, so 200 draws fail with probability (2/3)^200 ≈ 1e-35.
+_MAX_DRAWS = 200
 
 
 def _shuffled(n: int) -> list[int]:
@@ -49,22 +60,53 @@ def state_duration_for(config: ChallengeConfig, camera: CameraInfo | None) -> in
     return int(math.ceil(needed / 1000.0) * 1000)  # whole milliseconds
 
 
-def draw_challenge(
-    config: ChallengeConfig, supports_colour: bool, camera: CameraInfo | None = None
-) -> FlashSchedule:
-    """Draw one challenge. Colours are drawn per state only when the surface can show them."""
+def idle_state_of(config: ChallengeConfig) -> FlashState | None:
+    """The configured idle screen as a flash state; None: unknown (the worst one is assumed)."""
+    return None if config.idle_rgb is None else FlashState(rgb=config.idle_rgb, intensity=1.0)
+
+
+def _draw_states(config: ChallengeConfig, palette: tuple[tuple[float, float, float], ...]
+                 ) -> tuple[list[FlashState], list[int]]:
     levels = config.levels  # sorted brightest first by the config validator
     play_order = _shuffled(len(levels))  # play slot k shows level play_order[k]
-    palette = config.colour_palette if supports_colour else ()
     states = []
     for level_index in play_order:
         r, g, b = palette[secrets.randbelow(len(palette))] if palette else WHITE
         states.append(FlashState(rgb=(float(r), float(g), float(b)), intensity=levels[level_index]))
-    # order[r] = play slot that shows the r-th brightest level.
-    order = tuple(play_order.index(r) for r in range(len(levels)))
-    return FlashSchedule(
-        states=tuple(states),
-        state_duration_us=state_duration_for(config, camera),
-        nonce=secrets.token_hex(16),
-        order=order,
+    return states, play_order
+
+
+def draw_challenge(
+    config: ChallengeConfig, supports_colour: bool, camera: CameraInfo | None = None
+) -> FlashSchedule:
+    """Draw one safe challenge, or raise :class:`UnsafeFlashError` (fail closed).
+
+    Colours are drawn per state only when the surface can show them; each state lasts the clean-
+    frame duration plus a random whole number of timing steps.
+    """
+    palette = config.colour_palette if supports_colour else ()
+    idle = idle_state_of(config)
+    base_us = state_duration_for(config, camera)
+    for _ in range(_MAX_DRAWS):
+        states, play_order = _draw_states(config, palette)
+        durations = tuple(
+            base_us + secrets.randbelow(config.timing_steps) * config.timing_step_us
+            for _ in states
+        )
+        # order[r] = play slot that shows the r-th brightest level.
+        order = tuple(play_order.index(r) for r in range(len(config.levels)))
+        schedule = FlashSchedule(
+            states=tuple(states),
+            state_duration_us=base_us,
+            nonce=secrets.token_hex(16),
+            order=order,
+            durations_us=durations,
+        )
+        if count_sequence(schedule, idle).within(config.max_flashes_per_challenge):
+            # the same check as a gate that stands on its own, whatever drew the schedule
+            check_schedule(schedule, config.max_flashes_per_challenge, idle)
+            return schedule
+    raise UnsafeFlashError(
+        f"no challenge within {config.max_flashes_per_challenge} flashes per second in "
+        f"{_MAX_DRAWS} draws (levels {list(config.levels)}, palette {list(palette)})"
     )

@@ -40,6 +40,23 @@ class ChallengeConfig(_Section):
     # + ``settle_us`` for the display's transition and latency jitter (challenge.py).
     state_duration_us: int | None = Field(default=None, ge=10_000, le=2_000_000)
     settle_us: int = Field(default=8_000, ge=0, le=200_000)
+    # Timing entropy (docs/SAFETY.md §3): each state lasts state_duration_us + j × timing_step_us,
+    # j uniform in 0..timing_steps − 1, so a recording's onsets rarely fit a fresh challenge. The
+    # step is longer than the ~20 ms per frame period in which no face row is exposing, so any one
+    # step moves an onset the camera sees; 3 steps add 125 ms to the mean sequence (p50 budget).
+    timing_steps: int = Field(default=3, ge=1, le=8)
+    timing_step_us: int = Field(default=25_000, ge=0, le=200_000)
+    # Photosensitive safety (WCAG 2.3.1, flash/safety.py, docs/SAFETY.md): a drawn challenge may
+    # show at most this many flashes counted with the idle screen before and after it (one below
+    # WCAG's three: the margin for a retry and a kiosk UI that flashes on its own) ...
+    max_flashes_per_challenge: int = Field(default=2, ge=1, le=3)
+    # ... and consecutive challenges at most WCAG's three in any one second: the next sequence
+    # waits (up to max_safety_wait_s, else retry/flash_unsafe) until it fits.
+    max_flashes_per_s: int = Field(default=3, ge=1, le=3)
+    max_safety_wait_s: float = Field(default=1.5, ge=0, le=10)
+    # Linear RGB of the idle screen the kiosk shows between checks, at full intensity. None: not
+    # known, every challenge is checked against the worst idle colour.
+    idle_rgb: tuple[float, float, float] | None = None
 
     @field_validator("levels")
     @classmethod
@@ -55,6 +72,21 @@ class ChallengeConfig(_Section):
             if any(not 0.0 <= c <= 1.0 for c in rgb) or max(rgb) <= 0.0:
                 raise ValueError(f"palette colour {rgb} must be in [0, 1] and not black")
         return palette
+
+    @field_validator("idle_rgb")
+    @classmethod
+    def _idle_valid(
+        cls, rgb: tuple[float, float, float] | None
+    ) -> tuple[float, float, float] | None:
+        if rgb is not None and any(not 0.0 <= c <= 1.0 for c in rgb):
+            raise ValueError(f"idle_rgb {rgb} must be in [0, 1]")
+        return rgb
+
+    @model_validator(mode="after")
+    def _safety_consistent(self) -> ChallengeConfig:
+        if self.max_flashes_per_challenge > self.max_flashes_per_s:
+            raise ValueError("max_flashes_per_challenge cannot exceed max_flashes_per_s")
+        return self
 
     @property
     def n0(self) -> int:
@@ -113,6 +145,11 @@ class GateThresholds(_Section):
     # A failed verification is called a spoof only when the flash response is clearly visible;
     # below this SNR the mismatch may be measurement noise (ambient drift, flicker) → retry.
     min_flash_snr_for_mismatch: float = Field(default=4.0, gt=0)
+    # Timing verification (timing_check.py): every frame of the sequence must lie within this
+    # many level steps of the line its played onsets predict. A moved onset seen by the face
+    # rows for a whole exposure leaves a full step; rise time, flicker and motion of a live face
+    # stay well below half of one (docs/SAFETY.md §3).
+    max_timing_residual_steps: float = Field(default=0.5, gt=0, le=2.0)
 
 
 class TrackingConfig(_Section):
@@ -150,6 +187,8 @@ class PipelineConfig(_Section):
     latency_us: LatencyUs = 0
     # Camera transfer function (power law) used to linearise levels for challenge verification.
     camera_gamma: float = Field(default=2.2, ge=1.0, le=3.0)
+    # Display/LED rise time between flash states, µs (the timing verification models it).
+    display_rise_us: int = Field(default=4_000, ge=0, le=50_000)
     # Decision threshold from calibration; None: the bundle's default (MODEL_BUNDLE.md).
     threshold_override: DecisionThreshold | None = None
 

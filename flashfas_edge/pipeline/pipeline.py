@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -21,6 +22,7 @@ import numpy as np
 
 from flashfas_edge import _core
 from flashfas_edge.capture.base import Camera, CameraError, CameraInfo, Frame
+from flashfas_edge.clock import monotonic_us as clock_now_us
 from flashfas_edge.data.session import Session
 from flashfas_edge.face.base import FaceLandmarks, LandmarkProvider
 from flashfas_edge.face.ground_truth import GroundTruthLandmarks
@@ -32,11 +34,12 @@ from flashfas_edge.flash.base import (
     FlashSchedule,
     FlashState,
 )
+from flashfas_edge.flash.safety import FlashSafetyGovernor, UnsafeFlashError
 from flashfas_edge.flash_levels import same_levels
 from flashfas_edge.inference.backend import Backend
 from flashfas_edge.inference.bundle import Bundle
 from flashfas_edge.pipeline.capture_tracker import CaptureTracker
-from flashfas_edge.pipeline.challenge import challenge_family, draw_challenge
+from flashfas_edge.pipeline.challenge import challenge_family, draw_challenge, idle_state_of
 from flashfas_edge.pipeline.config import PipelineConfig
 from flashfas_edge.pipeline.decision import decide, resolve_threshold
 from flashfas_edge.pipeline.face_track import track_face
@@ -47,6 +50,7 @@ from flashfas_edge.pipeline.rejection import CheckRejected, retry
 from flashfas_edge.pipeline.result import CheckResult, Reason, Verdict, new_check_id
 from flashfas_edge.pipeline.session_check import SessionInvalid, validate_session
 from flashfas_edge.pipeline.stage_clock import StageClock, StageRunner, StageTimeoutError
+from flashfas_edge.pipeline.timing_check import fit_timing
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +83,10 @@ class _Capture:
     schedule: FlashSchedule
     state_frames: list[Frame]  # play order
     provider: LandmarkProvider
+    # every frame captured during the sequence and what was played (live checks only): the
+    # timing verification (timing_check.py)
+    frames: list[Frame] = dataclasses.field(default_factory=list)
+    playback: FlashPlayback | None = None
     presence: Presence | None = None  # the face found before the flash (live checks)
     known: dict[int, FaceLandmarks] = dataclasses.field(default_factory=dict)  # by Frame.index
 
@@ -121,6 +129,10 @@ class Pipeline:
         self._backend_info = dataclasses.asdict(backend.info())
         self._lock = threading.Lock()
         self._runner = StageRunner()
+        # Flashes across consecutive checks (docs/SAFETY.md §2): one governor per flash surface.
+        self._governor = FlashSafetyGovernor(
+            self.config.challenge.max_flashes_per_s, idle_state_of(self.config.challenge)
+        )
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -171,6 +183,10 @@ class Pipeline:
             except CheckRejected as rejected:
                 return self._result(
                     check_id, rejected.verdict, rejected.reason, clock, rejected.detail
+                )
+            except UnsafeFlashError as exc:  # not played: fail closed, the reason audited
+                return self._result(
+                    check_id, Verdict.RETRY, Reason.FLASH_UNSAFE, clock, {"error": str(exc)}
                 )
             except StageTimeoutError as exc:
                 detail = {"stage": exc.stage, "timeout_s": exc.timeout_s}
@@ -231,7 +247,13 @@ class Pipeline:
             ),
         )
         return _Capture(
-            schedule, [frames[int(i)] for i in chosen], self._landmarks, presence, known
+            schedule,
+            [frames[int(i)] for i in chosen],
+            self._landmarks,
+            list(frames),
+            playback,
+            presence,
+            known,
         )
 
     def _flash_and_capture(
@@ -245,12 +267,21 @@ class Pipeline:
             "challenge", lambda: draw_challenge(cfg.challenge, flash.supports_colour(), info)
         )
         clock.nonce = schedule.nonce
+        # The flashes of the checks just before count too: wait until this one fits (SAFETY.md).
+        self._wait_until_safe(schedule, clock)
         # 2. flash: blocks for the sequence itself, bounded by its length plus a margin
-        sequence_s = schedule.n0 * schedule.state_duration_us / 1e6
-        playback = clock.timed(
-            "flash",
-            lambda: flash.play(schedule, timeout_s=sequence_s + cfg.timeouts.flash_margin_s),
-        )
+        sequence_s = schedule.total_us / 1e6
+        try:
+            playback = clock.timed(
+                "flash",
+                lambda: flash.play(schedule, timeout_s=sequence_s + cfg.timeouts.flash_margin_s),
+            )
+        except BaseException:
+            # it may have been played in part: count it as played in full, from now
+            t = clock_now_us()
+            self._governor.record(FlashPlayback(schedule, (t,), t + schedule.total_us))
+            raise
+        self._governor.record(playback)
         if len(playback.onsets_us) != schedule.n0:
             raise FlashError(
                 f"flash reported {len(playback.onsets_us)} onsets for {schedule.n0} states"
@@ -264,6 +295,18 @@ class Pipeline:
             "capture", lambda: camera.frames_between(t0_us, t1_us, cfg.timeouts.capture_s)
         )
         return schedule, playback, frames
+
+    def _wait_until_safe(self, schedule: FlashSchedule, clock: StageClock) -> None:
+        now = clock_now_us()
+        start = self._governor.earliest_start_us(schedule, now)
+        wait_s = (start - now) / 1e6
+        if wait_s > self.config.challenge.max_safety_wait_s:
+            raise UnsafeFlashError(
+                f"the flashes of the last second leave no room for this challenge for "
+                f"{wait_s:.2f} s (max_safety_wait_s {self.config.challenge.max_safety_wait_s})"
+            )
+        if wait_s > 0:
+            clock.timed("safety_wait", lambda: time.sleep(wait_s))
 
     def _capture_recorded(self, session: Session, clock: StageClock) -> _Capture:
         validate_session(session, self._n0)
@@ -316,6 +359,7 @@ class Pipeline:
         detail: dict[str, Any] = {
             "frames_used": [f.index for f in cap.state_frames],
             "state_duration_us": cap.schedule.state_duration_us,
+            "durations_us": list(cap.schedule.durations_us),
         }
         if cap.presence is not None:
             detail.update(cap.presence.detail)
@@ -348,6 +392,8 @@ class Pipeline:
         detail.update(evidence.detail)
         try:
             gate_flash(evidence, cfg.gates)
+            if cap.playback is not None:
+                self._verify_timing(cap, track.landmarks, evidence.detail, detail)
         except CheckRejected as rejected:
             rejected.detail = {**detail, **rejected.detail}
             raise
@@ -370,6 +416,25 @@ class Pipeline:
         if want_depth:
             result.depth = np.asarray(output.depth, dtype=np.float32)
         return result
+
+    def _verify_timing(self, cap: _Capture, landmarks: np.ndarray, evidence: dict[str, Any],
+                       detail: dict[str, Any]) -> None:
+        """The onsets the camera saw must be the ones played (timing_check.py)."""
+        assert cap.playback is not None
+        cfg = self.config
+        fit = fit_timing(cap.frames, np.mean(landmarks, axis=0), cap.playback, cfg.latency_us,
+                         cfg.display_rise_us, cfg.camera_gamma)
+        if fit is None:
+            return
+        detail["timing_residual_steps"] = round(min(fit.residual_steps, 1e6), 4)
+        detail["timing_frames"] = fit.frames_used
+        if fit.residual_steps <= cfg.gates.max_timing_residual_steps:
+            return
+        limit = {"max_timing_residual_steps": cfg.gates.max_timing_residual_steps}
+        snr = evidence.get("flash_snr") or 0.0
+        if snr < cfg.gates.min_flash_snr_for_mismatch:
+            raise retry(Reason.LOW_FLASH_SNR, challenge_verified=False, **limit)
+        raise CheckRejected(Verdict.SPOOF, Reason.CHALLENGE_MISMATCH, limit)
 
     def _result(
         self,

@@ -22,14 +22,15 @@ class Reason(str, Enum):
     `spoof`: score_below_threshold, challenge_mismatch. Every other reason comes with `retry`
     (ask the person to try again; never open): challenge_lockout, no_face, multiple_faces,
     face_too_small, face_too_large, motion, underexposed, overexposed, low_flash_snr,
-    no_clean_frame, stage_timeout, internal_error. camera_unavailable, flash_unavailable and
+    no_clean_frame, flash_unsafe, stage_timeout,
+    internal_error. camera_unavailable, flash_unavailable and
     invalid_session reach the caller as errors (503, 422), not as a 200."""
 
     # live / spoof decisions
     SCORE_ABOVE_THRESHOLD = "score_above_threshold"
     SCORE_BELOW_THRESHOLD = "score_below_threshold"
     CHALLENGE_MISMATCH = "challenge_mismatch"
-    # too many mismatches lately: the daemon refuses checks for a while (api/challenge_lockout.py)
+    # too many mismatches lately: the daemon refuses checks for a while (daemon/challenge_lockout)
     CHALLENGE_LOCKOUT = "challenge_lockout"
     # quality gates → retry
     NO_FACE = "no_face"
@@ -41,6 +42,9 @@ class Reason(str, Enum):
     OVEREXPOSED = "overexposed"
     LOW_FLASH_SNR = "low_flash_snr"
     NO_CLEAN_FRAME = "no_clean_frame"
+    # the drawn challenge would exceed the photosensitive flash limits (docs/SAFETY.md): not
+    # played; retry after a pause
+    FLASH_UNSAFE = "flash_unsafe"
     # failures of the check itself → retry, never live
     STAGE_TIMEOUT = "stage_timeout"
     INTERNAL_ERROR = "internal_error"

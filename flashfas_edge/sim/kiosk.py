@@ -87,6 +87,10 @@ class SimKiosk:
         self._colours: list[np.ndarray] = [self._state_colour(IDLE_STATE)]
         self._stream: list[tuple[np.ndarray, np.ndarray | None]] | None = None
         self._stream_pos = 0
+        # An injected recording restarts at its first frame when a new sequence's first light
+        # reaches the camera: the attacker who watches the kiosk and aligns the replay.
+        self._showing_idle = True
+        self._stream_restart_us: float | None = None
         self._walk = np.zeros(4)  # tx, ty, rot_deg, log scale
         self.last_other_faces: list[np.ndarray] = []
         self.scene: Scene
@@ -127,6 +131,7 @@ class SimKiosk:
                 self._stream = [(np.asarray(im, np.uint8), lm) for im, lm in
                                 zip(images, lms, strict=True)]
             self._stream_pos = 0
+            self._stream_restart_us = None
 
     # --- display light (flash driver side) ------------------------------------------------------
     def _state_colour(self, state: FlashState) -> np.ndarray:
@@ -135,7 +140,13 @@ class SimKiosk:
 
     def command_display(self, state: FlashState, t_command_us: int) -> None:
         """Show ``state`` from ``t_command_us`` on; the light follows after the latency."""
+        self._command(state, t_command_us, idle=False)
+
+    def _command(self, state: FlashState, t_command_us: int, idle: bool) -> None:
         with self._lock:
+            if self._showing_idle and not idle and self._stream is not None:
+                self._stream_restart_us = float(t_command_us + self.latency_us)
+            self._showing_idle = idle
             if not self.subject.flash_visible:
                 return
             jitter = self._rng.uniform(-self.profile.latency_jitter_us,
@@ -150,7 +161,7 @@ class SimKiosk:
             self._colours.append(self._state_colour(state))
 
     def command_idle(self, t_command_us: int) -> None:
-        self.command_display(IDLE_STATE, t_command_us)
+        self._command(IDLE_STATE, t_command_us, idle=True)
 
     def _display_rows(self, row_times: np.ndarray) -> np.ndarray:
         """[H, 3] mean display colour over each row's exposure window."""
@@ -172,6 +183,9 @@ class SimKiosk:
         main face, None without one); ``last_other_faces`` then holds any other faces' points."""
         with self._lock:
             if self._stream is not None:
+                restart = self._stream_restart_us
+                if restart is not None and t_start_us >= restart:
+                    self._stream_pos, self._stream_restart_us = 0, None
                 img, lm = self._stream[self._stream_pos % len(self._stream)]
                 self._stream_pos += 1
                 return img.copy(), (None if lm is None else np.array(lm, np.float32))

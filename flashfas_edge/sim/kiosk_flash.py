@@ -47,12 +47,12 @@ class SimFlashDriver:
     def play(self, schedule: FlashSchedule, timeout_s: float) -> FlashPlayback:
         if not self._started:
             raise FlashError("simulated flash surface is not started")
-        total_us = schedule.n0 * schedule.state_duration_us
+        total_us = schedule.total_us
         if total_us / 1e6 > timeout_s:
             raise FlashError(f"schedule of {total_us / 1e6:.2f} s exceeds timeout {timeout_s} s")
         t = monotonic_us() + 2_000  # first state on the next "vsync"
         onsets = []
-        for state in schedule.states:
+        for slot, state in enumerate(schedule.states):
             _sleep_until(t)
             now = monotonic_us()
             self.kiosk.command_display(state, now)
@@ -60,7 +60,7 @@ class SimFlashDriver:
             # Each state lasts its full duration from its real onset: a late wake-up delays the
             # rest of the sequence instead of shortening the next state below the length that
             # holds one clean frame (pipeline/challenge.py, state_duration_for).
-            t = now + schedule.state_duration_us
+            t = now + schedule.duration_of(slot)
         _sleep_until(t)
         end = monotonic_us()
         self.kiosk.command_idle(end)

@@ -48,9 +48,6 @@ class RecordingCamera:
             self._frames.clear()
         return frames
 
-    def __getattr__(self, name: str):  # sim controls etc. of the wrapped camera
-        return getattr(self.inner, name)
-
 
 class RecordingFlash:
     def __init__(self, flash: FlashDriver) -> None:
@@ -75,8 +72,20 @@ class RecordingFlash:
     def supports_colour(self) -> bool:
         return self.inner.supports_colour()
 
-    def __getattr__(self, name: str):
-        return getattr(self.inner, name)
+
+class CheckRecording:
+    """The recording pair the pipeline is given instead of the devices themselves; the daemon
+    reads what the last check captured and played through it (``daemon.service.CheckRecorder``)."""
+
+    def __init__(self, camera: Camera, flash: FlashDriver) -> None:
+        self.camera = RecordingCamera(camera)
+        self.flash = RecordingFlash(flash)
+
+    def take_frames(self) -> list[Frame]:
+        return self.camera.take_frames()
+
+    def last_playback(self) -> FlashPlayback | None:
+        return self.flash.last_playback
 
 
 class NothingRecordedError(RuntimeError):

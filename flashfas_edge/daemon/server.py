@@ -29,13 +29,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from flashfas_edge.api.app import create_app
-from flashfas_edge.api.audit_log import AuditLog, AuditLogError
 from flashfas_edge.api.auth import load_api_key
 from flashfas_edge.api.errors import error_body
-from flashfas_edge.api.sd_notify import NotifyError, SystemdNotifier
-from flashfas_edge.api.service import LivenessService
-from flashfas_edge.api.watchdog import WatchdogPinger
 from flashfas_edge.config import ConfigError, LoadedConfig
+from flashfas_edge.daemon.audit_log import AuditLog, AuditLogError
+from flashfas_edge.daemon.sd_notify import NotifyError, SystemdNotifier
+from flashfas_edge.daemon.service import LivenessService
+from flashfas_edge.daemon.watchdog import WatchdogPinger
 
 log = logging.getLogger(__name__)
 
@@ -193,7 +193,7 @@ def watchdog_condition(service: LivenessService, gate_running_for_s: Callable[[]
 
 def run_daemon(config: LoadedConfig, notifier: SystemdNotifier, *, log_level: str = "info") -> int:
     """Serve until SIGTERM/SIGINT; returns the process exit code."""
-    from flashfas_edge.api.kiosk_factory import build_service
+    from flashfas_edge.kiosk.assembly import build_kiosk
 
     daemon = config.daemon
     api_key = load_api_key(daemon.server.api_key_file)
@@ -205,8 +205,9 @@ def run_daemon(config: LoadedConfig, notifier: SystemdNotifier, *, log_level: st
         audit.recover()  # a torn last line, a check a crash interrupted
     except AuditLogError as exc:
         raise ConfigError(f"audit log: {exc}") from exc
-    service = build_service(config)
-    app = create_app(config, service, audit, api_key)
+    kiosk = build_kiosk(config)
+    service = kiosk.service
+    app = create_app(config, service, audit, api_key, kiosk.scene_controls)
     gate = app.state.daemon.gate
     pinger = WatchdogPinger(
         notifier,

@@ -23,10 +23,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from flashfas_edge.api.client import ApiClientError, LivenessClient
+from flashfas_edge.kiosk.sim_scene import INJECTED_REPLAY, scene_error
 
 DEFAULT_AMBIENTS = ("office", "dark_room", "backlight")
 DEFAULT_SCENES = ("live", "print", "replay", "mask")
-INJECTED_REPLAY = "injected_replay"  # after a live check: its recording replayed into the camera
 EXIT_OK, EXIT_ATTACK_ACCEPTED, EXIT_DAEMON_FAILED = 0, 1, 2
 
 
@@ -114,25 +114,6 @@ def demo_config(directory: Path, bundle: Path | None,
     path = directory / "demo.toml"
     path.write_text("\n".join(lines) + "\n")
     return path, key
-
-
-def scene_error(scene: str, ambient: str | None = None, *, replay_ok: bool = True) -> str | None:
-    """Why the simulated kiosk cannot show ``scene`` under ``ambient`` (None: it can). Checked
-    before a daemon starts, with the same names the daemon's scene route accepts."""
-    from flashfas_edge.api.sim_scene import ATTACK_SCENES
-    from flashfas_edge.sim.ambient import SCENARIOS
-    from flashfas_edge.sim.kiosk import Subject
-
-    if ambient is not None and ambient not in SCENARIOS:
-        return f"unknown ambient {ambient!r}; known: {', '.join(SCENARIOS)}"
-    subjects = (*ATTACK_SCENES, INJECTED_REPLAY) if replay_ok else ATTACK_SCENES
-    if scene in subjects:
-        return None
-    try:
-        Subject.preset(scene)
-    except ValueError as exc:  # names the quality-gate presets
-        return f"unknown scene {scene!r}: not one of {', '.join(subjects)}, and {exc}"
-    return None
 
 
 def wait_ready(client: LivenessClient, daemon: DaemonProcess, timeout_s: float) -> None:
@@ -252,8 +233,8 @@ def run_demo(
             print(f"flashfas-edge demo: {problem}", file=sys.stderr)
         return EXIT_DAEMON_FAILED
     if bundle is None:
-        from flashfas_edge.api.kiosk_factory import default_bundle_dir
         from flashfas_edge.config import ConfigError
+        from flashfas_edge.kiosk.assembly import default_bundle_dir
 
         try:
             bundle = default_bundle_dir()

@@ -14,9 +14,9 @@ import sys
 import time
 from pathlib import Path
 
-from flashfas_edge.api.recording_kiosk import NothingRecordedError, session_from_capture
 from flashfas_edge.config import LoadedConfig
 from flashfas_edge.data.session import LABELS
+from flashfas_edge.kiosk.recording import NothingRecordedError, session_from_capture
 
 
 def record_sessions(
@@ -29,8 +29,8 @@ def record_sessions(
     seed: int | None = None,
     label: str | None = None,
 ) -> int:
-    from flashfas_edge.api.kiosk_factory import build_service
     from flashfas_edge.data.dataset_format import write_session_file
+    from flashfas_edge.kiosk.assembly import build_kiosk
 
     if label is not None and label not in LABELS:
         print(f"flashfas-edge record: --label must be one of {LABELS}", file=sys.stderr)
@@ -39,7 +39,8 @@ def record_sessions(
         print("flashfas-edge record: --scene/--ambient/--seed need --sim", file=sys.stderr)
         return 2
     out.mkdir(parents=True, exist_ok=True)
-    service = build_service(config)
+    kiosk = build_kiosk(config)
+    service, controls = kiosk.service, kiosk.scene_controls
     service.start()
     try:
         if not service.wait_ready(120):
@@ -48,23 +49,20 @@ def record_sessions(
             return 3
         written = 0
         for i in range(n):
-            if config.sim and (scene or ambient or seed is not None):
-                from flashfas_edge.api.models import SimSceneRequest
-
-                service.sim_controls.set_scene(SimSceneRequest(
-                    scene=scene or "live", ambient=ambient,
-                    seed=None if seed is None else seed + i))
+            if controls is not None and (scene or ambient or seed is not None):
+                controls.set_scene(scene or "live", ambient,
+                                   None if seed is None else seed + i)
             result, _ = service.run_check(want_depth=False)
             try:
                 session = session_from_capture(
                     service.last_check_frames,
-                    service.flash.last_playback, service.latency_us)
+                    service.recorder.last_playback(), service.latency_us)
             except NothingRecordedError as exc:
                 print(f"session {i}: nothing recorded ({result.reason.value}: {exc})",
                       file=sys.stderr)
                 continue
-            if config.sim and service.sim_controls is not None:
-                session.attack_type = service.sim_controls.current_label()
+            if controls is not None:
+                session.attack_type = controls.current_label()
             elif label is not None:
                 session.attack_type = label
             session.meta.update({

@@ -18,12 +18,11 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from flashfas_edge.api.challenge_lockout import ChallengeLockout
-from flashfas_edge.api.recording_kiosk import RecordingCamera, RecordingFlash
-from flashfas_edge.capture.base import CameraError, Frame
+from flashfas_edge.capture.base import Camera, CameraError, Frame
 from flashfas_edge.clock import monotonic_us
+from flashfas_edge.daemon.challenge_lockout import ChallengeLockout
 from flashfas_edge.data.session import Session
-from flashfas_edge.flash.base import FlashError
+from flashfas_edge.flash.base import FlashDriver, FlashError, FlashPlayback
 from flashfas_edge.inference.backend import Backend
 from flashfas_edge.pipeline.result import CheckResult, Reason, Verdict, new_check_id
 
@@ -45,6 +44,17 @@ class CheckRunner(Protocol):
     def stop(self) -> None: ...
 
 
+class CheckRecorder(Protocol):
+    """What the last check captured and played: the pipeline is handed recording wrappers of the
+    camera and the flash (``kiosk.recording``); the daemon reads them through this."""
+
+    def take_frames(self) -> list[Frame]:
+        """Frames handed to the pipeline since the last call, oldest first; clears them."""
+        ...
+
+    def last_playback(self) -> FlashPlayback | None: ...
+
+
 @dataclass
 class Health:
     ready: bool
@@ -64,8 +74,9 @@ class ServiceCounters:
 class LivenessService:
     def __init__(
         self,
-        camera: RecordingCamera,
-        flash: RecordingFlash,
+        camera: Camera,
+        flash: FlashDriver,
+        recorder: CheckRecorder,
         backend: Backend,
         pipeline: CheckRunner,
         *,
@@ -75,11 +86,11 @@ class LivenessService:
         latency_us: int = 0,
         self_test_timeout_s: float = 10.0,
         retry_interval_s: float = 2.0,
-        sim_controls: Any = None,
         lockout: ChallengeLockout | None = None,
     ) -> None:
-        self.camera = camera
+        self.camera = camera  # the devices themselves: start, stop, self-test, frame rate
         self.flash = flash
+        self.recorder = recorder  # what the pipeline's check captured and played
         self.backend = backend
         self.pipeline = pipeline
         self.mode = mode
@@ -87,7 +98,6 @@ class LivenessService:
         self.model_identity = model_identity
         # flash-to-camera latency in force (calibration's, or the simulated device's exactly)
         self.latency_us = latency_us
-        self.sim_controls = sim_controls  # the simulated kiosk's scene control (sim mode only)
         self.lockout = lockout
         self.self_test_timeout_s = self_test_timeout_s
         self.retry_interval_s = retry_interval_s
@@ -170,7 +180,7 @@ class LivenessService:
         if last is not None and monotonic_us() - last < self.frame_stale_s * 1e6:
             try:
                 # frames_between returns at once: the newest frame (at `last`) closes the window.
-                frames = self.camera.inner.frames_between(last - 1_000_000, last, timeout_s=0.2)
+                frames = self.camera.frames_between(last - 1_000_000, last, timeout_s=0.2)
             except CameraError:
                 frames = []
             if len(frames) >= 1:
@@ -236,14 +246,14 @@ class LivenessService:
         locked_s = self.lockout.remaining_s() if self.lockout is not None else 0.0
         if locked_s > 0:
             return self._locked_out(check_id, locked_s), []
-        self.camera.take_frames()  # drop frames of an earlier aborted check
+        self.recorder.take_frames()  # drop frames of an earlier aborted check
         try:
             result = self.pipeline.run_check(want_depth=want_depth, check_id=check_id)
         except FlashError as exc:
             self._flash_fault = str(exc)
             raise
         finally:
-            self.last_check_frames = self.camera.take_frames()
+            self.last_check_frames = self.recorder.take_frames()
         frames = [f.image for f in self.last_check_frames]
         if result.reason is Reason.FLASH_UNAVAILABLE:
             self._flash_fault = str(result.detail.get("error") or "the flash failed in a check")

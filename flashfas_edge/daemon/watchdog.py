@@ -11,7 +11,7 @@ import logging
 import threading
 from collections.abc import Callable
 
-from flashfas_edge.api.sd_notify import NotifyError, SystemdNotifier
+from flashfas_edge.daemon.sd_notify import NotifyError, SystemdNotifier
 
 log = logging.getLogger(__name__)
 

@@ -2,24 +2,34 @@
 
 ``kiosk.mode = "sim"`` (or ``serve --sim``) selects the simulated kiosk — a virtual camera and a
 virtual flash sharing one rendered scene (docs/ARCHITECTURE.md §8); ``real`` the V4L2 camera and
-the display
-or LED-panel flash. Everything else (pipeline, backend, API) is the same in both modes.
+the display or LED-panel flash. Everything else (pipeline, backend, API) is the same in both
+modes. The result is a :class:`Kiosk`: the liveness service, and the scene controls of a
+simulated kiosk (None on a real one).
 """
 
 from __future__ import annotations
 
 import importlib
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from flashfas_edge.api.challenge_lockout import ChallengeLockout
-from flashfas_edge.api.recording_kiosk import RecordingCamera, RecordingFlash
-from flashfas_edge.api.service import LivenessService
-from flashfas_edge.api.sim_scene import SimSceneControls, build_sim_kiosk
+from flashfas_edge.capture.base import Camera
 from flashfas_edge.config import ConfigError, LoadedConfig
+from flashfas_edge.daemon.challenge_lockout import ChallengeLockout
+from flashfas_edge.daemon.service import LivenessService
+from flashfas_edge.flash.base import FlashDriver
+from flashfas_edge.kiosk.recording import CheckRecording
+from flashfas_edge.kiosk.sim_scene import SimSceneControls, build_sim_kiosk
 
 DEFAULT_BUNDLE_NAME = "edge-default"
+
+
+@dataclass(frozen=True)
+class Kiosk:
+    service: LivenessService
+    scene_controls: SimSceneControls | None  # the simulated kiosk's scene (None: a real kiosk)
 
 
 def default_bundle_dir() -> Path:
@@ -47,12 +57,12 @@ def _load(module: str, name: str, what: str) -> Any:
             from exc
 
 
-def _sim_kiosk(config: LoadedConfig) -> tuple[Any, Any, SimSceneControls]:
+def _sim_kiosk(config: LoadedConfig) -> tuple[Camera, FlashDriver, SimSceneControls]:
     """(camera, flash, scene controls) of the simulated kiosk."""
     return build_sim_kiosk(config.daemon.kiosk.sim, config.daemon.kiosk.camera)
 
 
-def real_camera(config: LoadedConfig) -> Any:
+def real_camera(config: LoadedConfig) -> Camera:
     """The V4L2 camera with the locked exposure: calibration's measurement, else the config's."""
     camera_config = config.daemon.kiosk.camera
     camera_cls = _load("flashfas_edge.capture.v4l2_camera", "V4L2Camera", "the V4L2 camera")
@@ -63,7 +73,7 @@ def real_camera(config: LoadedConfig) -> Any:
                       readout_us=camera_config.readout_us)
 
 
-def _real_kiosk(config: LoadedConfig) -> tuple[Any, Any]:
+def _real_kiosk(config: LoadedConfig) -> tuple[Camera, FlashDriver]:
     kiosk = config.daemon.kiosk
     camera = real_camera(config)
     if kiosk.flash.kind == "led_serial":
@@ -76,7 +86,7 @@ def _real_kiosk(config: LoadedConfig) -> tuple[Any, Any]:
     return camera, flash
 
 
-def build_service(config: LoadedConfig) -> LivenessService:
+def build_kiosk(config: LoadedConfig) -> Kiosk:
     """Load the bundle (BundleError names the file), build the kiosk and the pipeline."""
     from flashfas_edge.face.factory import create_landmark_provider
     from flashfas_edge.inference.factory import create_backend
@@ -88,8 +98,10 @@ def build_service(config: LoadedConfig) -> LivenessService:
         bundle_dir, daemon.model.backend, intra_op_threads=daemon.model.threads,
         warm_up=False,  # the service warms up in the background, then reports ready
     )
-    sim_controls = None
+    sim_controls: SimSceneControls | None = None
     pipeline_config = config.pipeline
+    camera: Camera
+    flash: FlashDriver
     if config.sim:
         camera, flash, sim_controls = _sim_kiosk(config)
         if config.calibration is None:
@@ -98,25 +110,24 @@ def build_service(config: LoadedConfig) -> LivenessService:
                 update={"latency_us": int(sim_controls.kiosk.latency_us)})
     else:
         camera, flash = _real_kiosk(config)
-    recording_camera, recording_flash = RecordingCamera(camera), RecordingFlash(flash)
+    recording = CheckRecording(camera, flash)
     landmarks = create_landmark_provider(pipeline_config.landmarks)
     try:
-        pipeline = Pipeline(recording_camera, recording_flash, landmarks, backend,
+        pipeline = Pipeline(recording.camera, recording.flash, landmarks, backend,
                             pipeline_config)
     except PipelineSetupError as exc:
         raise ConfigError(str(exc)) from exc
     bundle = backend.bundle
     service = LivenessService(
-        recording_camera, recording_flash, backend, pipeline,
+        camera, flash, recording, backend, pipeline,
         mode="sim" if config.sim else "real",
         frame_stale_s=daemon.watchdog.frame_stale_s,
         model_identity={"name": bundle.name, "manifest_sha256": bundle.manifest_sha256,
                         "directory": str(bundle.directory)},
         latency_us=pipeline_config.latency_us,
-        sim_controls=sim_controls,
         lockout=ChallengeLockout(daemon.lockout.max_mismatches, daemon.lockout.window_s,
                                  daemon.lockout.cooldown_s),
     )
     if sim_controls is not None:
         sim_controls.previous_check_frames = lambda: service.last_check_frames
-    return service
+    return Kiosk(service, sim_controls)

@@ -1,28 +1,53 @@
-"""The daemon's simulated kiosk (``serve --sim``) and its scene control (``PUT /v1/sim/scene``).
+"""The simulated kiosk (``serve --sim``) and its scene control (``PUT /v1/sim/scene``, ``record``).
 
 Builds the shared :class:`~flashfas_edge.sim.kiosk.SimKiosk` with its virtual camera and flash,
 and maps API scene requests onto it: a subject (``live``, ``print``, ``replay``, ``mask``), a
 quality-gate preset (``no_face``, ``two_faces``, ``too_far``, ``too_near``, ``strong_motion``,
 ``too_dark``, ``overexposed``, ``strong_ambient``, ``flash_never_shows``), or
 ``injected_replay``: the camera stream replaced by the frames of the previous check (a replayed
-recording with valid reflections but the wrong challenge).
+recording with valid reflections but the wrong challenge). A scene it cannot show is a
+:class:`SceneError` (the API answers 422, the configuration exit 78).
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from flashfas_edge.api.errors import InvalidRequest
-from flashfas_edge.api.models import SimSceneRequest
-from flashfas_edge.capture.base import Frame
+from flashfas_edge.capture.base import Camera, Frame
 from flashfas_edge.config import CameraConfig, ConfigError, SimConfig
+from flashfas_edge.flash.base import FlashDriver
+
+if TYPE_CHECKING:  # the renderer is loaded only when a simulated kiosk is built
+    from flashfas_edge.sim.kiosk import SimKiosk, Subject
 
 ATTACK_SCENES = ("live", "print", "replay", "mask")
 INJECTED_REPLAY = "injected_replay"
+
+
+class SceneError(ValueError):
+    """The simulated kiosk cannot show the scene asked for; the message says why."""
+
+
+def scene_error(scene: str, ambient: str | None = None, *, replay_ok: bool = True) -> str | None:
+    """Why the simulated kiosk cannot show ``scene`` under ``ambient`` (None: it can). Checked
+    before a daemon starts, with the same names the scene route accepts."""
+    from flashfas_edge.sim.ambient import SCENARIOS
+    from flashfas_edge.sim.kiosk import Subject
+
+    if ambient is not None and ambient not in SCENARIOS:
+        return f"unknown ambient {ambient!r}; known: {', '.join(SCENARIOS)}"
+    subjects = (*ATTACK_SCENES, INJECTED_REPLAY) if replay_ok else ATTACK_SCENES
+    if scene in subjects:
+        return None
+    try:
+        Subject.preset(scene)
+    except ValueError as exc:  # names the quality-gate presets
+        return f"unknown scene {scene!r}: not one of {', '.join(subjects)}, and {exc}"
+    return None
 
 
 class SimSceneOptions(BaseModel):
@@ -57,62 +82,65 @@ class SimSceneOptions(BaseModel):
 
 
 class SimSceneControls:
-    def __init__(self, kiosk: Any) -> None:
-        self.kiosk = kiosk  # flashfas_edge.sim.kiosk.SimKiosk
+    def __init__(self, kiosk: SimKiosk) -> None:
+        self.kiosk = kiosk
         self._lock = threading.Lock()
         self._label: str | None = "live"
         # Set by the service: the frames the previous check captured (for injected_replay).
         self.previous_check_frames: Callable[[], list[Frame]] = list
 
-    def subject_for(self, request: SimSceneRequest) -> Any:
+    def subject_for(self, scene: str, ambient: str | None = None, seed: int | None = None,
+                    options: dict[str, Any] | None = None) -> Subject:
         from flashfas_edge.sim.ambient import SCENARIOS
         from flashfas_edge.sim.kiosk import Subject
 
+        options = options or {}
         try:
-            given = SimSceneOptions.model_validate(request.options)
+            given = SimSceneOptions.model_validate(options)
         except ValidationError as exc:
-            details = [{"loc": ["options", *map(str, e["loc"])], "msg": e["msg"]}
-                       for e in exc.errors()]
-            shown = "; ".join(f"{'.'.join(d['loc'])}: {d['msg']}" for d in details)
-            raise InvalidRequest(f"invalid scene options: {shown}", details=details) from exc
-        base: dict[str, Any] = {"seed": request.seed or 0}
-        if request.ambient is not None:
-            if request.ambient not in SCENARIOS:
-                raise InvalidRequest(f"unknown ambient {request.ambient!r}; known: {SCENARIOS}")
-            base["scenario"] = request.ambient
-        options = given.model_dump(include=set(request.options))
+            shown = "; ".join(f"options.{'.'.join(map(str, e['loc']))}: {e['msg']}"
+                              for e in exc.errors())
+            raise SceneError(f"invalid scene options: {shown}") from exc
+        base: dict[str, Any] = {"seed": seed or 0}
+        if ambient is not None:
+            if ambient not in SCENARIOS:
+                raise SceneError(f"unknown ambient {ambient!r}; known: {SCENARIOS}")
+            base["scenario"] = ambient
+        chosen = given.model_dump(include=set(options))
         try:
-            if request.scene in ATTACK_SCENES:
-                return Subject(attack_type=request.scene, **base, **options)
-            return Subject.preset(request.scene, **base, **options)
+            if scene in ATTACK_SCENES:
+                return Subject(attack_type=scene, **base, **chosen)
+            return Subject.preset(scene, **base, **chosen)
         except (ValueError, TypeError) as exc:
-            raise InvalidRequest(f"invalid scene: {exc}") from exc
+            raise SceneError(f"invalid scene: {exc}") from exc
 
-    def set_scene(self, request: SimSceneRequest) -> dict[str, Any]:
+    def set_scene(self, scene: str, ambient: str | None = None, seed: int | None = None,
+                  options: dict[str, Any] | None = None) -> dict[str, Any]:
         """Render the requested scene (≈0.1–0.5 s) and show it to the virtual camera."""
         with self._lock:
-            if request.scene == INJECTED_REPLAY:
+            if scene == INJECTED_REPLAY:
                 frames = self.previous_check_frames()
                 if not frames:
-                    raise InvalidRequest("injected_replay needs an earlier check to replay")
+                    raise SceneError("injected_replay needs an earlier check to replay")
                 self.kiosk.inject_stream([f.image for f in frames],
                                          [f.meta.get("landmarks") for f in frames])
                 self._label = "replay"
             else:
-                subject = self.subject_for(request)
+                subject = self.subject_for(scene, ambient, seed, options)
                 self.kiosk.inject_stream(None)
                 self.kiosk.set_subject(subject)
-                self._label = subject.attack_type if request.scene in ATTACK_SCENES else None
-            subject = self.kiosk.subject
-            return {"scene": request.scene, "ambient": subject.scenario, "seed": subject.seed,
-                    "options": dict(request.options)}
+                self._label = subject.attack_type if scene in ATTACK_SCENES else None
+            shown = self.kiosk.subject
+            return {"scene": scene, "ambient": shown.scenario, "seed": shown.seed,
+                    "options": dict(options or {})}
 
     def current_label(self) -> str | None:
         """The attack_type label of what the camera sees (None for quality-gate presets)."""
         return self._label
 
 
-def build_sim_kiosk(sim: SimConfig, camera: CameraConfig) -> tuple[Any, Any, SimSceneControls]:
+def build_sim_kiosk(sim: SimConfig,
+                    camera: CameraConfig) -> tuple[Camera, FlashDriver, SimSceneControls]:
     """(virtual camera, virtual flash, scene controls) sharing one simulated kiosk."""
     from flashfas_edge.sim.device import PROFILE_BY_NAME
     from flashfas_edge.sim.kiosk import SimKiosk
@@ -126,7 +154,7 @@ def build_sim_kiosk(sim: SimConfig, camera: CameraConfig) -> tuple[Any, Any, Sim
     kiosk = SimKiosk(profile, width=camera.width, height=camera.height, seed=sim.seed or 0)
     controls = SimSceneControls(kiosk)
     try:
-        controls.set_scene(SimSceneRequest(scene=sim.scene, ambient=sim.ambient, seed=sim.seed))
-    except InvalidRequest as exc:  # a bad [kiosk.sim] value: a start-up error (exit 78)
+        controls.set_scene(sim.scene, sim.ambient, sim.seed)
+    except SceneError as exc:  # a bad [kiosk.sim] value: a start-up error (exit 78)
         raise ConfigError(f"kiosk.sim: {exc}") from exc
     return SimCamera(kiosk, fps=sim.fps), SimFlashDriver(kiosk, colour=sim.colour), controls
