@@ -80,13 +80,18 @@ def follow_face(
     frame: Frame, provider: LandmarkProvider, previous: FaceLandmarks
 ) -> FaceLandmarks | None:
     """The face tracked from ``previous`` (a frame or two earlier) into ``frame``: the provider's
-    ``refine`` on the previous box where it has one, else a search near it (or the whole frame)
-    and the face nearest the previous one. None: not found there."""
+    ``refine`` on the previous box where it has one, else (or when that loses it) a search near
+    it, then the whole frame, and the face nearest the previous one. None: not found there."""
     if isinstance(provider, FaceRefiner):
-        return provider.refine(frame, previous.box)
+        refined = provider.refine(frame, previous.box)
+        if refined is not None:
+            return refined
+        # lost on the box alone (MTCNN's last stage is sensitive to where the box sits on a
+        # small face): search around it before giving up
+    found: list[FaceLandmarks] = []
     if isinstance(provider, NearbyFaceSearch):
         found = provider.detect_near(frame, previous.box)
-    else:
+    if not found:  # a face at the edge of the detector's reach may be found at another scale
         found = provider.detect(frame)
     return _pick_face(found, previous) if found else None
 
