@@ -6,7 +6,7 @@ bundle on ONNX Runtime), then times N checks from the client's side:
 - request-to-verdict: HTTP request sent → JSON verdict received (target: p50 < 500 ms at 30 fps);
 - presence: waiting for one face, in range and still, before the flash (landmark detection on
   the streaming camera);
-- capture: presence + challenge + flash + capture stages;
+- capture: presence + challenge + safety wait + flash + capture stages;
 - processing after the last frame: every stage after capture (sync, landmarks, verify,
   preprocess, infer, decide; target: p50 < 50 ms), and the same plus HTTP/queue overhead
   (request-to-verdict − capture).
@@ -40,8 +40,9 @@ from flashfas_edge.api.client import LivenessClient
 from flashfas_edge.tools.demo import DaemonProcess, demo_config, wait_ready
 
 # Before the last frame: the presence gate (a face in range and still, before any flash), the
-# challenge, the flash sequence and the wait for its frames.
-CAPTURE_STAGES = ("presence", "challenge", "flash", "capture")
+# challenge, the photosensitive-safety wait between back-to-back checks (docs/SAFETY.md), the
+# flash sequence and the wait for its frames.
+CAPTURE_STAGES = ("presence", "challenge", "safety_wait", "flash", "capture")
 FPS = 30.0
 TARGET_PROCESSING_P50_MS = 50.0
 TARGET_REQUEST_TO_VERDICT_P50_MS = 500.0
