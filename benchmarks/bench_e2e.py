@@ -4,7 +4,9 @@ Starts ``flashfas-edge serve --sim`` (the daemon as deployed, on a free loopback
 bundle on ONNX Runtime), then times N checks from the client's side:
 
 - request-to-verdict: HTTP request sent → JSON verdict received (target: p50 < 500 ms at 30 fps);
-- capture: challenge + flash + capture stages;
+- presence: waiting for one face, in range and still, before the flash (landmark detection on
+  the streaming camera);
+- capture: presence + challenge + safety wait + flash + capture stages;
 - processing after the last frame: every stage after capture (sync, landmarks, verify,
   preprocess, infer, decide; target: p50 < 50 ms), and the same plus HTTP/queue overhead
   (request-to-verdict − capture).
@@ -15,8 +17,11 @@ window). Request-to-verdict and processing are printed as ratios against it. Liv
 in ``retry`` are counted with their reasons (``no_clean_frame``: a flash state without a clean
 frame); ``--busy K`` runs K CPU-bound processes beside the daemon to measure a busy kiosk.
 
+``--landmarks mtcnn`` runs the real camera's landmark detector on the simulated frames instead of
+the renderer's ground truth (``ground_truth``, the default): the path a kiosk with a camera runs.
+
 usage: python benchmarks/bench_e2e.py [--n 30] [--scene live] [--busy 0] [--bundle DIR]
-                                      [--json-out F]
+                                      [--landmarks ground_truth|mtcnn] [--json-out F]
 """
 
 from __future__ import annotations
@@ -34,7 +39,10 @@ from pathlib import Path
 from flashfas_edge.api.client import LivenessClient
 from flashfas_edge.tools.demo import DaemonProcess, demo_config, wait_ready
 
-CAPTURE_STAGES = ("challenge", "flash", "capture")
+# Before the last frame: the presence gate (a face in range and still, before any flash), the
+# challenge, the photosensitive-safety wait between back-to-back checks (docs/SAFETY.md), the
+# flash sequence and the wait for its frames.
+CAPTURE_STAGES = ("presence", "challenge", "safety_wait", "flash", "capture")
 FPS = 30.0
 TARGET_PROCESSING_P50_MS = 50.0
 TARGET_REQUEST_TO_VERDICT_P50_MS = 500.0
@@ -68,12 +76,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ambient", default="office")
     parser.add_argument("--busy", type=int, default=0, help="CPU-bound processes beside the daemon")
     parser.add_argument("--bundle", type=Path)
+    parser.add_argument("--landmarks", choices=("ground_truth", "mtcnn"), default="ground_truth",
+                        help="landmark provider ([pipeline.landmarks] provider)")
     parser.add_argument("--json-out", type=Path)
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory(prefix="flashfas-bench-") as tmp:
         directory = Path(tmp)
-        config_path, key = demo_config(directory, args.bundle)
+        config_path, key = demo_config(directory, args.bundle, landmarks=args.landmarks)
         with config_path.open("a") as handle:
             handle.write(f"[kiosk.sim]\nfps = {FPS}\n")
         daemon = DaemonProcess(config_path, directory / "daemon.log")
@@ -103,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
                                  "processing_after_last_frame_ms": after_ms,
                                  "after_capture_incl_http_ms": wall_ms - capture_ms,
                                  "infer_ms": timings.get("infer"),
+                                 "presence_ms": timings.get("presence"),
+                                 "landmarks_ms": timings.get("landmarks"),
                                  "state_duration_us": answer["detail"].get("state_duration_us"),
                                  "n0": len(answer["detail"].get("frames_used", [])) or None,
                                  "verdict": answer["verdict"], "reason": answer["reason"]})
@@ -119,7 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     durations = {r["state_duration_us"] for r in rows if r["state_duration_us"]}
     n0s = {r["n0"] for r in rows if r["n0"]}
     report = {
-        "checks": len(rows), "scene": args.scene, "ambient": args.ambient, "camera_fps": FPS,
+        "checks": len(rows), "landmarks": args.landmarks, "scene": args.scene,
+        "ambient": args.ambient, "camera_fps": FPS,
         "busy_neighbours": args.busy, "load_average_1min": round(load_1min, 2),
         "cpus": os.cpu_count(),
         "model": status["model"]["name"], "backend": status["backend"],
@@ -128,7 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     print(f"{len(rows)} checks, scene {args.scene}/{args.ambient}, simulated kiosk at {FPS:g} fps, "
           f"{status['backend']['name']} ({status['backend']['device']}), "
-          f"model {status['model']['name']}; {args.busy} busy neighbour process(es), "
+          f"model {status['model']['name']}, landmarks {args.landmarks}; "
+          f"{args.busy} busy neighbour process(es), "
           f"load average {load_1min:.2f} on {os.cpu_count()} CPUs")
     print(f"verdicts: {report['verdicts']}, reasons: {report['reasons']}")
     retries = [r for r in rows if r["verdict"] == "retry"]
@@ -148,8 +162,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"processing figures over the {len(decided)} checks that ran the model")
     print(f"{'':34}{'p50':>9}{'p95':>9}{'p50/floor':>11}")
     for key in ("request_to_verdict_ms", "capture_ms", "processing_after_last_frame_ms",
-                "after_capture_incl_http_ms", "infer_ms"):
-        source = rows if key in ("request_to_verdict_ms", "capture_ms") else decided
+                "after_capture_incl_http_ms", "presence_ms", "landmarks_ms", "infer_ms"):
+        source = rows if key in ("request_to_verdict_ms", "capture_ms", "presence_ms") else decided
         values = [r[key] for r in source if r[key] is not None]
         if not values:
             continue

@@ -31,6 +31,21 @@ def estimate_similarity(
     zero-scale fit raise ``ValueError``, never NaN.
     """
 
+def register_translation(
+    crops: npt.NDArray[np.float32], levels: int = 3, max_iterations: int = 30
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+    """Sub-pixel translation of each crop [N, H, W] against ``crops[0]``.
+
+    Returns (shifts float32 [N, 2] (x, y), correlations float32 [N]): ``crops[k](p + s_k) ≈
+    crops[0](p)``, ``s_0 = (0, 0)``; the normalised cross-correlation of ``crops[0]`` with each
+    registered crop says how well it locked on (a noise-dominated crop scores low). Each crop is
+    normalised to zero mean and unit RMS first, so another flash level (gain, offset) does not
+    move the estimate; inverse-compositional Lucas–Kanade, coarse to fine over ``levels`` 2×
+    pyramid levels. NaN (in both) for a crop that does not converge inside a quarter of the crop;
+    a flat ``crops[0]`` raises ``ValueError``. Crops must be C-contiguous float32, 8 to 4096
+    pixels on a side, finite.
+    """
+
 def align_faces(
     frames: npt.NDArray[np.uint8],
     landmarks: npt.NDArray[np.floating],

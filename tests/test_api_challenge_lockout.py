@@ -4,6 +4,8 @@ must take hours, not minutes."""
 
 from __future__ import annotations
 
+import time
+
 import httpx
 import pytest
 from api_harness import serve_in_thread
@@ -61,6 +63,9 @@ def test_replaying_recordings_locks_the_daemon_out_and_even_a_live_face_waits(tm
         assert service.wait_ready(60), service.health()
         with httpx.Client(base_url=running.url, headers=AUTH, timeout=30) as http:
             http.put("/v1/sim/scene", json={"scene": "live", "ambient": "office", "seed": 5})
+            # frames of the new scene in the ring: the check's presence gate looks at the newest
+            # ones, and what it looked at is part of the recording replayed below
+            time.sleep(0.3)
             first = http.post("/v1/liveness").json()
             assert first["reason"] != "challenge_mismatch", first
             http.put("/v1/sim/scene", json={"scene": "injected_replay"})

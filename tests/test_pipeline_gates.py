@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
@@ -121,8 +122,27 @@ def test_one_face_still_and_well_sized_passes_the_face_gates():
 
 
 def test_no_face_gets_retry():
-    frames = _frames([_face_image(0.5)] * 5, [_landmarks()] * 4 + [None])
+    # the face is seen in 2 of 5 frames: too few to carry it into the others
+    frames = _frames([_face_image(0.5)] * 5, [_landmarks()] * 2 + [None] * 3)
     rejected = _reason(lambda: track_face(frames, GroundTruthLandmarks(), GATES))
+    assert rejected.reason is Reason.NO_FACE
+    assert rejected.detail["frames_with_face"] == 2
+    frames = _frames([_face_image(0.5)] * 5, [None] * 5)
+    assert _reason(lambda: track_face(frames, GroundTruthLandmarks(), GATES)).reason is (
+        Reason.NO_FACE
+    )
+
+
+def test_a_frame_the_detector_misses_takes_its_landmarks_from_registration():
+    # The ambient-only frame of a dark room: the face is there, the detector does not see it.
+    truth = _landmarks()
+    images = [_textured_face(level, truth, seed=k) for k, level in enumerate(LEVELS)]
+    frames = _frames(images, [truth] * 4 + [None])
+    track = track_face(frames, GroundTruthLandmarks(), GATES)
+    assert track.detail["frames_with_face"] == 4 and track.detail["registered"] is True
+    np.testing.assert_allclose(track.landmarks[4], truth, atol=0.5)
+    # without registration a missing frame is a missing face
+    rejected = _reason(lambda: track_face(frames, GroundTruthLandmarks(), GATES, register=False))
     assert rejected.reason is Reason.NO_FACE
 
 
@@ -152,13 +172,41 @@ def test_face_too_small_and_too_large_get_retry():
 
 def test_motion_beyond_the_alignment_budget_gets_retry():
     moving = [_landmarks(cx=140 + 6 * k) for k in range(5)]  # 24 px = 0.48 IOD over the sequence
-    rejected = _reason(
-        lambda: track_face(_frames([_face_image(0.5)] * 5, moving), GroundTruthLandmarks(), GATES)
-    )
+    images = [_face_image(0.5, seed=k, points=p) for k, p in enumerate(moving)]
+    rejected = _reason(lambda: track_face(_frames(images, moving), GroundTruthLandmarks(), GATES))
     assert rejected.reason is Reason.MOTION
     assert rejected.detail["motion_iod"] > GATES.max_motion_iod
+    assert rejected.detail["registered"] is True  # the face itself moved, not just the points
     steady = [_landmarks(cx=160 + 0.5 * k) for k in range(5)]
-    track_face(_frames([_face_image(0.5)] * 5, steady), GroundTruthLandmarks(), GATES)
+    images = [_face_image(0.5, seed=k, points=p) for k, p in enumerate(steady)]
+    track_face(_frames(images, steady), GroundTruthLandmarks(), GATES)
+
+
+def _textured_face(level, points, seed):
+    """_face_image with skin texture that moves with the face (what registration locks on)."""
+    base = _face_image(level, noise_dl=0.0, seed=seed, points=points).astype(np.float32)
+    texture = np.random.default_rng(99).normal(0, 1, (H + 40, W + 40)).astype(np.float32)
+    texture = cv2.GaussianBlur(texture, (0, 0), 2.0) * 60
+    cx, cy = points.mean(axis=0)
+    dx, dy = int(round(cx - 160)), int(round(cy - 120))
+    patch = texture[20 - dy : 20 - dy + H, 20 - dx : 20 - dx + W]
+    noise = np.random.default_rng(seed).normal(0, 1.5, base.shape)
+    return np.clip(base + patch[..., None] + noise, 0, 255).astype(np.uint8)
+
+
+def test_detector_jitter_on_a_still_face_does_not_read_as_motion():
+    # A still face; the detector's points jump by up to 4 px (0.08 IOD) from frame to frame.
+    rng = np.random.default_rng(1)
+    truth = _landmarks()
+    images = [_textured_face(level, truth, seed=k) for k, level in enumerate(LEVELS)]
+    jittery = [truth + rng.uniform(-4, 4, truth.shape).astype(np.float32) for _ in LEVELS]
+    track = track_face(_frames(images, jittery), GroundTruthLandmarks(), GATES)
+    assert track.detail["registered"] is True
+    assert track.motion_iod < 0.01  # one landmark set, moved by the (zero) registered shifts
+    assert track.detail["detector_jitter_iod"] > 0.05
+    # without registration the same points read as motion close to the gate
+    raw = track_face(_frames(images, jittery), GroundTruthLandmarks(), GATES, register=False)
+    assert raw.motion_iod > 0.05
 
 
 def test_a_mismatch_on_a_barely_visible_flash_is_retry_not_spoof():

@@ -17,6 +17,7 @@
 #include "flashfas/diffnorm.hpp"
 #include "flashfas/frame_sync.hpp"
 #include "flashfas/preprocess.hpp"
+#include "flashfas/register.hpp"
 #include "flashfas/similarity.hpp"
 
 namespace py = pybind11;
@@ -208,6 +209,45 @@ py::array_t<double> py_estimate_similarity(const py::object& src, const py::obje
   return out;
 }
 
+py::tuple py_register_translation(const py::object& crops_obj, int levels, int max_iterations) {
+  py::array crops = as_array(crops_obj, "crops");
+  if (!crops.dtype().equal(py::dtype::of<float>())) {
+    throw py::type_error("crops must have dtype float32, got " + dtype_name(crops));
+  }
+  check_ndim(crops, "crops", 3, "[N, H, W]");
+  if (!(crops.flags() & py::array::c_style)) {
+    throw py::value_error("crops must be C-contiguous (numpy.ascontiguousarray)");
+  }
+  const int n = checked_int(crops.shape(0), "crop count");
+  const int h = checked_int(crops.shape(1), "crop height");
+  const int w = checked_int(crops.shape(2), "crop width");
+  if (n < 1) throw py::value_error("crops must hold at least one crop, got 0");
+  if (h < 8 || w < 8 || h > kMaxSize || w > kMaxSize) {
+    throw py::value_error("crops must be 8 to 4096 pixels on a side, got " + shape_of(crops));
+  }
+  if (levels < 1 || levels > 6) {
+    throw py::value_error("levels must be in [1, 6], got " + std::to_string(levels));
+  }
+  if (max_iterations < 1 || max_iterations > 1000) {
+    throw py::value_error("max_iterations must be in [1, 1000], got " +
+                          std::to_string(max_iterations));
+  }
+  const auto* src = static_cast<const float*>(crops.data());
+  const size_t count = static_cast<size_t>(n) * h * w;
+  for (size_t i = 0; i < count; ++i) {
+    if (!std::isfinite(src[i])) throw py::value_error("crops must be finite");
+  }
+  py::array_t<float> shifts({py::ssize_t{n}, py::ssize_t{2}});
+  py::array_t<float> correlations({py::ssize_t{n}});
+  float* out = shifts.mutable_data();
+  float* corr = correlations.mutable_data();
+  {
+    py::gil_scoped_release release;
+    flashfas::register_translation(src, n, h, w, levels, max_iterations, out, corr);
+  }
+  return py::make_tuple(shifts, correlations);
+}
+
 py::tuple py_align_faces(const py::object& frames_obj, const py::object& landmarks_obj,
                          const py::object& template_obj, int size) {
   check_size(size);
@@ -355,6 +395,16 @@ PYBIND11_MODULE(_core, m) {
         "Least-squares similarity (rotation, uniform scale, translation; Umeyama, no reflection)\n"
         "mapping src[K, 2] onto dst[K, 2], K >= 2 -> float64 [2, 3]. Coinciding points or a\n"
         "zero-scale fit raise ValueError (never NaN).");
+
+  m.def("register_translation", &py_register_translation, py::arg("crops"), py::arg("levels") = 3,
+        py::arg("max_iterations") = 30,
+        "Sub-pixel translation of each crop float32 [N, H, W] (C-contiguous) against crops[0]:\n"
+        "(shifts float32 [N, 2] (x, y) with crops[k](p + s_k) ~ crops[0](p), s_0 = (0, 0);\n"
+        "correlations float32 [N], the normalised cross-correlation once registered). Each crop is\n"
+        "normalised to zero mean and unit RMS first (a gain/offset change, e.g. another flash\n"
+        "level, does not move it); inverse-compositional Lucas-Kanade, coarse to fine over a 2x\n"
+        "pyramid of `levels` levels. NaN (both) for a crop that does not converge inside a quarter of\n"
+        "the crop; a flat crops[0] raises ValueError.");
 
   m.def("align_faces", &py_align_faces, py::arg("frames"), py::arg("landmarks"),
         py::arg("template"), py::arg("size"),

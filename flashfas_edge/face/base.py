@@ -26,3 +26,16 @@ class LandmarkProvider(Protocol):
     def detect(self, frame: Frame) -> list[FaceLandmarks]:
         """All faces found in the frame, most confident first (empty list: no face)."""
         ...
+
+
+@runtime_checkable
+class FaceRefiner(Protocol):
+    """Optional capability: the face in ``frame`` given its box in a frame a few ms earlier.
+
+    A tracker's step, much cheaper than a search (MTCNN: its last stage alone on that box).
+    None when no face is there any more (the caller searches again).
+    """
+
+    def refine(
+        self, frame: Frame, box: tuple[float, float, float, float]
+    ) -> FaceLandmarks | None: ...

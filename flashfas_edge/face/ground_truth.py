@@ -70,3 +70,17 @@ class GroundTruthLandmarks:
         # "Most confident first": all are certain, so the largest face leads.
         faces.sort(key=lambda f: -(f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))
         return faces
+
+    def refine(
+        self, frame: Frame, box: tuple[float, float, float, float]
+    ) -> FaceLandmarks | None:
+        """The face whose centre lies inside ``box`` (the nearest one), None without one."""
+        cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+        faces = self.detect(frame)
+        inside = [f for f in faces if f.box[0] <= cx <= f.box[2] and f.box[1] <= cy <= f.box[3]]
+        centre = np.array([cx, cy], np.float32)
+
+        def distance(face: FaceLandmarks) -> float:
+            return float(np.linalg.norm(face.points.mean(axis=0) - centre))
+
+        return min(inside, key=distance, default=None)

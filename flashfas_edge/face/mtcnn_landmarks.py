@@ -318,6 +318,29 @@ class MtcnnLandmarks:
         min_face = max(float(_PNET_CELL), 0.5 * size, float(self.min_face_px) / 2)
         return self._cascade(window, min_face, (float(left), float(top)))
 
+    def refine(
+        self, frame: Frame, box: tuple[float, float, float, float]
+    ) -> FaceLandmarks | None:
+        """The face in ``box`` (found a frame or two earlier) from O-Net alone, the cascade's last
+        stage: one 48×48 crop instead of a pyramid search. None when O-Net no longer sees a face
+        there (score below its threshold): the caller searches again."""
+        boxes = _square(np.array([box], np.float32))
+        crop = _crops((frame.image.astype(np.float32) - 127.5) / 128.0, boxes, 48)
+        with self._lock:
+            reg, marks, prob = self._run("onet", crop)
+        score = float(prob[0, 1])
+        if score <= self.thresholds[2]:
+            return None
+        x0, y0, x1, y1 = (float(v) for v in boxes[0])
+        w, h = x1 - x0 + 1, y1 - y0 + 1
+        points = np.stack([w * marks[0, 0:5] + x0 - 1, h * marks[0, 5:10] + y0 - 1], axis=1)
+        rx0, ry0, rx1, ry1 = (float(v) for v in reg[0] * np.array([w, h, w, h], np.float32))
+        return FaceLandmarks(
+            points=points.astype(np.float32),
+            box=(x0 + rx0, y0 + ry0, x1 + rx1, y1 + ry1),
+            score=score,
+        )
+
     def _cascade(
         self, pixels: np.ndarray, min_face_px: float, offset: tuple[float, float]
     ) -> list[FaceLandmarks]:

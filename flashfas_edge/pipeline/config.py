@@ -152,11 +152,37 @@ class GateThresholds(_Section):
     max_timing_residual_steps: float = Field(default=0.5, gt=0, le=2.0)
 
 
+class TrackingConfig(_Section):
+    """The face before and during the flash (presence.py, capture_tracker.py)."""
+
+    # Play no flash until the newest frames show one face, in range and still. Off: the check
+    # flashes at whatever is there and the gates judge the state frames afterwards.
+    presence: bool = True
+    # How long a check waits for a suitable face before answering retry (the person may still be
+    # stepping up); the flash has not played by then.
+    presence_wait_s: float = Field(default=1.0, ge=0, le=30)
+    # Frames the face must hold still over: 3 frames at 30 fps ≈ 67 ms, so the motion budget
+    # covers about a fifth of the ~0.35 s flash sequence.
+    presence_frames: int = Field(default=3, ge=2, le=30)
+    # Motion allowed over those frames, in inter-ocular distances: a tighter budget than the
+    # state frames' (max_motion_iod over ~0.35 s) for a window a fifth as long. A still face
+    # registers at ~0.005 (registration.py); a person walking past moves ~0.3 per frame.
+    presence_max_motion_iod: float = Field(default=0.05, gt=0)
+    # Track the face in each frame as it arrives during the flash (a thread), so that only the
+    # last frames' landmarks are left after it.
+    track_during_capture: bool = True
+    # Register each frame's face crop to the first one (C++ core) and move one landmark set by
+    # the registered shifts: the detector's frame-to-frame jitter neither blurs the differential
+    # frames nor reads as motion (registration.py).
+    register_frames: bool = True
+
+
 class PipelineConfig(_Section):
     challenge: ChallengeConfig = ChallengeConfig()
     timeouts: StageTimeouts = StageTimeouts()
     gates: GateThresholds = GateThresholds()
     landmarks: LandmarkConfig = LandmarkConfig()
+    tracking: TrackingConfig = TrackingConfig()
     # Display/LED-to-camera latency (calibration writes it; docs/ARCHITECTURE.md §6).
     latency_us: LatencyUs = 0
     # Camera transfer function (power law) used to linearise levels for challenge verification.

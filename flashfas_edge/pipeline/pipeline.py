@@ -21,10 +21,10 @@ from typing import Any
 import numpy as np
 
 from flashfas_edge import _core
-from flashfas_edge.capture.base import Camera, CameraError, Frame
+from flashfas_edge.capture.base import Camera, CameraError, CameraInfo, Frame
 from flashfas_edge.clock import monotonic_us as clock_now_us
 from flashfas_edge.data.session import Session
-from flashfas_edge.face.base import LandmarkProvider
+from flashfas_edge.face.base import FaceLandmarks, LandmarkProvider
 from flashfas_edge.face.ground_truth import GroundTruthLandmarks
 from flashfas_edge.face.template import canonical_template
 from flashfas_edge.flash.base import (
@@ -38,12 +38,14 @@ from flashfas_edge.flash.safety import FlashSafetyGovernor, UnsafeFlashError
 from flashfas_edge.flash_levels import same_levels
 from flashfas_edge.inference.backend import Backend
 from flashfas_edge.inference.bundle import Bundle
+from flashfas_edge.pipeline.capture_tracker import CaptureTracker
 from flashfas_edge.pipeline.challenge import challenge_family, draw_challenge, idle_state_of
 from flashfas_edge.pipeline.config import PipelineConfig
 from flashfas_edge.pipeline.decision import decide, resolve_threshold
 from flashfas_edge.pipeline.face_track import track_face
 from flashfas_edge.pipeline.flash_gates import gate_flash, measure_flash
 from flashfas_edge.pipeline.frame_selection import select_state_frames
+from flashfas_edge.pipeline.presence import Presence, wait_for_subject
 from flashfas_edge.pipeline.rejection import CheckRejected, retry
 from flashfas_edge.pipeline.result import CheckResult, Reason, Verdict, new_check_id
 from flashfas_edge.pipeline.session_check import SessionInvalid, validate_session
@@ -85,6 +87,8 @@ class _Capture:
     # timing verification (timing_check.py)
     frames: list[Frame] = dataclasses.field(default_factory=list)
     playback: FlashPlayback | None = None
+    presence: Presence | None = None  # the face found before the flash (live checks)
+    known: dict[int, FaceLandmarks] = dataclasses.field(default_factory=dict)  # by Frame.index
 
 
 class Pipeline:
@@ -208,8 +212,56 @@ class Pipeline:
     def _capture_live(self, clock: StageClock) -> _Capture:
         if self._camera is None or self._flash is None:
             raise PipelineSetupError("this pipeline has no camera/flash (recorded sessions only)")
-        camera, flash, cfg = self._camera, self._flash, self.config
+        camera, cfg = self._camera, self.config
         info = camera.info()
+        # 0. presence: no flash until the stream shows one face, in range and still
+        presence = None
+        if cfg.tracking.presence:
+            presence = clock.bounded(
+                "presence",
+                lambda: wait_for_subject(
+                    camera, self._landmarks, cfg.gates, cfg.tracking, cfg.timeouts.capture_s
+                ),
+                cfg.tracking.presence_wait_s + cfg.timeouts.landmarks_s,
+            )
+        tracker = None
+        if presence is not None and cfg.tracking.track_during_capture:
+            tracker = CaptureTracker(camera, self._landmarks, presence.face, presence.t_start_us)
+            tracker.start()
+        try:
+            schedule, playback, frames = self._flash_and_capture(clock, info)
+        finally:
+            known = tracker.stop() if tracker is not None else {}
+        # 4. sync
+        if not frames:
+            raise retry(Reason.NO_CLEAN_FRAME, frames=0, states=schedule.n0)
+        chosen = clock.timed(
+            "sync",
+            lambda: select_state_frames(
+                [f.t_start_us for f in frames],
+                frames[0].exposure_us,
+                frames[0].readout_us,
+                playback.onsets_us,
+                cfg.latency_us,
+                schedule.state_duration_us,
+            ),
+        )
+        return _Capture(
+            schedule,
+            [frames[int(i)] for i in chosen],
+            self._landmarks,
+            list(frames),
+            playback,
+            presence,
+            known,
+        )
+
+    def _flash_and_capture(
+        self, clock: StageClock, info: CameraInfo
+    ) -> tuple[FlashSchedule, FlashPlayback, list[Frame]]:
+        """Steps 1–3: draw the challenge, play it, collect the frames of its window."""
+        assert self._camera is not None and self._flash is not None
+        camera, flash, cfg = self._camera, self._flash, self.config
         # 1. challenge
         schedule = clock.timed(
             "challenge", lambda: draw_challenge(cfg.challenge, flash.supports_colour(), info)
@@ -242,23 +294,7 @@ class Pipeline:
         frames = clock.timed(
             "capture", lambda: camera.frames_between(t0_us, t1_us, cfg.timeouts.capture_s)
         )
-        # 4. sync
-        if not frames:
-            raise retry(Reason.NO_CLEAN_FRAME, frames=0, states=schedule.n0)
-        chosen = clock.timed(
-            "sync",
-            lambda: select_state_frames(
-                [f.t_start_us for f in frames],
-                frames[0].exposure_us,
-                frames[0].readout_us,
-                playback.onsets_us,
-                cfg.latency_us,
-                schedule.state_duration_us,
-            ),
-        )
-        return _Capture(
-            schedule, [frames[int(i)] for i in chosen], self._landmarks, list(frames), playback
-        )
+        return schedule, playback, frames
 
     def _wait_until_safe(self, schedule: FlashSchedule, clock: StageClock) -> None:
         now = clock_now_us()
@@ -325,10 +361,22 @@ class Pipeline:
             "state_duration_us": cap.schedule.state_duration_us,
             "durations_us": list(cap.schedule.durations_us),
         }
+        if cap.presence is not None:
+            detail.update(cap.presence.detail)
+            detail["landmarks_tracked_during_capture"] = sum(
+                f.index in cap.known for f in cap.state_frames
+            )
         # 6. landmarks + face gates
         track = clock.bounded(
             "landmarks",
-            lambda: track_face(cap.state_frames, cap.provider, cfg.gates),
+            lambda: track_face(
+                cap.state_frames,
+                cap.provider,
+                cfg.gates,
+                known=cap.known,
+                anchor=cap.presence.face if cap.presence is not None else None,
+                register=cfg.tracking.register_frames,
+            ),
             t.landmarks_s,
         )
         detail.update(track.detail)

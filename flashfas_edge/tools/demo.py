@@ -93,9 +93,11 @@ class DaemonProcess:
         return int(self.proc.returncode)
 
 
-def demo_config(directory: Path, bundle: Path | None, flash: str = "sim") -> tuple[Path, str]:
+def demo_config(directory: Path, bundle: Path | None, flash: str = "sim",
+                landmarks: str = "ground_truth") -> tuple[Path, str]:
     """A config + API key for a throwaway daemon on 127.0.0.1:<free port>; ``flash="led-sim"``:
-    the LED-panel driver on the panel firmware's simulator (docs/LED_PANEL.md)."""
+    the LED-panel driver on the panel firmware's simulator (docs/LED_PANEL.md); ``landmarks``: the
+    landmark provider (``mtcnn``: the real camera's detector on the simulated frames)."""
     key = secrets.token_hex(32)
     key_path = directory / "api-key"
     key_path.write_text(key + "\n")
@@ -110,7 +112,7 @@ def demo_config(directory: Path, bundle: Path | None, flash: str = "sim") -> tup
     ]
     if bundle is not None:
         lines.append(f'bundle = "{bundle.resolve()}"')
-    lines += ["[pipeline.landmarks]", 'provider = "ground_truth"']
+    lines += ["[pipeline.landmarks]", f'provider = "{landmarks}"']
     path = directory / "demo.toml"
     path.write_text("\n".join(lines) + "\n")
     return path, key

@@ -122,6 +122,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "decision); bundles only",
     )
     p.add_argument("--limit", type=int, help="with --system: at most this many sessions")
+    p.add_argument(
+        "--landmarks",
+        choices=("ground_truth", "mtcnn"),
+        default="ground_truth",
+        help="with --system: the sessions' stored (renderer) landmarks, or the real camera's "
+        "detector on the frames (default ground_truth)",
+    )
     p.set_defaults(func=run_eval)
 
     p = subparsers.add_parser(
@@ -286,7 +293,9 @@ def run_eval(args: argparse.Namespace) -> int:
         if not (args.model / "manifest.json").is_file() or test_dir is None:
             return _fail("--system needs a bundle folder and a test split")
         try:
-            system = system_eval.run_system_evaluation(args.model, test_dir, out, args.limit)
+            system = system_eval.run_system_evaluation(
+                args.model, test_dir, out, args.limit, landmarks=args.landmarks
+            )
         except (PipelineSetupError, BundleError, BackendError) as exc:
             return _fail(str(exc))
         if not args.json:

@@ -24,20 +24,33 @@ from flashfas_edge.train.metrics import MetricsError, eer_threshold
 
 
 def run_system_evaluation(
-    bundle_dir: Path, split_dir: Path, out_dir: Path, limit: int | None = None
+    bundle_dir: Path,
+    split_dir: Path,
+    out_dir: Path,
+    limit: int | None = None,
+    landmarks: str = "ground_truth",
 ) -> dict[str, Any]:
+    """``landmarks``: ``ground_truth`` uses each session's stored (renderer) landmarks;
+    ``mtcnn`` drops them and runs the real camera's detector on the frames, as a kiosk does."""
+    from dataclasses import replace
+
     from flashfas_edge.data import iter_sessions
-    from flashfas_edge.face.ground_truth import GroundTruthLandmarks
+    from flashfas_edge.face.config import LandmarkConfig
+    from flashfas_edge.face.factory import create_landmark_provider
     from flashfas_edge.inference.factory import create_backend
     from flashfas_edge.pipeline.config import PipelineConfig
     from flashfas_edge.pipeline.pipeline import Pipeline
 
+    config = PipelineConfig(landmarks=LandmarkConfig.model_validate({"provider": landmarks}))
     backend = create_backend(bundle_dir, "onnxruntime", intra_op_threads=1)
-    pipeline = Pipeline(None, None, GroundTruthLandmarks(), backend, PipelineConfig())
+    provider = create_landmark_provider(config.landmarks)
+    pipeline = Pipeline(None, None, provider, backend, config)
     rows: list[dict[str, Any]] = []
     started = time.perf_counter()
     try:
         for session in itertools.islice(iter_sessions(split_dir), limit):
+            if landmarks != "ground_truth":
+                session = replace(session, landmarks=None)  # the detector finds the face
             result = pipeline.run_recorded(session)
             rows.append(
                 {
@@ -52,6 +65,7 @@ def run_system_evaluation(
     finally:
         pipeline.stop()
     report = summarise(rows, pipeline.threshold)
+    report["landmarks"] = landmarks
     report["bundle"] = str(bundle_dir)
     report["split"] = str(split_dir)
     report["seconds"] = time.perf_counter() - started
@@ -107,7 +121,10 @@ def summarise(rows: list[dict[str, Any]], threshold: float) -> dict[str, Any]:
 
 
 def summary_lines(report: dict[str, Any]) -> list[str]:
-    lines = [f"{report['n']} sessions through the pipeline, threshold {report['threshold']:.4f}"]
+    lines = [
+        f"{report['n']} sessions through the pipeline (landmarks: "
+        f"{report.get('landmarks', 'ground_truth')}), threshold {report['threshold']:.4f}"
+    ]
     for label, c in report["classes"].items():
         err = c["error_rate_answered"]
         name = "BPCER" if label == "live" else f"APCER {label}"
