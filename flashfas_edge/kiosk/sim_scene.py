@@ -14,6 +14,7 @@ from __future__ import annotations
 import atexit
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from flashfas_edge.capture.base import Camera, Frame
+from flashfas_edge.clock import monotonic_us
 from flashfas_edge.config import CameraConfig, ConfigError, FlashConfig, SimConfig
 from flashfas_edge.flash.base import FlashDriver
 
@@ -91,6 +93,9 @@ class SimSceneControls:
         self._label: str | None = "live"
         # Set by the service: the frames the previous check captured (for injected_replay).
         self.previous_check_frames: Callable[[], list[Frame]] = list
+        # The virtual camera's newest frame time (set by build_sim_kiosk): a scene change returns
+        # once a frame of the new scene exists, so the next check never sees the old one.
+        self.last_frame_time_us: Callable[[], int | None] = lambda: None
 
     def subject_for(self, scene: str, ambient: str | None = None, seed: int | None = None,
                     options: dict[str, Any] | None = None) -> Subject:
@@ -133,9 +138,24 @@ class SimSceneControls:
                 self.kiosk.inject_stream(None)
                 self.kiosk.set_subject(subject)
                 self._label = subject.attack_type if scene in ATTACK_SCENES else None
+            self._wait_for_a_new_frame()
             shown = self.kiosk.subject
             return {"scene": scene, "ambient": shown.scenario, "seed": shown.seed,
                     "options": dict(options or {})}
+
+    def _wait_for_a_new_frame(self, timeout_s: float = 2.0) -> None:
+        """Until the camera delivers a frame that started after the change (a frame rendered
+        before it, still queued, shows the old scene). Returns at once when no camera runs."""
+        changed_us = monotonic_us()
+        last = self.last_frame_time_us()
+        if last is None:
+            return
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            last = self.last_frame_time_us()
+            if last is not None and last > changed_us:
+                return
+            time.sleep(0.005)
 
     def current_label(self) -> str | None:
         """The attack_type label of what the camera sees (None for quality-gate presets)."""
@@ -179,5 +199,9 @@ def build_sim_kiosk(sim: SimConfig, camera: CameraConfig, flash: FlashConfig | N
         except PanelSimulatorError as exc:
             raise ConfigError(f"kiosk.flash: {exc}") from exc
         atexit.register(panel.stop)
-        return SimCamera(kiosk, fps=sim.fps), LedSerialFlash(str(port), flash.baudrate), controls
-    return SimCamera(kiosk, fps=sim.fps), SimFlashDriver(kiosk, colour=sim.colour), controls
+        sim_camera = SimCamera(kiosk, fps=sim.fps)
+        controls.last_frame_time_us = sim_camera.last_frame_time_us
+        return sim_camera, LedSerialFlash(str(port), flash.baudrate), controls
+    sim_camera = SimCamera(kiosk, fps=sim.fps)
+    controls.last_frame_time_us = sim_camera.last_frame_time_us
+    return sim_camera, SimFlashDriver(kiosk, colour=sim.colour), controls
