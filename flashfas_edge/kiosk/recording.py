@@ -82,7 +82,14 @@ class CheckRecording:
         self.flash = RecordingFlash(flash)
 
     def take_frames(self) -> list[Frame]:
-        return self.camera.take_frames()
+        """The check's frames from its first flash onset on (what a session file holds); the
+        frames the pipeline read before the flash to find a face are left out. All frames when
+        nothing was played."""
+        frames = self.camera.take_frames()
+        playback = self.flash.last_playback
+        if playback is None or not playback.onsets_us:
+            return frames
+        return [f for f in frames if f.t_start_us >= playback.onsets_us[0]]
 
     def last_playback(self) -> FlashPlayback | None:
         return self.flash.last_playback
