@@ -133,9 +133,12 @@ def test_a_still_face_in_range_is_flashed_and_tracked_while_the_flash_plays(
     _show(kiosk, Subject(seed=4))
     before = flash.plays
     result = pipeline.run_check()
-    if result.reason is Reason.NO_CLEAN_FRAME:  # the renderer lost frames on a loaded CPU
+    for _ in range(2):  # on a loaded CPU: lost frames, or a detector slower than the presence
+        if result.verdict is not Verdict.RETRY or flash.plays == before + 1 and \
+                result.reason is not Reason.NO_CLEAN_FRAME:
+            break  # window; ask again, as a kiosk does
         before, result = flash.plays, pipeline.run_check()
-    assert flash.plays == before + 1
+    assert flash.plays == before + 1, result.detail
     gates = (Reason.NO_FACE, Reason.MULTIPLE_FACES, Reason.MOTION)
     assert result.reason not in gates, result.detail
     assert result.detail["presence_attempts"] >= 1
