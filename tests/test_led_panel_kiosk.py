@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from sim_bundles import run_check_on
 
 from flashfas_edge.face.ground_truth import GroundTruthLandmarks
 from flashfas_edge.flash.led_serial import LedSerialFlash
@@ -49,27 +50,19 @@ def rig(tmp_path_factory):
     panel.stop()
 
 
-def _run(kiosk, pipeline, subject):
-    kiosk.set_subject(subject)
-    time.sleep(0.1)
-    for _ in range(3):  # an overloaded CPU can make the simulated camera drop a needed frame
-        result = pipeline.run_check()
-        if result.reason is not Reason.NO_CLEAN_FRAME:
-            return result
-    return result
-
-
 @pytest.mark.parametrize("attack", ("print", "replay", "mask"))
 def test_attacks_are_never_accepted_through_the_led_panel(rig, attack):
     kiosk, _, pipeline = rig
     for scenario in ("office", "dark_room"):
-        result = _run(kiosk, pipeline, Subject(attack_type=attack, scenario=scenario, seed=11))
+        subject = Subject(attack_type=attack, scenario=scenario, seed=11)
+        result = run_check_on(kiosk, pipeline, subject)
         assert result.verdict is not Verdict.LIVE, (attack, scenario, result.score)
 
 
 def test_live_faces_pass_through_the_led_panel(rig):
     kiosk, _, pipeline = rig
-    results = [_run(kiosk, pipeline, Subject(attack_type="live", scenario=scenario, seed=seed))
+    results = [run_check_on(kiosk, pipeline,
+                            Subject(attack_type="live", scenario=scenario, seed=seed))
                for scenario in ("office", "dark_room", "backlight") for seed in (11, 12)]
     decided = [r for r in results if r.verdict is not Verdict.RETRY]
     live = [r for r in decided if r.verdict is Verdict.LIVE]
@@ -88,6 +81,6 @@ def test_a_panel_unplugged_mid_check_gives_retry_and_the_next_check_recovers(rig
     assert result.verdict is Verdict.RETRY and result.reason is Reason.FLASH_UNAVAILABLE
     panel.plug()
     time.sleep(0.2)
-    again = _run(kiosk, pipeline, Subject(attack_type="live", scenario="office", seed=11))
+    again = run_check_on(kiosk, pipeline, Subject(attack_type="live", scenario="office", seed=11))
     assert again.verdict is not Verdict.RETRY or again.reason is not Reason.FLASH_UNAVAILABLE
     assert again.verdict is Verdict.LIVE, (again.reason, again.score)

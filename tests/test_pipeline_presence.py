@@ -9,17 +9,15 @@ renderer's ground truth where the test is about the gate, not the detector.
 
 from __future__ import annotations
 
-import json
 import time
 
 import pytest
+from sim_bundles import random_weight_bundle
 
-from flashfas_edge import _core
 from flashfas_edge.face.ground_truth import GroundTruthLandmarks
 from flashfas_edge.face.mtcnn_landmarks import MtcnnLandmarks
 from flashfas_edge.flash.base import FlashPlayback, FlashSchedule
 from flashfas_edge.inference.ort_backend import OrtBackend
-from flashfas_edge.inference.synthetic_bundle import write_synthetic_bundle
 from flashfas_edge.pipeline.config import PipelineConfig
 from flashfas_edge.pipeline.pipeline import Pipeline
 from flashfas_edge.pipeline.result import Reason, Verdict
@@ -60,11 +58,7 @@ class CountingFlash:
 
 @pytest.fixture(scope="module")
 def backend(tmp_path_factory):
-    folder = write_synthetic_bundle(tmp_path_factory.mktemp("bundle"), n0=5, input_size=64)
-    manifest = json.loads((folder / "manifest.json").read_text())
-    manifest["normalisation"] = {"method": _core.NORMALISATION}
-    (folder / "manifest.json").write_text(json.dumps(manifest))
-    return OrtBackend(folder, intra_op_threads=1)
+    return OrtBackend(random_weight_bundle(tmp_path_factory.mktemp("bundle")), intra_op_threads=1)
 
 
 @pytest.fixture(scope="module")

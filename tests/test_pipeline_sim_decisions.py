@@ -8,10 +8,10 @@ The threshold is the bundle's own (dev EER); nothing here tunes it.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
+from sim_bundles import run_check_on
 
 from flashfas_edge.face.ground_truth import GroundTruthLandmarks
 from flashfas_edge.pipeline.config import PipelineConfig
@@ -55,22 +55,12 @@ def rig():
     pipeline.stop()
 
 
-def _run(kiosk, pipeline, subject):
-    kiosk.set_subject(subject)
-    time.sleep(0.1)
-    for _ in range(3):  # an overloaded CPU can make the simulated camera drop a needed frame
-        result = pipeline.run_check()
-        if result.reason is not Reason.NO_CLEAN_FRAME:
-            return result
-    return result
-
-
 @pytest.mark.parametrize("attack", ATTACKS)
 def test_attacks_are_never_accepted_as_live(rig, attack):
     kiosk, pipeline, _ = rig
     for scenario in SCENARIOS:
         for seed in SEEDS:
-            result = _run(
+            result = run_check_on(
                 kiosk, pipeline, Subject(attack_type=attack, scenario=scenario, seed=seed)
             )
             assert result.verdict is not Verdict.LIVE, (attack, scenario, seed, result.score)
@@ -79,7 +69,7 @@ def test_attacks_are_never_accepted_as_live(rig, attack):
 def test_live_faces_pass_under_several_ambient_scenarios(rig):
     kiosk, pipeline, bundle = rig
     results = [
-        _run(kiosk, pipeline, Subject(attack_type="live", scenario=scenario, seed=seed))
+        run_check_on(kiosk, pipeline, Subject(attack_type="live", scenario=scenario, seed=seed))
         for scenario in SCENARIOS
         for seed in SEEDS
     ]

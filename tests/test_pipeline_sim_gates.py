@@ -9,17 +9,15 @@ Frames are 320×240 so the simulated camera keeps its 30 fps on a loaded 2-core 
 
 from __future__ import annotations
 
-import json
 import time
 
 import numpy as np
 import pytest
+from sim_bundles import random_weight_bundle
 
-from flashfas_edge import _core
 from flashfas_edge.face.ground_truth import GroundTruthLandmarks
 from flashfas_edge.face.mtcnn_landmarks import MtcnnLandmarks
 from flashfas_edge.inference.ort_backend import OrtBackend
-from flashfas_edge.inference.synthetic_bundle import write_synthetic_bundle
 from flashfas_edge.pipeline.challenge import draw_challenge
 from flashfas_edge.pipeline.config import ChallengeConfig, PipelineConfig
 from flashfas_edge.pipeline.pipeline import Pipeline
@@ -47,11 +45,7 @@ def colour_backend(tmp_path_factory):
 
 
 def _random_backend(directory, family):
-    folder = write_synthetic_bundle(directory, n0=5, input_size=64, challenge_family=family)
-    manifest = json.loads((folder / "manifest.json").read_text())
-    manifest["normalisation"] = {"method": _core.NORMALISATION}
-    (folder / "manifest.json").write_text(json.dumps(manifest))
-    return OrtBackend(folder, intra_op_threads=1)
+    return OrtBackend(random_weight_bundle(directory, family), intra_op_threads=1)
 
 
 @pytest.fixture(scope="module")
