@@ -6,13 +6,29 @@ from __future__ import annotations
 
 import os
 import select
+import shutil
 import threading
 import time
 import tty
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from flashfas_edge.flash.led_protocol import cobs_decode
+
+DEFAULT_BUNDLE = Path(__file__).resolve().parents[1] / "engines" / "edge-default"
+
+
+def require_bundle_and_compiler() -> Path:
+    """For a test module that runs full checks through the panel simulator: the trained default
+    bundle and the compiler that builds the simulator, or the whole module is skipped."""
+    if not (DEFAULT_BUNDLE / "manifest.json").is_file():
+        pytest.skip(f"the trained default bundle is not in this checkout ({DEFAULT_BUNDLE})",
+                    allow_module_level=True)
+    if shutil.which("cc") is None or shutil.which("make") is None:
+        pytest.skip("the panel simulator needs cc and make", allow_module_level=True)
+    return DEFAULT_BUNDLE
 
 # (direction "to_panel" / "to_host", frame type, frame bytes incl. delimiter) → [(delay_s, bytes)]
 FaultRule = Callable[[str, int, bytes], list[tuple[float, bytes]] | None]

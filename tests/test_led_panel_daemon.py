@@ -5,19 +5,13 @@ LED-panel driver on the panel firmware's simulator behind a pty; no attack is ac
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from led_panel_rig import require_bundle_and_compiler
 
-BUNDLE = Path(__file__).resolve().parents[1] / "engines" / "edge-default"
-if not (BUNDLE / "manifest.json").is_file():
-    pytest.skip(f"the trained default bundle is not in this checkout ({BUNDLE})",
-                allow_module_level=True)
-if shutil.which("cc") is None or shutil.which("make") is None:
-    pytest.skip("the panel simulator needs cc and make", allow_module_level=True)
+BUNDLE = require_bundle_and_compiler()
 
 pytestmark = pytest.mark.slow
 

@@ -5,12 +5,11 @@ a verdict. The promise is the sim flash's: no attack accepted; live faces pass.
 
 from __future__ import annotations
 
-import shutil
 import threading
 import time
-from pathlib import Path
 
 import pytest
+from led_panel_rig import require_bundle_and_compiler
 from sim_bundles import run_check_on
 
 from flashfas_edge.face.ground_truth import GroundTruthLandmarks
@@ -23,12 +22,7 @@ from flashfas_edge.sim.kiosk import SimKiosk, Subject
 from flashfas_edge.sim.kiosk_camera import SimCamera
 from flashfas_edge.sim.led_panel import led_panel_profile, start_led_panel
 
-BUNDLE = Path(__file__).resolve().parents[1] / "engines" / "edge-default"
-if not (BUNDLE / "manifest.json").is_file():
-    pytest.skip(f"the trained default bundle is not in this checkout ({BUNDLE})",
-                allow_module_level=True)
-if shutil.which("cc") is None or shutil.which("make") is None:
-    pytest.skip("the panel simulator needs cc and make", allow_module_level=True)
+BUNDLE = require_bundle_and_compiler()
 
 pytestmark = pytest.mark.slow
 
