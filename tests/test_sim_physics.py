@@ -14,7 +14,7 @@ from flashfas_edge.flash.base import FlashState
 from flashfas_edge.sim.device import PROFILES
 from flashfas_edge.sim.frame_composer import FrameComposer
 from flashfas_edge.sim.gbuffer import EYE, PAPER, SCREEN, SKIN, GBuffer
-from flashfas_edge.sim.kiosk_light import KioskDisplay, _area_light
+from flashfas_edge.sim.kiosk_light import KioskDisplay, area_light
 from flashfas_edge.sim.scene import SceneRequest, build_scene
 from flashfas_edge.sim.schedule import IDLE_STATE
 
@@ -135,8 +135,8 @@ def _plane_points(z: float) -> tuple[GBuffer, np.ndarray, np.ndarray]:
 @pytest.mark.parametrize("z", [0.6, 1.0, 1.5])
 def test_irradiance_falls_off_with_inverse_square_distance(z):
     display = KioskDisplay(0.05, 0.05, 0.0, 1.0)
-    e1 = _area_light(*_plane_points(z)[:1], np.array([0]), _plane_points(z)[1], display, 4, 3)[0]
-    e2 = _area_light(_plane_points(2 * z)[0], np.array([0]), _plane_points(2 * z)[1], display,
+    e1 = area_light(*_plane_points(z)[:1], np.array([0]), _plane_points(z)[1], display, 4, 3)[0]
+    e2 = area_light(_plane_points(2 * z)[0], np.array([0]), _plane_points(2 * z)[1], display,
                      4, 3)[0]
     assert e1[0] / e2[0] == pytest.approx(4.0, rel=0.01)
 
@@ -146,8 +146,8 @@ def test_an_extended_display_is_not_a_point_light_up_close():
     matter."""
     display = KioskDisplay(0.34, 0.19, 0.0, 1.0)
     gb, rays, idx = _plane_points(0.25)
-    area = _area_light(gb, idx, rays, display, 4, 3)[0][0]
-    point = _area_light(gb, idx, rays, display, 1, 1)[0][0]
+    area = area_light(gb, idx, rays, display, 4, 3)[0][0]
+    point = area_light(gb, idx, rays, display, 1, 1)[0][0]
     assert abs(point / area - 1) > 0.05
 
 

@@ -53,6 +53,8 @@ class Ambient:
     drift_per_s: float  # relative change of all ambient light per second
     flicker: float  # relative amplitude of 100 Hz mains flicker
     flicker_phase: float
+    dir_cct: float = 5000.0  # colour temperature of each part (the spectral renderer's light)
+    sky_cct: float = 5000.0
 
     @staticmethod
     def draw(rng: np.random.Generator, scenario: str) -> Ambient:
@@ -63,17 +65,23 @@ class Ambient:
         else:
             v = np.array([rng.uniform(-1.0, 1.0), rng.uniform(-1.2, 0.1), -rng.uniform(0.2, 1.2)])
         v /= np.linalg.norm(v)
+        # drawn in this order since the first datasets: keep it (renders stay reproducible)
+        dir_level = float(rng.uniform(*d_rng))
+        sky_level = float(rng.uniform(*s_rng))
+        sky_cct = cct + rng.uniform(-500, 1500)
         return Ambient(
             scenario=scenario,
-            dir_level=float(rng.uniform(*d_rng)),
+            dir_level=dir_level,
             dir_vec=v.astype(np.float32),
             dir_rgb=cct_rgb(cct),
-            sky_level=float(rng.uniform(*s_rng)),
-            sky_rgb=cct_rgb(cct + rng.uniform(-500, 1500)),
+            sky_level=sky_level,
+            sky_rgb=cct_rgb(sky_cct),
             window_radiance=float(window * rng.uniform(0.5, 1.5)),
             drift_per_s=float(rng.normal(0.0, 0.04)),
             flicker=float(rng.uniform(0, flick)),
             flicker_phase=float(rng.uniform(0, 2 * np.pi)),
+            dir_cct=float(cct),
+            sky_cct=float(sky_cct),
         )
 
     def factor(self, t_rel_us: np.ndarray) -> np.ndarray:

@@ -13,7 +13,10 @@ EPILOG = """examples:
   flashfas-edge synth --out data/train --n 20000 --split train --workers 2
   flashfas-edge synth --out data/small --n 1000 --width 320 --height 240 --frames all
   flashfas-edge synth --out data/big --n 20000 --split train --aligned-cache 64,128
+  flashfas-edge synth --out data/spectral --n 400 --physics spectral --mask-materials resin,plaster
 """
+# what masks the spectral renderer can draw (sim/mask_attack.py; a test keeps the two equal)
+MASK_MATERIALS = ("resin", "silicone", "plaster")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -44,6 +47,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--compress", action="store_true", help="deflate shards (slower, ~smaller)")
     p.add_argument("--preview", action="store_true", help="also write OUT/preview.png")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--physics", choices=("rgb", "spectral"), default="rgb",
+                   help="rgb: RGB albedo × flash colour (what the shipped bundle was trained on); "
+                   "spectral: per-wavelength skin, paint, inks, flash primaries and camera "
+                   "channels, masks as attackers make them (docs/DATASET.md)")
+    p.add_argument("--mask-materials", default=",".join(MASK_MATERIALS), metavar="LIST",
+                   help="spectral physics: the mask materials drawn, comma-separated from "
+                   f"{', '.join(MASK_MATERIALS)} (hold one back from training to measure "
+                   "transfer to it)")
     p.add_argument("--aligned-cache", metavar="SIZES",
                    help="training-only dataset: write no session files, only the aligned "
                    "training caches at these comma-separated face sizes (e.g. 64,128), where "
@@ -61,9 +72,16 @@ def run_synth(args: argparse.Namespace) -> int:
     if args.n < 1:
         print("flashfas-edge synth: --n must be at least 1", file=sys.stderr)
         return 2
+    materials = tuple(m.strip() for m in args.mask_materials.split(",") if m.strip())
+    unknown = sorted(set(materials) - set(MASK_MATERIALS)) or ([] if materials else ["(none)"])
+    if unknown:
+        print(f"flashfas-edge synth: --mask-materials: unknown {', '.join(unknown)}; choose from "
+              f"{', '.join(MASK_MATERIALS)}", file=sys.stderr)
+        return 2
     job = SynthJob(out=str(args.out), n=args.n, seed=args.seed, protocol=args.split_protocol,
                    width=args.width, height=args.height, frames=args.frames,
-                   shard_size=args.shard_size, compress=args.compress)
+                   shard_size=args.shard_size, compress=args.compress, physics=args.physics,
+                   mask_materials=materials)
     if args.aligned_cache:
         return _synth_aligned(args, job)
     summary = generate_splits(job, sizes_for(args.split, args.n), workers=max(1, args.workers),

@@ -20,13 +20,12 @@ class FrameComposer:
         self.readout_us = readout_us
         self.sensor: SensorState = sensor or settle_exposure(self.profile, scene.face_radiance)
         self.exposure_us = self.sensor.exposure_us
-        self.crosstalk = self.profile.crosstalk_matrix()
 
     def state_colours(self, states: tuple[FlashState, ...], idle: FlashState) -> np.ndarray:
         """[N0 + 1, 3] camera-channel display light of each state (last = idle)."""
         rgb = np.array([s.rgb for s in states] + [idle.rgb], np.float32)
         inten = np.array([s.intensity for s in states] + [idle.intensity], np.float32)
-        return (rgb @ self.crosstalk.T) * inten[:, None]
+        return self.scene.state_light(rgb, inten)
 
     def linear_frame(self, start_us: float, t_ref_us: float, colours: np.ndarray,
                      onsets_light_us: np.ndarray, state_duration_us: int,
@@ -40,7 +39,7 @@ class FrameComposer:
         flash_rows = (w_rows @ colours).astype(np.float32) * np.float32(flash_scale)  # [H, 3]
         t = row_windows(start_us, h, self.exposure_us, self.readout_us) - t_ref_us
         amb_rows = sc.ambient_light.factor(t).mean(axis=1).astype(np.float32)  # [H]
-        out = sc.ambient * amb_rows[:, None, None] + sc.flash * flash_rows[:, None, :]
+        out = sc.ambient * amb_rows[:, None, None] + sc.flash_image(flash_rows)
         if sc.replay is not None:
             rows = start_us + self.readout_us * np.arange(h) / max(h - 1, 1)
             em_rows = sc.replay.emission_factor(rows, self.exposure_us).astype(np.float32)

@@ -146,6 +146,8 @@ class MaskLook:
     shininess: float
     paint_detail: float  # 0..1: how much of the face texture the painter reproduced
     hole_rgb: np.ndarray
+    eyes_real: bool = False  # the wearer's own eyes show in the eye openings
+    partial: bool = False  # forehead to nose only: the wearer's mouth and chin below
 
 
 class HeadTracer:
@@ -310,6 +312,8 @@ class HeadTracer:
         m = self.mask
         assert m is not None
         oval = (x_n**2 + ((y_n - 0.05) / 0.95) ** 2 < 0.8) & (z_n > 0.15)
+        if m.partial:
+            oval &= y_n < NOSE_Y + 0.14
         u, v = (x_n + 1) * 0.5, (y_n + 1) * 0.5
         lo = sample(self.ident.tex_lo, u * 0.7, v * 0.7)[:, None]
         painted = m.paint_rgb[None, :] * (1 + 0.02 * lo)
@@ -317,14 +321,16 @@ class HeadTracer:
         painted = painted * (1 - m.paint_detail) + m.paint_detail * np.clip(
             alb * (m.paint_rgb / np.maximum(self.ident.skin_rgb, 1e-3))[None, :], 0, 1)
         hole = oval & eyes_open
-        alb = np.where(oval[:, None], painted, alb)
-        alb = np.where(hole[:, None], m.hole_rgb[None, :], alb)
-        spec = np.where(oval, m.spec, spec)
-        spec = np.where(hole, 0.05, spec)
-        shin = np.where(oval, m.shininess, shin)
-        obj = np.where(oval, RESIN, obj)
-        obj = np.where(hole, HOLE, obj)
-        sss = np.where(oval, 0.0, sss)
+        surface = oval & ~hole if m.eyes_real else oval  # real eyes keep their own look
+        alb = np.where(surface[:, None], painted, alb)
+        spec = np.where(surface, m.spec, spec)
+        shin = np.where(surface, m.shininess, shin)
+        obj = np.where(surface, RESIN, obj)
+        sss = np.where(surface, 0.0, sss)
+        if not m.eyes_real:
+            alb = np.where(hole[:, None], m.hole_rgb[None, :], alb)
+            spec = np.where(hole, 0.05, spec)
+            obj = np.where(hole, HOLE, obj)
         gb.albedo[idx] = np.clip(alb, 0.0, 1.0)
         gb.spec[idx], gb.shininess[idx], gb.obj[idx], gb.subsurface[idx] = spec, shin, obj, sss
 

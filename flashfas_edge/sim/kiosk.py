@@ -24,7 +24,13 @@ import numpy as np
 from flashfas_edge.flash.base import FlashState
 from flashfas_edge.sim.device import PROFILES, DeviceProfile
 from flashfas_edge.sim.frame_composer import warp_frame, warp_points
-from flashfas_edge.sim.scene import Scene, SceneRequest, build_scene, face_mean_radiance
+from flashfas_edge.sim.scene import (
+    Scene,
+    SceneRequest,
+    build_scene,
+    face_mean_radiance,
+    state_light,
+)
 from flashfas_edge.sim.schedule import IDLE_STATE
 from flashfas_edge.sim.sensor import SensorState, develop, settle_exposure
 
@@ -73,10 +79,11 @@ class SimKiosk:
     """Shared state of the simulated kiosk (thread-safe)."""
 
     def __init__(self, profile: DeviceProfile = PROFILES[1], width: int = 640, height: int = 480,
-                 seed: int = 0, subject: Subject | None = None):
+                 seed: int = 0, subject: Subject | None = None, physics: str = "rgb"):
         self.profile = profile
         self.width = width
         self.height = height
+        self.physics = physics  # the renderer's light transport (SceneRequest.physics)
         self.readout_us = int(round(profile.readout_us * height / 480))
         self.exposure_us = int(profile.exposure_us)
         self.latency_us = int(profile.latency_us)  # what calibration would measure
@@ -105,7 +112,7 @@ class SimKiosk:
         req = SceneRequest(subject.attack_type, subject.scenario, self.profile, identity,
                            subject.seed, width=self.width, height=self.height,
                            distance_range_m=subject.distance_range_m, faces=subject.faces,
-                           face_present=subject.face_present)
+                           face_present=subject.face_present, physics=self.physics)
         scene = build_scene(req)
         if subject.ambient_scale != 1.0:
             scene = replace(scene, ambient=scene.ambient * np.float32(subject.ambient_scale),
@@ -135,8 +142,8 @@ class SimKiosk:
 
     # --- display light (flash driver side) ------------------------------------------------------
     def _state_colour(self, state: FlashState) -> np.ndarray:
-        rgb = np.asarray(state.rgb, np.float32) @ self.profile.crosstalk_matrix().T
-        return (rgb * np.float32(state.intensity)).astype(np.float32)
+        return state_light(self.physics, self.profile, np.asarray([state.rgb]),
+                           np.asarray([state.intensity]))[0]
 
     def command_display(self, state: FlashState, t_command_us: int) -> None:
         """Show ``state`` from ``t_command_us`` on; the light follows after the latency."""
@@ -201,8 +208,8 @@ class SimKiosk:
         # slow drift (clouds, people moving) and 100 Hz mains flicker of the room light
         amb_rows = (1 + 0.02 * np.sin(2 * np.pi * t_s / 7.0) + scene.ambient_light.flicker
                     * np.sin(2 * np.pi * 100 * t_s + scene.ambient_light.flicker_phase))
-        lin = scene.ambient * amb_rows.astype(np.float32)[:, None, None] + scene.flash * display[
-            :, None, :]
+        lin = scene.ambient * amb_rows.astype(np.float32)[:, None, None] + scene.flash_image(
+            display)
         if scene.replay is not None:
             em = scene.replay.emission_factor(rows, sensor.exposure_us).astype(np.float32)
             lin += scene.emission * em[:, None, None]

@@ -39,7 +39,7 @@ class KioskDisplay:
         return centres, self.width_m * self.height_m / (nx * ny)
 
 
-def _area_light(gb: GBuffer, idx: np.ndarray, rays: np.ndarray, display: KioskDisplay,
+def area_light(gb: GBuffer, idx: np.ndarray, rays: np.ndarray, display: KioskDisplay,
                 nx: int, ny: int) -> tuple[np.ndarray, np.ndarray]:
     """(irradiance E [n], specular radiance [n]) from the full-white display, per unit albedo."""
     centres, area = display.patches(nx, ny)
@@ -71,7 +71,7 @@ def _area_light(gb: GBuffer, idx: np.ndarray, rays: np.ndarray, display: KioskDi
     return e_total, s_total
 
 
-def _mirror_view(gb: GBuffer, idx: np.ndarray, rays: np.ndarray, display: KioskDisplay,
+def mirror_view(gb: GBuffer, idx: np.ndarray, rays: np.ndarray, display: KioskDisplay,
                  blur_m: np.ndarray) -> np.ndarray:
     """Fraction of the mirror direction that sees the lit display (soft-edged by ``blur_m``)."""
     p = gb.position[idx]
@@ -99,9 +99,9 @@ def flash_basis(gb: GBuffer, rays: np.ndarray, display: KioskDisplay, height: in
     fg = np.nonzero(gb.obj != BACKGROUND)[0]
     bg = np.nonzero(gb.obj == BACKGROUND)[0]
     if len(fg):
-        irr[fg], spec[fg] = _area_light(gb, fg, rays, display, display.patches_x, display.patches_y)
+        irr[fg], spec[fg] = area_light(gb, fg, rays, display, display.patches_x, display.patches_y)
     if len(bg):  # 1–3 m away: the display is nearly a point for the room (< 2 % off)
-        irr[bg], spec[bg] = _area_light(gb, bg, rays, display, 1, 1)
+        irr[bg], spec[bg] = area_light(gb, bg, rays, display, 1, 1)
     # Subsurface scattering softens the diffuse shading of skin (~1.5 mm), nothing else.
     sss = gb.subsurface.reshape(height, width)
     if np.any(sss > 0):
@@ -118,7 +118,7 @@ def flash_basis(gb: GBuffer, rays: np.ndarray, display: KioskDisplay, height: in
     if len(mirror_px):
         # glass is a sharp mirror, glossy paper a blurred one
         blur = np.where(gb.obj[mirror_px] == SCREEN, 0.004, 0.05).astype(np.float32)
-        cov = _mirror_view(gb, mirror_px, rays, display, blur)
+        cov = mirror_view(gb, mirror_px, rays, display, blur)
         mirror_img[mirror_px] = gb.mirror[mirror_px] * cov * display.radiance
         out += mirror_img[:, None]
     return out.reshape(height, width, 3).astype(np.float32), mirror_img.reshape(height, width)

@@ -8,11 +8,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from flashfas_edge.sim import spectra
 from flashfas_edge.sim.gbuffer import HOLE, PAPER, GBuffer
 from flashfas_edge.sim.head import EYE_X
 from flashfas_edge.sim.photo import FacePhoto
 from flashfas_edge.sim.raycast import Pinhole, Pose
 from flashfas_edge.sim.sheet import Sheet
+from flashfas_edge.sim.spectral_render import Material
 from flashfas_edge.sim.texture import sample_image
 
 
@@ -27,6 +29,14 @@ class PrintAttack:
     crop: str  # "full" | "oval"
     holes: str  # "none" | "eyes" | "eyes_mouth"
     hole_rgb: np.ndarray
+    paper_white: float = 0.85
+
+    def paper_material(self) -> Material:
+        """The paper under halftone inks for the spectral renderer (a little optical brightener:
+        more blue)."""
+        lam = spectra.WAVELENGTHS_NM
+        paper = self.paper_white * (0.95 + 0.06 * np.exp(-0.5 * ((lam - 440.0) / 20.0) ** 2))
+        return Material(np.clip(paper, 0.0, 1.0), np.zeros(spectra.N_BANDS), inks=True)
 
     @staticmethod
     def draw(rng: np.random.Generator, photo: FacePhoto, centre: np.ndarray, yaw: float,
@@ -58,7 +68,7 @@ class PrintAttack:
         holes = str(rng.choice(["none", "eyes", "eyes_mouth"], p=[0.7, 0.2, 0.1]))
         return PrintAttack(sheet, photo, mpp, refl.astype(np.float32), glossy,
                            float(rng.uniform(0.03, 0.07)) if glossy else 0.0, crop, holes,
-                           rng.uniform(0.03, 0.2, 3).astype(np.float32))
+                           rng.uniform(0.03, 0.2, 3).astype(np.float32), float(paper_white))
 
     def _photo_px(self, p_local: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         h, w = self.photo.image.shape[:2]

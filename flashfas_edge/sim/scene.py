@@ -22,12 +22,25 @@ from flashfas_edge.sim.device import DeviceProfile
 from flashfas_edge.sim.gbuffer import EYE, HAIR, SKIN, GBuffer
 from flashfas_edge.sim.head import HeadIdentity, HeadTracer, MaskLook, landmarks_local, place_head
 from flashfas_edge.sim.kiosk_light import flash_basis
+from flashfas_edge.sim.mask_attack import MASK_MATERIALS, draw_mask
 from flashfas_edge.sim.photo import render_photo
 from flashfas_edge.sim.print_attack import PrintAttack
 from flashfas_edge.sim.raycast import Pinhole
 from flashfas_edge.sim.replay_attack import ReplayAttack
 from flashfas_edge.sim.room import Room
 from flashfas_edge.sim.similarity import similarity_lstsq
+from flashfas_edge.sim.spectral_render import (
+    PHYSICS_MODES,
+    MaterialMap,
+    ambient_image,
+    device_spectra,
+    flash_primaries,
+    head_materials,
+    print_materials,
+    reference_view,
+    reflectance_image,
+    skin_material,
+)
 
 DEPTH_SIZE = 64
 ATTACK_TYPES = ("live", "print", "replay", "mask")
@@ -47,10 +60,14 @@ class SceneRequest:
     distance_range_m: tuple[float, float] = (0.25, 0.7)
     faces: int = 1  # 2: a second live person behind (quality-gate tests)
     face_present: bool = True
+    physics: str = "rgb"  # rgb: RGB albedo × flash colour; spectral: spectral_render.py
+    mask_materials: tuple[str, ...] = MASK_MATERIALS  # spectral physics: what masks are made of
 
     def __post_init__(self) -> None:
         if self.attack_type not in ATTACK_TYPES:
             raise ValueError(f"attack_type must be one of {ATTACK_TYPES}, got {self.attack_type!r}")
+        if self.physics not in PHYSICS_MODES:
+            raise ValueError(f"physics must be one of {PHYSICS_MODES}, got {self.physics!r}")
 
 
 @dataclass
@@ -70,6 +87,32 @@ class Scene:
     flash_mirror: np.ndarray  # float32 [H, W] part of ``flash`` that is the display's mirror image
     params: dict[str, Any] = field(default_factory=dict)
     other_faces: list[np.ndarray] = field(default_factory=list)  # [5, 2] each, people behind
+    # spectral physics: float32 [H, W, 3 primaries, 3 channels]; ``flash`` is then their sum
+    flash_primaries: np.ndarray | None = None
+
+    def state_light(self, rgb: np.ndarray, intensity: np.ndarray) -> np.ndarray:
+        return state_light(self.request.physics, self.request.profile, rgb, intensity)
+
+    def flash_image(self, rows: np.ndarray) -> np.ndarray:
+        """float32 [H, W, 3]: the flash response with ``rows`` [H, 3] of state light per row."""
+        if self.flash_primaries is None:
+            return self.flash * rows[:, None, :]
+        fp = self.flash_primaries
+        out = fp[:, :, 0, :] * rows[:, None, 0:1]
+        out += fp[:, :, 1, :] * rows[:, None, 1:2]
+        out += fp[:, :, 2, :] * rows[:, None, 2:3]
+        return out
+
+
+def state_light(physics: str, profile: DeviceProfile, rgb: np.ndarray, intensity: np.ndarray
+                ) -> np.ndarray:
+    """[K, 3] what a scene's flash image is multiplied by for states of drive ``rgb`` [K, 3] at
+    ``intensity`` [K]: the camera-channel light through the display/camera crosstalk (RGB
+    physics), or the drive of each primary (spectral physics: the crosstalk is in the spectra)."""
+    rgb = np.asarray(rgb, np.float32)
+    if physics == "rgb":
+        rgb = rgb @ profile.crosstalk_matrix().T
+    return (rgb * np.asarray(intensity, np.float32)[:, None]).astype(np.float32)
 
 
 def _live_pose(rng: np.random.Generator, cam: Pinhole, dist_range: tuple[float, float]):
@@ -99,11 +142,22 @@ def build_scene(req: SceneRequest) -> Scene:
                     "window_radiance": amb.window_radiance},
     }
     gb = GBuffer.empty(n)
-    # candidate surfaces: (t [N], fill(idx_selected))
-    tracers: list[tuple[np.ndarray, Any]] = []
+    spectral = req.physics == "spectral"
+    device = device_spectra(req.profile) if spectral else None
+    mats = MaterialMap(index=np.zeros(n, np.uint8))
+
+    def person(tracer: HeadTracer, paint: int | None = None) -> Any:
+        """Material assignment of a person's pixels (spectral physics only)."""
+        if device is None:
+            return None
+        skin = mats.add(skin_material(tracer.ident.skin_rgb, device))
+        return lambda idx: head_materials(gb, idx, skin, paint, mats)
+
+    # candidate surfaces: (t [N], fill(idx_selected), assign spectral materials(idx) or None)
+    tracers: list[tuple[np.ndarray, Any, Any]] = []
     t_room = room.hit(rays)
     tracers.append((t_room, lambda idx: room.fill(gb, idx, rays[idx], t_room[idx],
-                                                  amb.window_radiance)))
+                                                  amb.window_radiance), None))
     replay = None
     other_faces: list[np.ndarray] = []
     lm = np.full((5, 2), np.nan, np.float32)
@@ -112,7 +166,13 @@ def build_scene(req: SceneRequest) -> Scene:
         if req.attack_type in ("live", "mask"):
             mask = None
             wearer = ident
-            if req.attack_type == "mask":
+            paint: int | None = None
+            if req.attack_type == "mask" and device is not None:
+                wearer = HeadIdentity.draw(rng)
+                mask, paint_mat, params["mask"] = draw_mask(rng, ident, device,
+                                                             req.mask_materials)
+                paint = mats.add(paint_mat)
+            elif req.attack_type == "mask":
                 wearer = HeadIdentity.draw(rng)
                 tone = ident.skin_rgb * rng.uniform(0.8, 1.25)
                 mask = MaskLook(paint_rgb=np.clip(tone, 0.05, 0.9).astype(np.float32),
@@ -126,7 +186,8 @@ def build_scene(req: SceneRequest) -> Scene:
             place = place_head(centre, yaw, pitch, roll)
             subject = HeadTracer(wearer, place, mask=mask, mask_ident=ident if mask else None)
             t_s, part = subject.hit(rays)
-            tracers.append((t_s, lambda idx: subject.fill(gb, idx, rays[idx], t_s[idx], part[idx])))
+            tracers.append((t_s, lambda idx: subject.fill(gb, idx, rays[idx], t_s[idx], part[idx]),
+                            person(subject, paint)))
             lm = cam.project(place.pose.to_camera(landmarks_local(subject.face_ident)))
         else:
             # the photo needs about the camera's own detail: 320×400 at 640 px wide
@@ -146,7 +207,11 @@ def build_scene(req: SceneRequest) -> Scene:
                                     "pixel_pitch_m": subject.pixel_pitch_m,
                                     "screen_w_m": subject.screen_w_m}
             t_s, p_s = subject.hit(rays)
-            tracers.append((t_s, lambda idx: subject.fill(gb, idx, t_s[idx], p_s[idx])))
+            medium: Any = None
+            if device is not None and isinstance(subject, PrintAttack):
+                inks = mats.add(subject.paper_material())
+                medium = lambda idx: print_materials(gb, idx, inks, mats)  # noqa: E731
+            tracers.append((t_s, lambda idx: subject.fill(gb, idx, t_s[idx], p_s[idx]), medium))
             lm = subject.landmarks_px(cam)
             # an attacker holding the medium, partly visible behind it
             if rng.uniform() < 0.5:
@@ -155,7 +220,7 @@ def build_scene(req: SceneRequest) -> Scene:
                     rng.uniform(-15, 15), rng.uniform(-10, 10), 0.0))
                 t_h, part_h = holder.hit(rays)
                 tracers.append((t_h, lambda idx: holder.fill(gb, idx, rays[idx], t_h[idx],
-                                                             part_h[idx])))
+                                                             part_h[idx]), person(holder)))
         if req.faces >= 2:
             other = HeadTracer(HeadIdentity.draw(rng), place_head(
                 centre + np.array([rng.choice([-1, 1]) * rng.uniform(0.15, 0.21), 0.0, 0.12]),
@@ -163,17 +228,29 @@ def build_scene(req: SceneRequest) -> Scene:
             other_faces.append(cam.project(other.place.pose.to_camera(
                 landmarks_local(other.ident))).astype(np.float32))
             t_o, part_o = other.hit(rays)
-            tracers.append((t_o, lambda idx: other.fill(gb, idx, rays[idx], t_o[idx], part_o[idx])))
-    ts = np.stack([t for t, _ in tracers])
+            tracers.append((t_o, lambda idx: other.fill(gb, idx, rays[idx], t_o[idx], part_o[idx]),
+                            person(other)))
+    ts = np.stack([t for t, _, _ in tracers])
     nearest = np.argmin(ts, axis=0)
-    for k, (_, fill) in enumerate(tracers):
+    for k, (_, fill, assign) in enumerate(tracers):
         idx = np.nonzero(nearest == k)[0]
         if len(idx):
             fill(idx)
+            if assign is not None:
+                assign(idx)
 
     h, w = req.height, req.width
-    ambient_img = amb.image(gb, rays, h, w)
-    flash_img, mirror_img = flash_basis(gb, rays, req.profile.display(), h, w, cam.focal_px)
+    primaries = None
+    if device is not None:
+        refl = reflectance_image(gb, mats, reference_view(device))
+        ambient_img = ambient_image(gb, refl, amb, device, rays, h, w)
+        primaries, mirror_img = flash_primaries(gb, mats, refl, rays, req.profile.display(),
+                                                device, h, w, cam.focal_px)
+        flash_img = primaries.sum(axis=2)
+        params["physics"] = "spectral"
+    else:
+        ambient_img = amb.image(gb, rays, h, w)
+        flash_img, mirror_img = flash_basis(gb, rays, req.profile.display(), h, w, cam.focal_px)
     emission_img = gb.emission.reshape(h, w, 3).copy()
     lm = lm.astype(np.float32)
     depth = _depth_label(gb, lm, req.attack_type, h, w)
@@ -183,7 +260,7 @@ def build_scene(req: SceneRequest) -> Scene:
     params["landmarks_visible"] = bool(np.all(np.isfinite(lm)))
     return Scene(req, cam, amb, ambient_img, flash_img, emission_img, lm, depth, face_rad, replay,
                  gb.albedo.reshape(h, w, 3), gb.obj.reshape(h, w), mirror_img, params,
-                 other_faces)
+                 other_faces, primaries)
 
 
 def face_mean_radiance(img: np.ndarray, lm: np.ndarray) -> float:

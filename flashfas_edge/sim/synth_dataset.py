@@ -21,6 +21,7 @@ import numpy as np
 
 from flashfas_edge.data.dataset_format import write_index, write_shard
 from flashfas_edge.data.session import Session
+from flashfas_edge.sim.mask_attack import MASK_MATERIALS
 from flashfas_edge.sim.protocol import SPLITS, draw_request, split_sizes
 from flashfas_edge.sim.schedule import ScheduleSpec
 from flashfas_edge.sim.synth_session import SessionOptions, render_session
@@ -43,11 +44,14 @@ class SynthJob:
     compress: bool = False
     levels: tuple[float, ...] = ScheduleSpec().levels
     state_duration_us: int = ScheduleSpec().state_duration_us
+    physics: str = "rgb"  # SceneRequest.physics
+    mask_materials: tuple[str, ...] = MASK_MATERIALS  # spectral physics: masks drawn from these
 
 
 def render_sample(job: SynthJob, index: int) -> Session:
     split = job.split
-    req = draw_request(job.seed, index, split, job.protocol, job.width, job.height)
+    req = replace(draw_request(job.seed, index, split, job.protocol, job.width, job.height),
+                  physics=job.physics, mask_materials=job.mask_materials)
     opts = SessionOptions(schedule=ScheduleSpec(levels=job.levels,
                                                 state_duration_us=job.state_duration_us),
                           frames=job.frames)
@@ -166,7 +170,8 @@ def write_dataset_info(job: SynthJob, sessions: dict[str, int], **fields: Any) -
             "seed": job.seed, "protocol": job.protocol, "width": job.width,
             "height": job.height, "frames": job.frames, "levels": list(job.levels),
             "challenge_family": "white_levels",  # synth renders white flashes (ScheduleSpec)
-            "state_duration_us": job.state_duration_us, "splits": sessions, **fields}
+            "state_duration_us": job.state_duration_us, "physics": job.physics,
+            "mask_materials": list(job.mask_materials), "splits": sessions, **fields}
     (Path(job.out) / "dataset.json").write_text(json.dumps(info, indent=1, sort_keys=True))
 
 
