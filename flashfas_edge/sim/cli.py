@@ -13,7 +13,7 @@ EPILOG = """examples:
   flashfas-edge synth --out data/train --n 20000 --split train --workers 2
   flashfas-edge synth --out data/small --n 1000 --width 320 --height 240 --frames all
   flashfas-edge synth --out data/big --n 20000 --split train --aligned-cache 64,128
-  flashfas-edge synth --out data/spectral --n 400 --physics spectral --mask-materials resin,plaster
+  flashfas-edge synth --out data/spectral --n 400 --physics spectral --challenge hue_levels
 """
 # what masks the spectral renderer can draw (sim/mask_attack.py; a test keeps the two equal)
 MASK_MATERIALS = ("resin", "silicone", "plaster")
@@ -51,6 +51,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="rgb: RGB albedo × flash colour (what the shipped bundle was trained on); "
                    "spectral: per-wavelength skin, paint, inks, flash primaries and camera "
                    "channels, masks as attackers make them (docs/DATASET.md)")
+    p.add_argument("--challenge", choices=("white_levels", "hue_levels"), default="white_levels",
+                   help="the challenge family the sessions flash (docs/MODEL_BUNDLE.md): white "
+                   "levels, or hue levels (each level in its own hue: the face's response per "
+                   "display primary)")
     p.add_argument("--mask-materials", default=",".join(MASK_MATERIALS), metavar="LIST",
                    help="spectral physics: the mask materials drawn, comma-separated from "
                    f"{', '.join(MASK_MATERIALS)} (hold one back from training to measure "
@@ -81,6 +85,7 @@ def run_synth(args: argparse.Namespace) -> int:
     job = SynthJob(out=str(args.out), n=args.n, seed=args.seed, protocol=args.split_protocol,
                    width=args.width, height=args.height, frames=args.frames,
                    shard_size=args.shard_size, compress=args.compress, physics=args.physics,
+                   challenge_family=args.challenge,
                    mask_materials=materials)
     if args.aligned_cache:
         return _synth_aligned(args, job)

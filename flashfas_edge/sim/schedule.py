@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from flashfas_edge.flash.base import FlashSchedule, FlashState
-from flashfas_edge.flash_levels import DEFAULT_LEVELS, check_n0
+from flashfas_edge.flash_levels import DEFAULT_LEVELS, check_family, check_n0, level_colours
 
 DEFAULT_STATE_DURATION_US = 100_000
 IDLE_STATE = FlashState(rgb=(1.0, 1.0, 1.0), intensity=0.3)  # kiosk UI between checks
@@ -26,9 +26,13 @@ class ScheduleSpec:
     levels: tuple[float, ...] = DEFAULT_LEVELS
     palette: tuple[tuple[float, float, float], ...] = ()
     state_duration_us: int = DEFAULT_STATE_DURATION_US
+    family: str = "white_levels"  # hue_levels: each level in its fixed hue (flash_levels.py)
 
     def __post_init__(self) -> None:
         check_n0(len(self.levels))
+        check_family(self.family)
+        if self.family == "hue_levels":
+            level_colours(self.family, self.levels)  # ValueError for levels it cannot colour
         if tuple(sorted(self.levels, reverse=True)) != tuple(self.levels):
             raise ValueError("levels must be sorted brightest first")
 
@@ -41,8 +45,11 @@ def draw_schedule(rng: np.random.Generator, spec: ScheduleSpec) -> FlashSchedule
     """A random play order of the levels (and palette colours), with ``order`` for diffnorm."""
     play = rng.permutation(spec.n0)  # play slot k shows level play[k]
     states = []
+    fixed = level_colours(spec.family, spec.levels) if spec.family == "hue_levels" else None
     for level_index in play:
-        if spec.palette:
+        if fixed is not None:
+            rgb = fixed[int(level_index)]
+        elif spec.palette:
             rgb = spec.palette[int(rng.integers(len(spec.palette)))]
         else:
             rgb = (1.0, 1.0, 1.0)

@@ -45,6 +45,7 @@ class SynthJob:
     levels: tuple[float, ...] = ScheduleSpec().levels
     state_duration_us: int = ScheduleSpec().state_duration_us
     physics: str = "rgb"  # SceneRequest.physics
+    challenge_family: str = "white_levels"  # white_levels | hue_levels (ScheduleSpec.family)
     mask_materials: tuple[str, ...] = MASK_MATERIALS  # spectral physics: masks drawn from these
 
 
@@ -53,7 +54,8 @@ def render_sample(job: SynthJob, index: int) -> Session:
     req = replace(draw_request(job.seed, index, split, job.protocol, job.width, job.height),
                   physics=job.physics, mask_materials=job.mask_materials)
     opts = SessionOptions(schedule=ScheduleSpec(levels=job.levels,
-                                                state_duration_us=job.state_duration_us),
+                                                state_duration_us=job.state_duration_us,
+                                                family=job.challenge_family),
                           frames=job.frames)
     session = render_session(req, opts)
     session.meta.update({"split": split, "protocol": job.protocol, "index": index,
@@ -169,7 +171,7 @@ def write_dataset_info(job: SynthJob, sessions: dict[str, int], **fields: Any) -
     info = {"generator": "flashfas-edge synth", "format": "flashfas-sessions", "version": 1,
             "seed": job.seed, "protocol": job.protocol, "width": job.width,
             "height": job.height, "frames": job.frames, "levels": list(job.levels),
-            "challenge_family": "white_levels",  # synth renders white flashes (ScheduleSpec)
+            "challenge_family": job.challenge_family,
             "state_duration_us": job.state_duration_us, "physics": job.physics,
             "mask_materials": list(job.mask_materials), "splits": sessions, **fields}
     (Path(job.out) / "dataset.json").write_text(json.dumps(info, indent=1, sort_keys=True))
