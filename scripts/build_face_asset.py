@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import subprocess
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -224,13 +225,12 @@ def _commit(kit: Path) -> str:
 
 def _write_licence(kit: Path, out_dir: Path, kept: int, total: int) -> None:
     licence = (kit / "LICENSE").read_text(encoding="utf-8").strip()
-    note = (
-        "face_shape.npz is derived from ICT-FaceKit (" + SOURCE_URL + "), the ICT Face Model\n"
-        "Light: the neutral face and " + str(kept) + " of its " + str(total) + " PCA identity "
-        "modes and " + str(len(EXPRESSIONS)) + " expression\nshapes, rasterised into frontal "
-        "height fields, and the 68 Multi-PIE landmark positions of\nthose meshes. Built by "
-        "scripts/build_face_asset.py. The model's data is used under the licence below.\n"
-    )
+    note = textwrap.fill(
+        f"face_shape.npz is derived from ICT-FaceKit ({SOURCE_URL}), the ICT Face Model Light: "
+        f"its neutral face, {kept} of its {total} PCA identity modes and {len(EXPRESSIONS)} "
+        f"expression shapes, rasterised into frontal height fields, and the positions of its 68 "
+        f"Multi-PIE landmark vertices in those meshes. Built by scripts/build_face_asset.py. The "
+        f"model's data is used under the licence below.", width=79) + "\n"
     (out_dir / "LICENSE-ICT-FaceKit.txt").write_text(note + "\n" + licence + "\n",
                                                      encoding="utf-8")
 

@@ -19,6 +19,7 @@ import numpy as np
 from flashfas_edge.face.template import canonical_template
 from flashfas_edge.sim.ambient import Ambient
 from flashfas_edge.sim.device import DeviceProfile
+from flashfas_edge.sim.face_shape import FACE_SHAPES
 from flashfas_edge.sim.gbuffer import EYE, HAIR, SKIN, GBuffer
 from flashfas_edge.sim.head import HeadIdentity, HeadTracer, MaskLook, landmarks_local, place_head
 from flashfas_edge.sim.kiosk_light import flash_basis
@@ -47,10 +48,13 @@ class SceneRequest:
     distance_range_m: tuple[float, float] = (0.25, 0.7)
     faces: int = 1  # 2: a second live person behind (quality-gate tests)
     face_present: bool = True
+    face_shape: str = "procedural"  # FACE_SHAPES: every person's face relief (sim/head.py)
 
     def __post_init__(self) -> None:
         if self.attack_type not in ATTACK_TYPES:
             raise ValueError(f"attack_type must be one of {ATTACK_TYPES}, got {self.attack_type!r}")
+        if self.face_shape not in FACE_SHAPES:
+            raise ValueError(f"face_shape must be one of {FACE_SHAPES}, got {self.face_shape!r}")
 
 
 @dataclass
@@ -83,7 +87,12 @@ def _live_pose(rng: np.random.Generator, cam: Pinhole, dist_range: tuple[float, 
 def build_scene(req: SceneRequest) -> Scene:
     rng = np.random.default_rng(np.random.SeedSequence([req.scene_seed, 11]))
     id_rng = np.random.default_rng(np.random.SeedSequence([req.identity_seed, 13]))
-    ident = HeadIdentity.draw(id_rng)
+    shape = req.face_shape
+
+    def person(person_rng: np.random.Generator) -> HeadIdentity:
+        return HeadIdentity.draw(person_rng, shape=shape)
+
+    ident = person(id_rng)
     cam = Pinhole.from_hfov(req.width, req.height, req.profile.hfov_deg)
     rays = cam.rays()
     n = rays.shape[0]
@@ -98,6 +107,8 @@ def build_scene(req: SceneRequest) -> Scene:
                     "drift_per_s": amb.drift_per_s, "flicker": amb.flicker,
                     "window_radiance": amb.window_radiance},
     }
+    if shape != "procedural":  # recorded when not the default: earlier datasets stay unchanged
+        params["face_shape"] = shape
     gb = GBuffer.empty(n)
     # candidate surfaces: (t [N], fill(idx_selected))
     tracers: list[tuple[np.ndarray, Any]] = []
@@ -113,7 +124,7 @@ def build_scene(req: SceneRequest) -> Scene:
             mask = None
             wearer = ident
             if req.attack_type == "mask":
-                wearer = HeadIdentity.draw(rng)
+                wearer = person(rng)
                 tone = ident.skin_rgb * rng.uniform(0.8, 1.25)
                 mask = MaskLook(paint_rgb=np.clip(tone, 0.05, 0.9).astype(np.float32),
                                 spec=float(rng.uniform(0.12, 0.4)),
@@ -150,14 +161,14 @@ def build_scene(req: SceneRequest) -> Scene:
             lm = subject.landmarks_px(cam)
             # an attacker holding the medium, partly visible behind it
             if rng.uniform() < 0.5:
-                holder = HeadTracer(HeadIdentity.draw(rng), place_head(
+                holder = HeadTracer(person(rng), place_head(
                     centre + np.array([rng.uniform(-0.05, 0.05), 0.0, rng.uniform(0.08, 0.2)]),
                     rng.uniform(-15, 15), rng.uniform(-10, 10), 0.0))
                 t_h, part_h = holder.hit(rays)
                 tracers.append((t_h, lambda idx: holder.fill(gb, idx, rays[idx], t_h[idx],
                                                              part_h[idx])))
         if req.faces >= 2:
-            other = HeadTracer(HeadIdentity.draw(rng), place_head(
+            other = HeadTracer(person(rng), place_head(
                 centre + np.array([rng.choice([-1, 1]) * rng.uniform(0.15, 0.21), 0.0, 0.12]),
                 rng.uniform(-20, 20), 0.0, 0.0))
             other_faces.append(cam.project(other.place.pose.to_camera(
