@@ -18,6 +18,7 @@ from flashfas_edge.sim.texture import smoothstep
 EYE_X, EYE_Y = 0.36, -0.17
 NOSE_Y = 0.12
 MOUTH_X, MOUTH_Y = 0.25, 0.45
+CHIN_Y = 0.9  # the underside of the chin relief
 IRIS_RADIUS_M, PUPIL_RADIUS_M = 0.0058, 0.0022
 
 

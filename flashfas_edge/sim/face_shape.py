@@ -34,6 +34,7 @@ IDENTITY_CLIP = 2.5  # identity weights beyond ±2.5 σ give caricatures
 JAW = slice(0, 17)
 EYE_LEFT, EYE_RIGHT = slice(36, 42), slice(42, 48)
 NOSE_TIP = 30
+CHIN = 8
 MOUTH_LEFT, MOUTH_RIGHT = 48, 54
 # Expressions a person at a kiosk shows: (shapes moved together, how often, largest weight). Left
 # and right shapes move together, each a little differently.
@@ -52,9 +53,9 @@ _EXPRESSIONS = (
 # near the edge of the scanned area, so the face meets the ellipsoid without a step.
 _JAW_FADE_M = (-0.003, 0.012)  # signed distance to the jaw contour: 0 outside, 1 inside
 _EDGE_FADE_M = 0.012
-# ... and where the ellipsoid turns away (z/c from 0.45 to 0.2): near its silhouette its slope
+# ... and where the ellipsoid turns away (z/c from 0.65 to 0.3): near its silhouette its slope
 # diverges and the face's sides are left to it.
-_SIDE_FADE = (0.2, 0.45)
+_SIDE_FADE = (0.3, 0.65)
 
 
 @dataclass(frozen=True)
@@ -157,15 +158,14 @@ class FaceShape:
         return (smoothstep(*_JAW_FADE_M, signed)
                 * smoothstep(0.0, _EDGE_FADE_M, to_edge)).astype(np.float32)
 
-    def on_head(self, eye_y_n: float, mouth_y_n: float) -> ScannedFace:
-        """Fit the head ellipsoid to this face: its eyes and mouth at the normalised heights
-        ``eye_y_n`` and ``mouth_y_n`` (where the procedural head has them), its width and depth
+    def on_head(self, eye_y_n: float, chin_y_n: float) -> ScannedFace:
+        """Fit the head ellipsoid to this face: its eyes and chin at the normalised heights
+        ``eye_y_n`` and ``chin_y_n`` (where the procedural head has them), its width and depth
         by least squares to the surface where the face fades into it."""
         model = face_model()
         lm = self.landmarks_m
         eye_y = float(lm[36:48, 1].mean())
-        mouth_y = float(lm[[MOUTH_LEFT, MOUTH_RIGHT], 1].mean())
-        b = (mouth_y - eye_y) / (mouth_y_n - eye_y_n)
+        b = (float(lm[CHIN, 1]) - eye_y) / (chin_y_n - eye_y_n)
         y_c = eye_y - eye_y_n * b
         weight = self.blend_weight()
         gx, gy = model.grid_xy()

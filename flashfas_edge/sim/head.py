@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from flashfas_edge.sim.face_features import (
+    CHIN_Y,
     EYE_X,
     EYE_Y,
     IRIS_RADIUS_M,
@@ -102,8 +103,8 @@ class HeadIdentity:
             tex_cloth=value_noise(rng, 128, 12),
         )
         if shape == "scanned":
-            # the ellipsoid fitted to the face, its eyes and mouth where the procedural head's are
-            ident.face = FaceShape.draw(rng).on_head(EYE_Y, MOUTH_Y)
+            # the ellipsoid fitted to the face, its eyes and chin where the procedural head's are
+            ident.face = FaceShape.draw(rng).on_head(EYE_Y, CHIN_Y)
             ident.axes = ident.face.axes
         return ident
 
