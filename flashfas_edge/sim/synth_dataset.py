@@ -43,11 +43,13 @@ class SynthJob:
     compress: bool = False
     levels: tuple[float, ...] = ScheduleSpec().levels
     state_duration_us: int = ScheduleSpec().state_duration_us
+    face_shape: str = "procedural"  # sim/face_shape.py FACE_SHAPES
 
 
 def render_sample(job: SynthJob, index: int) -> Session:
     split = job.split
-    req = draw_request(job.seed, index, split, job.protocol, job.width, job.height)
+    req = replace(draw_request(job.seed, index, split, job.protocol, job.width, job.height),
+                  face_shape=job.face_shape)
     opts = SessionOptions(schedule=ScheduleSpec(levels=job.levels,
                                                 state_duration_us=job.state_duration_us),
                           frames=job.frames)
@@ -166,7 +168,8 @@ def write_dataset_info(job: SynthJob, sessions: dict[str, int], **fields: Any) -
             "seed": job.seed, "protocol": job.protocol, "width": job.width,
             "height": job.height, "frames": job.frames, "levels": list(job.levels),
             "challenge_family": "white_levels",  # synth renders white flashes (ScheduleSpec)
-            "state_duration_us": job.state_duration_us, "splits": sessions, **fields}
+            "state_duration_us": job.state_duration_us, "face_shape": job.face_shape,
+            "splits": sessions, **fields}
     (Path(job.out) / "dataset.json").write_text(json.dumps(info, indent=1, sort_keys=True))
 
 
