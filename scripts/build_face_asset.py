@@ -230,7 +230,7 @@ def _write_licence(kit: Path, out_dir: Path, kept: int, total: int) -> None:
         f"its neutral face, {kept} of its {total} PCA identity modes and {len(EXPRESSIONS)} "
         f"expression shapes, rasterised into frontal height fields, and the positions of its 68 "
         f"Multi-PIE landmark vertices in those meshes. Built by scripts/build_face_asset.py. The "
-        f"model's data is used under the licence below.", width=79) + "\n"
+        "model's data is used under the licence below.", width=79, break_on_hyphens=False) + "\n"
     (out_dir / "LICENSE-ICT-FaceKit.txt").write_text(note + "\n" + licence + "\n",
                                                      encoding="utf-8")
 
