@@ -3,9 +3,10 @@ shape (procedural relief, scanned ICT-FaceKit faces).
 
 Each scene is the simulated kiosk's camera frame (the configuration's default device profile and
 camera, office light, display idle) of one live person; the detector is the daemon's MTCNN
-provider with its default settings (face/factory.py). A scene counts as detected when the best
-face's box holds the centre of the true landmarks; the landmark error is the mean distance of
-the five points to the renderer's ground truth, over the true interocular distance.
+provider with its default settings (face/factory.py). A scene counts as detected when a found
+face's box holds the centre of the true landmarks (the best-scoring such face is scored); the
+landmark error is the mean distance of the five points to the renderer's ground truth, over the
+true interocular distance.
 
     python scripts/measure_face_shapes.py --n 60
 """
