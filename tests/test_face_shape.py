@@ -8,9 +8,11 @@ from importlib import resources
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
 
-from flashfas_edge.config import SimConfig
+from flashfas_edge.config import CameraConfig, SimConfig
 from flashfas_edge.face.template import canonical_template
+from flashfas_edge.kiosk.sim_scene import build_sim_kiosk
 from flashfas_edge.sim.cli import FACE_SHAPE_CHOICES
 from flashfas_edge.sim.device import PROFILES
 from flashfas_edge.sim.face_shape import (
@@ -121,6 +123,14 @@ def test_the_cli_config_and_renderer_name_the_same_shapes():
     config_shapes = typing.get_args(SimConfig.model_fields["face_shape"].annotation)
     assert tuple(config_shapes) == FACE_SHAPE_CHOICES == FACE_SHAPES
     assert SimConfig().face_shape == "procedural"
+
+
+def test_the_simulated_kiosk_shows_the_configured_face_shape():
+    sim = SimConfig.model_validate({"face_shape": "scanned"})
+    _, _, controls = build_sim_kiosk(sim, CameraConfig(width=160, height=120))
+    assert controls.kiosk.scene.params["face_shape"] == "scanned"
+    with pytest.raises(ValidationError):
+        SimConfig.model_validate({"face_shape": "clay"})
 
 
 def test_the_asset_ships_with_its_licence():
