@@ -149,6 +149,9 @@ class SimConfig(_Section):
     profile: str = "kiosk15_mipi"  # device profile: display, camera, latency (sim/device.py)
     fps: float = Field(default=30.0, gt=0, le=240)
     colour: bool = True  # the virtual display can show colours (challenge palette)
+    # the people's face relief: procedural (what the shipped model was trained on) or scanned
+    # (the ICT-FaceKit morphable model; sim/face_shape.py FACE_SHAPES)
+    face_shape: Literal["procedural", "scanned"] = "procedural"
     # Sim-only route PUT /v1/sim/scene lets the demo/tests change the scene through the API.
     scene_route: bool = True
 

@@ -185,7 +185,8 @@ def build_sim_kiosk(sim: SimConfig, camera: CameraConfig, flash: FlashConfig | N
     led_panel = flash is not None and flash.kind == "led_serial"
     if led_panel:
         profile = led_panel_profile(profile)
-    kiosk = SimKiosk(profile, width=camera.width, height=camera.height, seed=sim.seed or 0)
+    kiosk = SimKiosk(profile, width=camera.width, height=camera.height, seed=sim.seed or 0,
+                     face_shape=sim.face_shape)
     controls = SimSceneControls(kiosk)
     try:
         controls.set_scene(sim.scene, sim.ambient, sim.seed)

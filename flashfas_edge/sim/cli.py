@@ -8,12 +8,16 @@ import os
 import sys
 from pathlib import Path
 
+# sim/face_shape.py FACE_SHAPES (not imported here: `--help` stays free of numpy and OpenCV)
+FACE_SHAPE_CHOICES = ("procedural", "scanned")
+
 EPILOG = """examples:
   flashfas-edge synth --out data/ds --n 200 --preview
   flashfas-edge synth --out data/train --n 20000 --split train --workers 2
   flashfas-edge synth --out data/small --n 1000 --width 320 --height 240 --frames all
   flashfas-edge synth --out data/big --n 20000 --split train --aligned-cache 64,128
   flashfas-edge synth --out data/spectral --n 400 --physics spectral --challenge hue_levels
+  flashfas-edge synth --out data/scanned --n 200 --face-shape scanned --preview
 """
 # what masks the spectral renderer can draw (sim/mask_attack.py; a test keeps the two equal)
 MASK_MATERIALS = ("resin", "silicone", "plaster")
@@ -43,6 +47,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--frames", choices=("clean", "all"), default="clean",
                    help="clean: one exposure-clean frame per flash state; all: every camera "
                    "frame of the sequence (default clean)")
+    p.add_argument("--face-shape", choices=FACE_SHAPE_CHOICES, default="procedural",
+                   help="procedural: the hand-made relief the shipped model was trained on; "
+                   "scanned: identities and expressions of the ICT-FaceKit morphable model "
+                   "(docs/DATASET.md, Face shapes) (default procedural)")
     p.add_argument("--shard-size", type=int, default=16, help="sessions per shard file")
     p.add_argument("--compress", action="store_true", help="deflate shards (slower, ~smaller)")
     p.add_argument("--preview", action="store_true", help="also write OUT/preview.png")
@@ -85,8 +93,8 @@ def run_synth(args: argparse.Namespace) -> int:
     job = SynthJob(out=str(args.out), n=args.n, seed=args.seed, protocol=args.split_protocol,
                    width=args.width, height=args.height, frames=args.frames,
                    shard_size=args.shard_size, compress=args.compress, physics=args.physics,
-                   challenge_family=args.challenge,
-                   mask_materials=materials)
+                   challenge_family=args.challenge, mask_materials=materials,
+                   face_shape=args.face_shape)
     if args.aligned_cache:
         return _synth_aligned(args, job)
     summary = generate_splits(job, sizes_for(args.split, args.n), workers=max(1, args.workers),

@@ -1,9 +1,11 @@
 """A live head: random shape, procedural skin, eyes, brows, lips, hair, neck and shoulders.
 
-The head is an ellipsoid with facial relief (nose, brow ridge, eye sockets, cheekbones, lips,
-chin) as a displacement field along the local z axis. The relief enters the shading normals and the
-ground-truth depth, which is what the flash reveals (ATR-FAS §3.2: I_d ∝ cos θ). Hair, neck and
-shoulders are there so that the edge of a print is not the only edge in a spoof image
+The head is an ellipsoid with facial relief as a displacement field along the local z axis: either
+procedural (nose, brow ridge, eye sockets, cheekbones, lips, chin as Gaussians) or a scanned face
+of a morphable face model (sim/face_shape.py) fitted to the ellipsoid. The relief enters the
+shading normals and the ground-truth depth, which is what the flash reveals (ATR-FAS §3.2:
+I_d ∝ cos θ); the painted features follow the face's landmarks (sim/face_features.py). Hair, neck
+and shoulders are there so that the edge of a print is not the only edge in a spoof image
 (docs/ARCHITECTURE.md §8).
 """
 
@@ -13,14 +15,24 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from flashfas_edge.sim.face_features import (
+    CHIN_Y,
+    EYE_X,
+    EYE_Y,
+    IRIS_RADIUS_M,
+    MOUTH_X,
+    MOUTH_Y,
+    NOSE_Y,
+    PUPIL_RADIUS_M,
+    FeatureMasks,
+    contour_features,
+    procedural_features,
+)
+from flashfas_edge.sim.face_features import bump as _g
+from flashfas_edge.sim.face_shape import FACE_SHAPES, FaceShape, ScannedFace
 from flashfas_edge.sim.gbuffer import BODY, EYE, HAIR, HOLE, RESIN, SKIN, GBuffer
 from flashfas_edge.sim.raycast import Pose, intersect_ellipsoid, rays_near, rotation
 from flashfas_edge.sim.texture import sample, smoothstep, value_noise
-
-# Landmark positions in normalised face coordinates (X = x / a, Y = y / b), image-left first.
-EYE_X, EYE_Y = 0.36, -0.17
-NOSE_Y = 0.12
-MOUTH_X, MOUTH_Y = 0.25, 0.45
 
 _SKIN_LIGHT = np.array([0.78, 0.58, 0.47], np.float32)
 _SKIN_DARK = np.array([0.22, 0.13, 0.085], np.float32)
@@ -49,9 +61,15 @@ class HeadIdentity:
     tex_hi: np.ndarray  # [256, 256] pores
     tex_hair: np.ndarray  # [256, 256] strands
     tex_cloth: np.ndarray  # [128, 128]
+    face: ScannedFace | None = None  # None: the procedural relief
 
     @staticmethod
-    def draw(rng: np.random.Generator) -> HeadIdentity:
+    def draw(rng: np.random.Generator, shape: str = "procedural") -> HeadIdentity:
+        """A random person; ``shape`` (FACE_SHAPES) picks the procedural relief or a scanned face
+        (drawn after everything else, so a seed gives the same skin, hair and clothes either
+        way)."""
+        if shape not in FACE_SHAPES:
+            raise ValueError(f"face shape must be one of {FACE_SHAPES}, got {shape!r}")
         tone = rng.uniform(0.0, 1.0)
         skin = np.exp((1 - tone) * np.log(_SKIN_LIGHT) + tone * np.log(_SKIN_DARK))
         skin = skin * rng.uniform(0.92, 1.08, 3).astype(np.float32)
@@ -65,7 +83,7 @@ class HeadIdentity:
              rng.uniform(0.005, 0.011),  # chin
              rng.uniform(-0.004, 0.004)],  # face flatness (negative: flatter front)
             np.float32)
-        return HeadIdentity(
+        ident = HeadIdentity(
             axes=(rng.uniform(0.072, 0.085), rng.uniform(0.102, 0.120), rng.uniform(0.092, 0.105)),
             relief=relief,
             skin_rgb=skin.astype(np.float32),
@@ -84,14 +102,15 @@ class HeadIdentity:
             tex_hair=value_noise(rng, 256, 40),
             tex_cloth=value_noise(rng, 128, 12),
         )
-
-
-def _g(x: np.ndarray, y: np.ndarray, x0: float, y0: float, sx: float, sy: float) -> np.ndarray:
-    return np.exp(-(((x - x0) / sx) ** 2) - ((y - y0) / sy) ** 2)
+        if shape == "scanned":
+            # the ellipsoid fitted to the face, its eyes and chin where the procedural head's are
+            ident.face = FaceShape.draw(rng).on_head(EYE_Y, CHIN_Y)
+            ident.axes = ident.face.axes
+        return ident
 
 
 def relief(ident: HeadIdentity, x_n: np.ndarray, y_n: np.ndarray) -> np.ndarray:
-    """Displacement (metres, towards the camera) at normalised face coordinates."""
+    """Procedural displacement (metres, towards the camera) at normalised face coordinates."""
     r = ident.relief
     ax = np.abs(x_n)
     prof = smoothstep(-0.45, -0.25, y_n) * (0.35 + 0.65 * np.clip((y_n + 0.3) / 0.42, 0, 1))
@@ -112,8 +131,33 @@ def relief(ident: HeadIdentity, x_n: np.ndarray, y_n: np.ndarray) -> np.ndarray:
     return (h * front).astype(np.float32)
 
 
+def relief_and_slope(ident: HeadIdentity, x_n: np.ndarray, y_n: np.ndarray,
+                     axes: tuple[float, float, float]) -> tuple[np.ndarray, np.ndarray,
+                                                                np.ndarray]:
+    """(displacement, its slope dh/dx and dh/dy in metres per metre on a head of ``axes``)."""
+    a, b, _ = axes
+    if ident.face is not None:
+        h, h_xn, h_yn = ident.face.relief(x_n, y_n)
+        return h, h_xn / a, h_yn / b
+    h = relief(ident, x_n, y_n)
+    eps = 0.01
+    hx = (relief(ident, x_n + eps, y_n) - h) / (eps * a)
+    hy = (relief(ident, x_n, y_n + eps) - h) / (eps * b)
+    return h, hx, hy
+
+
+def feature_masks(ident: HeadIdentity, x_n: np.ndarray, y_n: np.ndarray,
+                  axes: tuple[float, float, float]) -> FeatureMasks:
+    """Where ``ident``'s eyes, brows, lips... are painted on a head of ``axes``."""
+    if ident.face is not None:
+        return contour_features(x_n, y_n, axes, ident.face.landmarks_n)
+    return procedural_features(x_n, y_n, axes)
+
+
 def landmarks_local(ident: HeadIdentity) -> np.ndarray:
     """float64 [5, 3] landmark points on the head ellipsoid (LANDMARK_NAMES order)."""
+    if ident.face is not None:
+        return ident.face.landmarks_local()
     a, b, c = ident.axes
     pts = []
     for xn, yn in ((-EYE_X, EYE_Y), (EYE_X, EYE_Y), (0.0, NOSE_Y), (-MOUTH_X, MOUTH_Y),
@@ -238,11 +282,7 @@ class HeadTracer:
         a, b, c = self.ident.axes
         p, n = self._ellipsoid_surface(self.place.pose, rays, t, (a, b, c))
         x_n, y_n, z_n = p[:, 0] / a, p[:, 1] / b, p[:, 2] / c
-        fi = self.face_ident
-        h = relief(fi, x_n, y_n)
-        eps = 0.01
-        hx = (relief(fi, x_n + eps, y_n) - h) / (eps * a)
-        hy = (relief(fi, x_n, y_n + eps) - h) / (eps * b)
+        h, hx, hy = relief_and_slope(self.face_ident, x_n, y_n, (a, b, c))
         # bump mapping of a height field over the ellipsoid (front hemisphere only)
         w = np.clip(n[:, 2], 0.0, 1.0)
         n2 = np.stack([n[:, 0] - hx * w, n[:, 1] - hy * w, n[:, 2]], axis=1)
@@ -253,45 +293,46 @@ class HeadTracer:
     def _skin_material(self, gb: GBuffer, idx: np.ndarray, x_n: np.ndarray, y_n: np.ndarray,
                        z_n: np.ndarray) -> None:
         ident = self.ident
+        feat = feature_masks(self.face_ident, x_n, y_n, ident.axes)
         u, v = (x_n + 1) * 0.5, (y_n + 1) * 0.5
         lo = sample(ident.tex_lo, u, v)[:, None]
         hi = sample(ident.tex_hi, u * 1.7, v * 1.7)[:, None]
         alb = ident.skin_rgb[None, :] * (1.0 + 0.10 * lo + 0.05 * hi)
         ax = np.abs(x_n)
-        blush = _g(ax, y_n, 0.48, 0.15, 0.2, 0.15)[:, None]
+        blush = feat.blush[:, None]
         alb = alb * (1 - 0.25 * blush * np.array([0.0, 1.0, 0.9], np.float32))
-        lips = smoothstep(1.0, 0.7, (x_n / 0.26) ** 2 + ((y_n - MOUTH_Y) / 0.075) ** 2)[:, None]
+        lips = feat.lips[:, None]
         alb = alb * (1 - lips * np.array([0.25, 0.55, 0.5], np.float32))
         if ident.beard > 0:
-            beard = (smoothstep(0.25, 0.4, y_n) * smoothstep(1.0, 0.8, ax))[:, None]
+            beard = feat.beard[:, None]
             beard = beard * (1 - lips) * ident.beard
             alb = alb * (1 - beard) + beard * ident.hair_rgb[None, :]
-        brow_y = EYE_Y - 0.16 - 0.05 * (1 - ((ax - EYE_X) / 0.26) ** 2)
-        brow = (smoothstep(0.04, 0.015, np.abs(y_n - brow_y)) * smoothstep(0.1, 0.16, ax)
-                * smoothstep(0.64, 0.56, ax))[:, None]
+        brow = feat.brow[:, None]
         strands = sample(ident.tex_hair, u * 3, v * 0.5)[:, None]
         brow = brow * (0.6 + 0.4 * np.clip(strands + 0.5, 0, 1))
         alb = alb * (1 - brow) + brow * ident.hair_rgb[None, :]
         spec = np.full(x_n.shape, ident.skin_spec, np.float32)
-        spec *= 1 + 0.8 * _g(x_n, y_n, 0, -0.2, 0.2, 0.5)  # T-zone shine
+        spec *= 1 + 0.8 * feat.tzone  # T-zone shine
         spec += 0.05 * lips[:, 0]
         shin = np.full(x_n.shape, ident.skin_shininess, np.float32)
         obj = np.full(x_n.shape, SKIN, np.uint8)
         sss = np.ones(x_n.shape, np.float32)
         # eyes: sclera, iris, pupil (wet: sharp highlight)
-        a = ident.axes[0]
-        eye_x = np.where(x_n < 0, -EYE_X, EYE_X)
-        open_ = ((x_n - eye_x) / 0.15) ** 2 + ((y_n - EYE_Y) / 0.052) ** 2 < 1.0
-        r_m = np.hypot((x_n - eye_x) * a, (y_n - EYE_Y) * ident.axes[1])
-        eye_alb = np.where((r_m < 0.0058)[:, None], ident.iris_rgb[None, :],
+        open_, r_m = feat.eye_open, feat.iris_r_m
+        eye_alb = np.where((r_m < IRIS_RADIUS_M)[:, None], ident.iris_rgb[None, :],
                            np.array([0.62, 0.58, 0.55], np.float32)[None, :])
         pupil = np.array([0.01, 0.01, 0.01], np.float32)[None, :]
-        eye_alb = np.where((r_m < 0.0022)[:, None], pupil, eye_alb)
+        eye_alb = np.where((r_m < PUPIL_RADIUS_M)[:, None], pupil, eye_alb)
         alb = np.where(open_[:, None], eye_alb, alb)
         spec = np.where(open_, 0.4, spec)
         shin = np.where(open_, 300.0, shin)
         obj = np.where(open_, EYE, obj)
         sss = np.where(open_, 0.0, sss)
+        if feat.mouth_gap is not None:  # the dark inside of a mouth a little open
+            gap = feat.mouth_gap
+            alb = np.where(gap[:, None], np.array([0.09, 0.03, 0.03], np.float32)[None, :], alb)
+            spec = np.where(gap, 0.02, spec)
+            sss = np.where(gap, 0.0, sss)
         # scalp hair on the head surface itself (behind the hairline, at the back)
         if not ident.bald:
             scalp = (y_n < ident.hairline + 0.3 * x_n**2) | ((z_n < -0.15) & (y_n < 0.35))

@@ -79,8 +79,10 @@ class SimKiosk:
     """Shared state of the simulated kiosk (thread-safe)."""
 
     def __init__(self, profile: DeviceProfile = PROFILES[1], width: int = 640, height: int = 480,
-                 seed: int = 0, subject: Subject | None = None, physics: str = "rgb"):
+                 seed: int = 0, subject: Subject | None = None, physics: str = "rgb",
+                 face_shape: str = "procedural"):
         self.profile = profile
+        self.face_shape = face_shape
         self.width = width
         self.height = height
         self.physics = physics  # the renderer's light transport (SceneRequest.physics)
@@ -112,7 +114,8 @@ class SimKiosk:
         req = SceneRequest(subject.attack_type, subject.scenario, self.profile, identity,
                            subject.seed, width=self.width, height=self.height,
                            distance_range_m=subject.distance_range_m, faces=subject.faces,
-                           face_present=subject.face_present, physics=self.physics)
+                           face_present=subject.face_present, physics=self.physics,
+                           face_shape=self.face_shape)
         scene = build_scene(req)
         if subject.ambient_scale != 1.0:
             scene = replace(scene, ambient=scene.ambient * np.float32(subject.ambient_scale),

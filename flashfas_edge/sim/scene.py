@@ -19,6 +19,7 @@ import numpy as np
 from flashfas_edge.face.template import canonical_template
 from flashfas_edge.sim.ambient import Ambient
 from flashfas_edge.sim.device import DeviceProfile
+from flashfas_edge.sim.face_shape import FACE_SHAPES
 from flashfas_edge.sim.gbuffer import EYE, HAIR, SKIN, GBuffer
 from flashfas_edge.sim.head import HeadIdentity, HeadTracer, MaskLook, landmarks_local, place_head
 from flashfas_edge.sim.kiosk_light import flash_basis
@@ -62,12 +63,15 @@ class SceneRequest:
     face_present: bool = True
     physics: str = "rgb"  # rgb: RGB albedo × flash colour; spectral: spectral_render.py
     mask_materials: tuple[str, ...] = MASK_MATERIALS  # spectral physics: what masks are made of
+    face_shape: str = "procedural"  # FACE_SHAPES: every person's face relief (sim/head.py)
 
     def __post_init__(self) -> None:
         if self.attack_type not in ATTACK_TYPES:
             raise ValueError(f"attack_type must be one of {ATTACK_TYPES}, got {self.attack_type!r}")
         if self.physics not in PHYSICS_MODES:
             raise ValueError(f"physics must be one of {PHYSICS_MODES}, got {self.physics!r}")
+        if self.face_shape not in FACE_SHAPES:
+            raise ValueError(f"face_shape must be one of {FACE_SHAPES}, got {self.face_shape!r}")
 
 
 @dataclass
@@ -126,7 +130,12 @@ def _live_pose(rng: np.random.Generator, cam: Pinhole, dist_range: tuple[float, 
 def build_scene(req: SceneRequest) -> Scene:
     rng = np.random.default_rng(np.random.SeedSequence([req.scene_seed, 11]))
     id_rng = np.random.default_rng(np.random.SeedSequence([req.identity_seed, 13]))
-    ident = HeadIdentity.draw(id_rng)
+    shape = req.face_shape
+
+    def draw_person(person_rng: np.random.Generator) -> HeadIdentity:
+        return HeadIdentity.draw(person_rng, shape=shape)
+
+    ident = draw_person(id_rng)
     cam = Pinhole.from_hfov(req.width, req.height, req.profile.hfov_deg)
     rays = cam.rays()
     n = rays.shape[0]
@@ -141,6 +150,8 @@ def build_scene(req: SceneRequest) -> Scene:
                     "drift_per_s": amb.drift_per_s, "flicker": amb.flicker,
                     "window_radiance": amb.window_radiance},
     }
+    if shape != "procedural":  # recorded when not the default: earlier datasets stay unchanged
+        params["face_shape"] = shape
     gb = GBuffer.empty(n)
     spectral = req.physics == "spectral"
     device = device_spectra(req.profile) if spectral else None
@@ -168,12 +179,12 @@ def build_scene(req: SceneRequest) -> Scene:
             wearer = ident
             paint: int | None = None
             if req.attack_type == "mask" and device is not None:
-                wearer = HeadIdentity.draw(rng)
+                wearer = draw_person(rng)
                 mask, paint_mat, params["mask"] = draw_mask(rng, ident, device,
                                                              req.mask_materials)
                 paint = mats.add(paint_mat)
             elif req.attack_type == "mask":
-                wearer = HeadIdentity.draw(rng)
+                wearer = draw_person(rng)
                 tone = ident.skin_rgb * rng.uniform(0.8, 1.25)
                 mask = MaskLook(paint_rgb=np.clip(tone, 0.05, 0.9).astype(np.float32),
                                 spec=float(rng.uniform(0.12, 0.4)),
@@ -215,14 +226,14 @@ def build_scene(req: SceneRequest) -> Scene:
             lm = subject.landmarks_px(cam)
             # an attacker holding the medium, partly visible behind it
             if rng.uniform() < 0.5:
-                holder = HeadTracer(HeadIdentity.draw(rng), place_head(
+                holder = HeadTracer(draw_person(rng), place_head(
                     centre + np.array([rng.uniform(-0.05, 0.05), 0.0, rng.uniform(0.08, 0.2)]),
                     rng.uniform(-15, 15), rng.uniform(-10, 10), 0.0))
                 t_h, part_h = holder.hit(rays)
                 tracers.append((t_h, lambda idx: holder.fill(gb, idx, rays[idx], t_h[idx],
                                                              part_h[idx]), person(holder)))
         if req.faces >= 2:
-            other = HeadTracer(HeadIdentity.draw(rng), place_head(
+            other = HeadTracer(draw_person(rng), place_head(
                 centre + np.array([rng.choice([-1, 1]) * rng.uniform(0.15, 0.21), 0.0, 0.12]),
                 rng.uniform(-20, 20), 0.0, 0.0))
             other_faces.append(cam.project(other.place.pose.to_camera(

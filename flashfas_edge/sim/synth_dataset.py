@@ -47,12 +47,14 @@ class SynthJob:
     physics: str = "rgb"  # SceneRequest.physics
     challenge_family: str = "white_levels"  # white_levels | hue_levels (ScheduleSpec.family)
     mask_materials: tuple[str, ...] = MASK_MATERIALS  # spectral physics: masks drawn from these
+    face_shape: str = "procedural"  # sim/face_shape.py FACE_SHAPES
 
 
 def render_sample(job: SynthJob, index: int) -> Session:
     split = job.split
     req = replace(draw_request(job.seed, index, split, job.protocol, job.width, job.height),
-                  physics=job.physics, mask_materials=job.mask_materials)
+                  physics=job.physics, mask_materials=job.mask_materials,
+                  face_shape=job.face_shape)
     opts = SessionOptions(schedule=ScheduleSpec(levels=job.levels,
                                                 state_duration_us=job.state_duration_us,
                                                 family=job.challenge_family),
@@ -173,7 +175,8 @@ def write_dataset_info(job: SynthJob, sessions: dict[str, int], **fields: Any) -
             "height": job.height, "frames": job.frames, "levels": list(job.levels),
             "challenge_family": job.challenge_family,
             "state_duration_us": job.state_duration_us, "physics": job.physics,
-            "mask_materials": list(job.mask_materials), "splits": sessions, **fields}
+            "mask_materials": list(job.mask_materials), "face_shape": job.face_shape,
+            "splits": sessions, **fields}
     (Path(job.out) / "dataset.json").write_text(json.dumps(info, indent=1, sort_keys=True))
 
 
