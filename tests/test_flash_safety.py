@@ -185,3 +185,17 @@ def test_no_drawn_challenge_exceeds_the_limits_on_any_surface(
         assert count_sequence(schedule, None if idle is None else FlashState(idle, 1.0)).within(
             max_flashes
         )
+
+
+@settings(max_examples=40, deadline=None)
+@given(idle=st.none() | st.tuples(*[st.floats(0.0, 1.0)] * 3), steps=st.integers(1, 4),
+       max_flashes=st.integers(2, 3))
+def test_no_drawn_hue_levels_challenge_exceeds_the_limits(idle, steps, max_flashes):
+    config = ChallengeConfig(state_duration_us=64_000, timing_steps=steps, idle_rgb=idle,
+                             max_flashes_per_challenge=max_flashes)
+    for _ in range(3):
+        schedule = draw_challenge(config, supports_colour=True, family="hue_levels")
+        assert not any(is_saturated_red(s) for s in schedule.states)
+        assert count_sequence(schedule, None if idle is None else FlashState(idle, 1.0)).within(
+            max_flashes
+        )

@@ -90,3 +90,28 @@ def test_a_bundle_that_predates_the_record_runs_as_the_default_and_says_so(tmp_p
     with pytest.raises(PipelineSetupError):
         Pipeline(None, None, GroundTruthLandmarks(), backend,
                  PipelineConfig(challenge={"levels": (1.0, 0.8, 0.6, 0.3, 0.0)}))
+
+
+@pytest.fixture(scope="module")
+def hue_backend(tmp_path_factory):
+    return _backend(tmp_path_factory.mktemp("hue"), challenge_family="hue_levels")
+
+
+def test_a_hue_levels_bundle_plays_its_hue_ladder_on_a_colour_surface(hue_backend):
+    from flashfas_edge.flash_levels import HUE_LADDER
+    from flashfas_edge.pipeline.challenge import draw_challenge
+
+    pipeline = Pipeline(None, _ColourSurface(), GroundTruthLandmarks(), hue_backend,
+                        PipelineConfig())
+    assert pipeline.challenge_family == "hue_levels"
+    config = PipelineConfig(challenge={"state_duration_us": 100_000}).challenge
+    for _ in range(20):
+        schedule = draw_challenge(config, True, family="hue_levels")
+        for rank, slot in enumerate(schedule.order):  # the r-th brightest level shows its hue
+            assert schedule.states[slot].rgb == HUE_LADDER[rank]
+
+
+def test_a_hue_levels_bundle_is_refused_on_a_white_only_surface(hue_backend):
+    with pytest.raises(PipelineSetupError) as info:
+        Pipeline(None, None, GroundTruthLandmarks(), hue_backend, PipelineConfig())
+    assert "hue_levels" in str(info.value) and "colour" in str(info.value)

@@ -21,6 +21,7 @@ import secrets
 from flashfas_edge.capture.base import CameraInfo
 from flashfas_edge.flash.base import FlashSchedule, FlashState
 from flashfas_edge.flash.safety import UnsafeFlashError, check_schedule, count_sequence
+from flashfas_edge.flash_levels import level_colours
 from flashfas_edge.pipeline.config import ChallengeConfig
 
 WHITE = (1.0, 1.0, 1.0)
@@ -38,9 +39,16 @@ def _shuffled(n: int) -> list[int]:
     return items
 
 
-def challenge_family(config: ChallengeConfig, supports_colour: bool) -> str:
-    """What kind of sequence ``draw_challenge`` plays (``flashfas_edge.flash_levels``)."""
-    return "colour_levels" if config.colour_palette and supports_colour else "white_levels"
+def challenge_family(config: ChallengeConfig, supports_colour: bool,
+                     bundle_family: str = "white_levels") -> str:
+    """What kind of sequence ``draw_challenge`` plays (``flashfas_edge.flash_levels``): a
+    configured palette's colours, else the hue ladder when the bundle was trained on it and the
+    surface shows colour, else white levels (the pipeline then refuses a hue-levels bundle)."""
+    if config.colour_palette and supports_colour:
+        return "colour_levels"
+    if bundle_family == "hue_levels" and supports_colour:
+        return "hue_levels"
+    return "white_levels"
 
 
 def state_duration_for(config: ChallengeConfig, camera: CameraInfo | None) -> int:
@@ -65,30 +73,41 @@ def idle_state_of(config: ChallengeConfig) -> FlashState | None:
     return None if config.idle_rgb is None else FlashState(rgb=config.idle_rgb, intensity=1.0)
 
 
-def _draw_states(config: ChallengeConfig, palette: tuple[tuple[float, float, float], ...]
+def _draw_states(config: ChallengeConfig, palette: tuple[tuple[float, float, float], ...],
+                 fixed: tuple[tuple[float, float, float], ...] | None
                  ) -> tuple[list[FlashState], list[int]]:
     levels = config.levels  # sorted brightest first by the config validator
     play_order = _shuffled(len(levels))  # play slot k shows level play_order[k]
     states = []
     for level_index in play_order:
-        r, g, b = palette[secrets.randbelow(len(palette))] if palette else WHITE
+        if fixed is not None:
+            r, g, b = fixed[level_index]
+        else:
+            r, g, b = palette[secrets.randbelow(len(palette))] if palette else WHITE
         states.append(FlashState(rgb=(float(r), float(g), float(b)), intensity=levels[level_index]))
     return states, play_order
 
 
 def draw_challenge(
-    config: ChallengeConfig, supports_colour: bool, camera: CameraInfo | None = None
+    config: ChallengeConfig, supports_colour: bool, camera: CameraInfo | None = None,
+    family: str | None = None,
 ) -> FlashSchedule:
     """Draw one safe challenge, or raise :class:`UnsafeFlashError` (fail closed).
 
-    Colours are drawn per state only when the surface can show them; each state lasts the clean-
-    frame duration plus a random whole number of timing steps.
+    Colours are drawn per state only when the surface can show them; under ``hue_levels`` each
+    level shows its fixed hue. Each state lasts the clean-frame duration plus a random whole
+    number of timing steps.
     """
     palette = config.colour_palette if supports_colour else ()
+    fixed = None
+    if family == "hue_levels":
+        if not supports_colour:
+            raise UnsafeFlashError("hue_levels needs a flash surface that shows colour")
+        fixed = level_colours(family, config.levels)
     idle = idle_state_of(config)
     base_us = state_duration_for(config, camera)
     for _ in range(_MAX_DRAWS):
-        states, play_order = _draw_states(config, palette)
+        states, play_order = _draw_states(config, palette, fixed)
         durations = tuple(
             base_us + secrets.randbelow(config.timing_steps) * config.timing_step_us
             for _ in states

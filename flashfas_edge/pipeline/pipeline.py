@@ -66,7 +66,7 @@ def _check_challenge_fits(bundle: Bundle, levels: tuple[float, ...], family: str
             f"bundle {bundle.name!r} was trained on {bundle.challenge_family} "
             f"{list(bundle.flash_levels)}, the pipeline's challenge is {family} {list(levels)} "
             "(set [pipeline.challenge] levels / colour_palette to match, or use a bundle "
-            "trained on this challenge)"
+            "trained on this challenge; hue_levels needs a flash surface that shows colour)"
         )
     if not bundle.challenge_recorded:
         log.warning(
@@ -108,7 +108,8 @@ class Pipeline:
                 f"config has {self.config.challenge.n0} levels"
             )
         self.challenge_family = challenge_family(
-            self.config.challenge, flash is not None and flash.supports_colour()
+            self.config.challenge, flash is not None and flash.supports_colour(),
+            bundle.challenge_family,
         )
         _check_challenge_fits(bundle, self.config.challenge.levels, self.challenge_family)
         method = bundle.normalisation.get("method")
@@ -264,7 +265,8 @@ class Pipeline:
         camera, flash, cfg = self._camera, self._flash, self.config
         # 1. challenge
         schedule = clock.timed(
-            "challenge", lambda: draw_challenge(cfg.challenge, flash.supports_colour(), info)
+            "challenge", lambda: draw_challenge(cfg.challenge, flash.supports_colour(), info,
+                                   self.challenge_family)
         )
         clock.nonce = schedule.nonce
         # The flashes of the checks just before count too: wait until this one fits (SAFETY.md).
