@@ -151,3 +151,22 @@ def test_synth_renders_spectral_sessions_and_refuses_an_unknown_mask_material(tm
     bad = subprocess.run(cmd + ["--out", str(tmp_path / "bad"), "--mask-materials", "wood"],
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "wood" in bad.stderr
+
+
+def test_the_paint_is_skin_ablation_leaves_only_gloss_diffusion_and_shape_to_tell_them_apart():
+    from flashfas_edge.sim.cli import ABLATIONS as CLI_ABLATIONS
+    from flashfas_edge.sim.head import HeadIdentity
+    from flashfas_edge.sim.mask_attack import ABLATIONS
+
+    assert CLI_ABLATIONS == ABLATIONS
+    dev = device_spectra(PROFILE_BY_NAME["kiosk15_mipi"])
+    victim = HeadIdentity.draw(np.random.default_rng(9))
+    look, mat, params = draw_mask(np.random.default_rng(4), victim, dev)
+    look_a, mat_a, params_a = draw_mask(np.random.default_rng(4), victim, dev,
+                                        ablations=("paint_is_skin",))
+    np.testing.assert_allclose(mat_a.reflectance, skin_material(victim.skin_rgb, dev).reflectance)
+    assert not np.allclose(mat.reflectance, mat_a.reflectance)
+    assert params == params_a or params["material"] == params_a["material"]  # same draw otherwise
+    assert look.spec == look_a.spec and look.partial == look_a.partial
+    with pytest.raises(ValueError, match="unknown ablations"):
+        SceneRequest("mask", "office", PROFILE_BY_NAME["kiosk15_mipi"], 1, 1, ablations=("x",))

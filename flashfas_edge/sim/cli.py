@@ -21,6 +21,7 @@ EPILOG = """examples:
 """
 # what masks the spectral renderer can draw (sim/mask_attack.py; a test keeps the two equal)
 MASK_MATERIALS = ("resin", "silicone", "plaster")
+ABLATIONS = ("paint_is_skin", "skin_without_diffusion")  # sim/mask_attack.py ABLATIONS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -67,6 +68,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="spectral physics: the mask materials drawn, comma-separated from "
                    f"{', '.join(MASK_MATERIALS)} (hold one back from training to measure "
                    "transfer to it)")
+    p.add_argument("--ablate", action="append", default=[], choices=ABLATIONS,
+                   help="spectral physics, for test sets that measure which cue a model uses: "
+                   "paint_is_skin (mask paint with the victim's skin spectrum), "
+                   "skin_without_diffusion (no light diffusing under skin); repeatable")
     p.add_argument("--aligned-cache", metavar="SIZES",
                    help="training-only dataset: write no session files, only the aligned "
                    "training caches at these comma-separated face sizes (e.g. 64,128), where "
@@ -94,7 +99,7 @@ def run_synth(args: argparse.Namespace) -> int:
                    width=args.width, height=args.height, frames=args.frames,
                    shard_size=args.shard_size, compress=args.compress, physics=args.physics,
                    challenge_family=args.challenge, mask_materials=materials,
-                   face_shape=args.face_shape)
+                   face_shape=args.face_shape, ablations=tuple(args.ablate))
     if args.aligned_cache:
         return _synth_aligned(args, job)
     summary = generate_splits(job, sizes_for(args.split, args.n), workers=max(1, args.workers),

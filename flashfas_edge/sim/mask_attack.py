@@ -39,16 +39,24 @@ def painter_view(rng: np.random.Generator) -> np.ndarray:
     return spectra.illuminant_response(observer, light, balanced=True)
 
 
+ABLATIONS = ("paint_is_skin", "skin_without_diffusion")
+
+
 def draw_mask(rng: np.random.Generator, victim: HeadIdentity, device: spectra.SpectralDevice,
-              materials: tuple[str, ...] = MASK_MATERIALS) -> tuple[MaskLook, Material,
-                                                                      dict[str, Any]]:
-    """(the mask's look for the head tracer, its paint's spectral material, parameters)."""
+              materials: tuple[str, ...] = MASK_MATERIALS, ablations: tuple[str, ...] = ()
+              ) -> tuple[MaskLook, Material, dict[str, Any]]:
+    """(the mask's look for the head tracer, its paint's spectral material, parameters).
+
+    ``ablations`` (measurements only, never training data): ``paint_is_skin`` gives the paint the
+    victim's own skin spectrum, so that only gloss, diffusion and shape still differ."""
     p = np.array([_MATERIAL_P[MASK_MATERIALS.index(m)] for m in materials])
     kind = str(materials[int(rng.choice(len(materials), p=p / p.sum()))])
     skin = skin_material(victim.skin_rgb, device).reflectance
     view = painter_view(rng)
     target = (skin @ view) * np.exp(rng.normal(0.0, 0.04, 3))  # the painter's match is by eye
     paint = spectra.paint_reflectance(spectra.mix_paint_to_match(target, view, rng))
+    if "paint_is_skin" in ablations:
+        paint = skin.copy()
     diffusion = np.zeros(spectra.N_BANDS)
     if kind == "silicone":
         diffusion = spectra.pigment_diffusion_mm(paint, float(rng.uniform(6.0, 30.0)))

@@ -23,7 +23,7 @@ from flashfas_edge.sim.face_shape import FACE_SHAPES
 from flashfas_edge.sim.gbuffer import EYE, HAIR, SKIN, GBuffer
 from flashfas_edge.sim.head import HeadIdentity, HeadTracer, MaskLook, landmarks_local, place_head
 from flashfas_edge.sim.kiosk_light import flash_basis
-from flashfas_edge.sim.mask_attack import MASK_MATERIALS, draw_mask
+from flashfas_edge.sim.mask_attack import ABLATIONS, MASK_MATERIALS, draw_mask
 from flashfas_edge.sim.photo import render_photo
 from flashfas_edge.sim.print_attack import PrintAttack
 from flashfas_edge.sim.raycast import Pinhole
@@ -64,6 +64,8 @@ class SceneRequest:
     physics: str = "rgb"  # rgb: RGB albedo × flash colour; spectral: spectral_render.py
     mask_materials: tuple[str, ...] = MASK_MATERIALS  # spectral physics: what masks are made of
     face_shape: str = "procedural"  # FACE_SHAPES: every person's face relief (sim/head.py)
+    # spectral physics, measurements only: remove one physical difference (mask_attack.ABLATIONS)
+    ablations: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.attack_type not in ATTACK_TYPES:
@@ -72,6 +74,9 @@ class SceneRequest:
             raise ValueError(f"physics must be one of {PHYSICS_MODES}, got {self.physics!r}")
         if self.face_shape not in FACE_SHAPES:
             raise ValueError(f"face_shape must be one of {FACE_SHAPES}, got {self.face_shape!r}")
+        unknown = set(self.ablations) - set(ABLATIONS)
+        if unknown:
+            raise ValueError(f"unknown ablations {sorted(unknown)}; known: {ABLATIONS}")
 
 
 @dataclass
@@ -161,7 +166,10 @@ def build_scene(req: SceneRequest) -> Scene:
         """Material assignment of a person's pixels (spectral physics only)."""
         if device is None:
             return None
-        skin = mats.add(skin_material(tracer.ident.skin_rgb, device))
+        skin_mat = skin_material(tracer.ident.skin_rgb, device)
+        if "skin_without_diffusion" in req.ablations:
+            skin_mat.diffusion_mm[:] = 0.0
+        skin = mats.add(skin_mat)
         return lambda idx: head_materials(gb, idx, skin, paint, mats)
 
     # candidate surfaces: (t [N], fill(idx_selected), assign spectral materials(idx) or None)
@@ -181,7 +189,7 @@ def build_scene(req: SceneRequest) -> Scene:
             if req.attack_type == "mask" and device is not None:
                 wearer = draw_person(rng)
                 mask, paint_mat, params["mask"] = draw_mask(rng, ident, device,
-                                                             req.mask_materials)
+                                                             req.mask_materials, req.ablations)
                 paint = mats.add(paint_mat)
             elif req.attack_type == "mask":
                 wearer = draw_person(rng)

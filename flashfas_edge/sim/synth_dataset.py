@@ -48,13 +48,14 @@ class SynthJob:
     challenge_family: str = "white_levels"  # white_levels | hue_levels (ScheduleSpec.family)
     mask_materials: tuple[str, ...] = MASK_MATERIALS  # spectral physics: masks drawn from these
     face_shape: str = "procedural"  # sim/face_shape.py FACE_SHAPES
+    ablations: tuple[str, ...] = ()  # spectral physics, test sets only (mask_attack.ABLATIONS)
 
 
 def render_sample(job: SynthJob, index: int) -> Session:
     split = job.split
     req = replace(draw_request(job.seed, index, split, job.protocol, job.width, job.height),
                   physics=job.physics, mask_materials=job.mask_materials,
-                  face_shape=job.face_shape)
+                  face_shape=job.face_shape, ablations=job.ablations)
     opts = SessionOptions(schedule=ScheduleSpec(levels=job.levels,
                                                 state_duration_us=job.state_duration_us,
                                                 family=job.challenge_family),
@@ -176,7 +177,7 @@ def write_dataset_info(job: SynthJob, sessions: dict[str, int], **fields: Any) -
             "challenge_family": job.challenge_family,
             "state_duration_us": job.state_duration_us, "physics": job.physics,
             "mask_materials": list(job.mask_materials), "face_shape": job.face_shape,
-            "splits": sessions, **fields}
+            "ablations": list(job.ablations), "splits": sessions, **fields}
     (Path(job.out) / "dataset.json").write_text(json.dumps(info, indent=1, sort_keys=True))
 
 
