@@ -152,6 +152,9 @@ class SimConfig(_Section):
     # the people's face relief: procedural (what the shipped model was trained on) or scanned
     # (the ICT-FaceKit morphable model; sim/face_shape.py FACE_SHAPES)
     face_shape: Literal["procedural", "scanned"] = "procedural"
+    # the renderer's light transport: rgb (RGB albedo × flash colour) or spectral (skin, paints,
+    # inks and the flash surface's primaries per wavelength; sim/spectral_render.py)
+    physics: Literal["rgb", "spectral"] = "rgb"
     # Sim-only route PUT /v1/sim/scene lets the demo/tests change the scene through the API.
     scene_route: bool = True
 

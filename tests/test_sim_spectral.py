@@ -170,3 +170,18 @@ def test_the_paint_is_skin_ablation_leaves_only_gloss_diffusion_and_shape_to_tel
     assert look.spec == look_a.spec and look.partial == look_a.partial
     with pytest.raises(ValueError, match="unknown ablations"):
         SceneRequest("mask", "office", PROFILE_BY_NAME["kiosk15_mipi"], 1, 1, ablations=("x",))
+
+
+def test_the_simulated_kiosk_renders_with_the_configured_physics():
+    import typing
+
+    from flashfas_edge.config import CameraConfig, SimConfig
+    from flashfas_edge.kiosk.sim_scene import build_sim_kiosk
+    from flashfas_edge.sim.spectral_render import PHYSICS_MODES
+
+    assert tuple(typing.get_args(SimConfig.model_fields["physics"].annotation)) == PHYSICS_MODES
+    assert SimConfig().physics == "rgb"
+    sim = SimConfig.model_validate({"physics": "spectral"})
+    _, _, controls = build_sim_kiosk(sim, CameraConfig(width=160, height=120))
+    assert controls.kiosk.scene.flash_primaries is not None
+    assert controls.kiosk.scene.params["physics"] == "spectral"

@@ -186,7 +186,7 @@ def build_sim_kiosk(sim: SimConfig, camera: CameraConfig, flash: FlashConfig | N
     if led_panel:
         profile = led_panel_profile(profile)
     kiosk = SimKiosk(profile, width=camera.width, height=camera.height, seed=sim.seed or 0,
-                     face_shape=sim.face_shape)
+                     face_shape=sim.face_shape, physics=sim.physics)
     controls = SimSceneControls(kiosk)
     try:
         controls.set_scene(sim.scene, sim.ambient, sim.seed)
