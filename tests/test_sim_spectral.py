@@ -185,3 +185,17 @@ def test_the_simulated_kiosk_renders_with_the_configured_physics():
     _, _, controls = build_sim_kiosk(sim, CameraConfig(width=160, height=120))
     assert controls.kiosk.scene.flash_primaries is not None
     assert controls.kiosk.scene.params["physics"] == "spectral"
+
+
+def test_spectral_sessions_name_their_attack_species_for_per_species_error_rates():
+    seen = set()
+    for seed in range(6):
+        for attack in ("live", "mask", "print", "replay"):
+            sc = build_scene(SceneRequest(attack, "office", PROFILE_BY_NAME["kiosk15_mipi"], 3,
+                                          seed, width=96, height=72, physics="spectral"))
+            species = sc.params["species"]
+            assert species.split("-")[0] == attack
+            if attack == "mask":
+                assert sc.params["mask"]["material"] in species
+            seen.add(species)
+    assert len(seen) >= 6

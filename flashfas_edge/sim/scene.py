@@ -267,6 +267,7 @@ def build_scene(req: SceneRequest) -> Scene:
                                                 device, h, w, cam.focal_px)
         flash_img = primaries.sum(axis=2)
         params["physics"] = "spectral"
+        params["species"] = _species(params)
     else:
         ambient_img = amb.image(gb, rays, h, w)
         flash_img, mirror_img = flash_basis(gb, rays, req.profile.display(), h, w, cam.focal_px)
@@ -280,6 +281,20 @@ def build_scene(req: SceneRequest) -> Scene:
     return Scene(req, cam, amb, ambient_img, flash_img, emission_img, lm, depth, face_rad, replay,
                  gb.albedo.reshape(h, w, 3), gb.obj.reshape(h, w), mirror_img, params,
                  other_faces, primaries)
+
+
+def _species(params: dict[str, Any]) -> str:
+    """The attack species, for error rates per species (``eval``'s per-condition table)."""
+    kind = str(params["attack_type"])
+    if kind == "mask":
+        m = params["mask"]
+        return f"mask-{m['material']}" + ("-partial" if m["partial"] else "")
+    if kind == "print":
+        p = params["print"]
+        if p["holes"] != "none":
+            return "print-holes"
+        return "print-bent" if p["bend_per_m"] else "print-flat"
+    return kind
 
 
 def face_mean_radiance(img: np.ndarray, lm: np.ndarray) -> float:
