@@ -42,6 +42,11 @@ class _ColourSurface:
         raise AssertionError("not played in these tests")
 
 
+class _WhiteSurface(_ColourSurface):
+    def supports_colour(self) -> bool:
+        return False
+
+
 @pytest.fixture(scope="module")
 def white_backend(tmp_path_factory):
     return _backend(tmp_path_factory.mktemp("white"))
@@ -67,7 +72,7 @@ def test_a_colour_challenge_is_refused_by_a_bundle_trained_on_white(white_backen
                        r"colour_levels"):
         Pipeline(None, _ColourSurface(), GroundTruthLandmarks(), white_backend, config)
     # a surface that cannot show colour plays the palette as white: that fits
-    Pipeline(None, None, GroundTruthLandmarks(), white_backend, config)
+    Pipeline(None, _WhiteSurface(), GroundTruthLandmarks(), white_backend, config)
 
 
 def test_a_bundle_trained_on_colour_accepts_a_colour_challenge(tmp_path):
@@ -76,7 +81,7 @@ def test_a_bundle_trained_on_colour_accepts_a_colour_challenge(tmp_path):
     pipeline = Pipeline(None, _ColourSurface(), GroundTruthLandmarks(), backend, config)
     assert pipeline.challenge_family == "colour_levels"
     with pytest.raises(PipelineSetupError, match="trained on colour_levels"):
-        Pipeline(None, None, GroundTruthLandmarks(), backend, PipelineConfig())
+        Pipeline(None, _WhiteSurface(), GroundTruthLandmarks(), backend, PipelineConfig())
 
 
 def test_a_bundle_that_predates_the_record_runs_as_the_default_and_says_so(tmp_path, caplog):
@@ -111,7 +116,36 @@ def test_a_hue_levels_bundle_plays_its_hue_ladder_on_a_colour_surface(hue_backen
             assert schedule.states[slot].rgb == HUE_LADDER[rank]
 
 
+def test_a_recording_evaluated_by_a_hue_levels_bundle_must_show_the_hue_ladder(hue_backend):
+    """A pipeline without a flash evaluates recordings: their colours must be the ladder."""
+    from dataclasses import replace
+
+    import numpy as np
+
+    from flashfas_edge.data.session import Session
+    from flashfas_edge.flash_levels import DEFAULT_LEVELS, HUE_LADDER
+    from flashfas_edge.pipeline.result import Reason, Verdict
+
+    pipeline = Pipeline(None, None, GroundTruthLandmarks(), hue_backend, PipelineConfig())
+    assert pipeline.challenge_family == "hue_levels"
+    frames = np.zeros((6, 32, 32, 3), np.uint8)
+    session = Session(frames=frames, frame_times_us=np.arange(6, dtype=np.int64) * 33_333,
+                      exposure_us=5000, readout_us=10_000,
+                      flash_rgb=np.ones((5, 3), np.float32),  # white: not the ladder
+                      flash_intensity=np.array(DEFAULT_LEVELS, np.float32),
+                      flash_onsets_us=np.arange(5, dtype=np.int64) * 100_000,
+                      state_duration_us=100_000, latency_us=0,
+                      order=np.arange(5, dtype=np.int64), nonce="ab" * 16, landmarks=None,
+                      attack_type="live", depth=None, meta={})
+    result = pipeline.run_recorded(session)
+    assert result.verdict is Verdict.RETRY and result.reason is Reason.INVALID_SESSION
+    assert "hue_levels ladder" in str(result.detail)
+    ladder = np.array([HUE_LADDER[r] for r in range(5)], np.float32)  # the right colours pass
+    assert pipeline.run_recorded(replace(session, flash_rgb=ladder)).reason is not (
+        Reason.INVALID_SESSION)
+
+
 def test_a_hue_levels_bundle_is_refused_on_a_white_only_surface(hue_backend):
     with pytest.raises(PipelineSetupError) as info:
-        Pipeline(None, None, GroundTruthLandmarks(), hue_backend, PipelineConfig())
+        Pipeline(None, _WhiteSurface(), GroundTruthLandmarks(), hue_backend, PipelineConfig())
     assert "hue_levels" in str(info.value) and "colour" in str(info.value)

@@ -107,9 +107,11 @@ class Pipeline:
                 f"bundle {bundle.name!r} expects N0 = {bundle.n0} flash states, the challenge "
                 f"config has {self.config.challenge.n0} levels"
             )
-        self.challenge_family = challenge_family(
-            self.config.challenge, flash is not None and flash.supports_colour(),
-            bundle.challenge_family,
+        # A pipeline without a flash plays nothing: it only evaluates recordings, whose own
+        # sequence is the challenge (checked against the bundle's family in validate_session).
+        self.challenge_family = (
+            bundle.challenge_family if flash is None else challenge_family(
+                self.config.challenge, flash.supports_colour(), bundle.challenge_family)
         )
         _check_challenge_fits(bundle, self.config.challenge.levels, self.challenge_family)
         method = bundle.normalisation.get("method")
@@ -311,7 +313,7 @@ class Pipeline:
             clock.timed("safety_wait", lambda: time.sleep(wait_s))
 
     def _capture_recorded(self, session: Session, clock: StageClock) -> _Capture:
-        validate_session(session, self._n0)
+        validate_session(session, self._n0, self.challenge_family)
         states = tuple(
             FlashState(rgb=(float(r), float(g), float(b)), intensity=float(level))
             for (r, g, b), level in zip(session.flash_rgb, session.flash_intensity, strict=True)

@@ -10,13 +10,14 @@ from __future__ import annotations
 import numpy as np
 
 from flashfas_edge.data.session import Session
+from flashfas_edge.flash_levels import level_colours
 
 
 class SessionInvalid(ValueError):
     """A recorded session is inconsistent; the message names the field."""
 
 
-def validate_session(session: Session, n0: int) -> None:
+def validate_session(session: Session, n0: int, family: str = "white_levels") -> None:
     frames = session.frames
     if not isinstance(frames, np.ndarray) or frames.dtype != np.uint8 or frames.ndim != 4:
         raise SessionInvalid("frames must be a uint8 array [T, H, W, 3]")
@@ -46,6 +47,11 @@ def validate_session(session: Session, n0: int) -> None:
         raise SessionInvalid(f"order must be a permutation of 0..{n0 - 1}")
     if np.any(np.diff(levels[order]) > 0):
         raise SessionInvalid("order must list the flash states from brightest to darkest")
+    if family == "hue_levels":  # the model knows each level's hue: a recording must show them
+        ladder = np.asarray(level_colours(family, tuple(levels[order])), dtype=np.float64)
+        if not np.allclose(rgb[order], ladder, atol=1e-3):
+            raise SessionInvalid("the session's flash colours are not the hue_levels ladder the "
+                                 "model was trained on")
     for name in ("exposure_us", "readout_us", "state_duration_us", "latency_us"):
         value = getattr(session, name)
         if not isinstance(value, int | np.integer) or value < 0:
