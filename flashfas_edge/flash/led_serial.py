@@ -1,7 +1,7 @@
 """The LED-panel flash: a FlashDriver for the panel firmware on a serial port (firmware_ctrl/).
 
 At start the driver opens the port, checks the firmware's protocol version (HELLO), turns the
-lights off and measures the panel's clock (``led_clock.py``). A check loads the schedule as PWM
+lights off and measures the panel's clock (``remote_clock.py``). A check loads the schedule as PWM
 levels, arms, fires at a host-chosen time a few milliseconds ahead and reads back each step's
 onset, stamped by the MCU and mapped to host monotonic µs. While idle a thread keeps measuring the
 clock, which also keeps the firmware's host-silence watchdog fed.
@@ -23,7 +23,7 @@ import serial
 
 from flashfas_edge.clock import monotonic_us
 from flashfas_edge.flash.base import FlashError, FlashPlayback, FlashSchedule
-from flashfas_edge.flash.led_clock import McuClock
+from flashfas_edge.flash.remote_clock import RemoteClock
 from flashfas_edge.flash.led_protocol import (
     CMD_ARM,
     CMD_CLEAR_FAULT,
@@ -76,7 +76,7 @@ class LedSerialFlash:
         self.fire_lead_us = fire_lead_us
         self.handshake_samples = handshake_samples
         self.hello_wait_s = hello_wait_s
-        self.clock = McuClock()
+        self.clock = RemoteClock()
         self.info: PanelInfo | None = None
         self.stale_replies = 0  # answers to an earlier seq (late or duplicated), dropped
         self._serial: serial.Serial | None = None
@@ -170,7 +170,7 @@ class LedSerialFlash:
         while True:
             fire_host_us = monotonic_us() + self.fire_lead_us
             try:
-                self._request(CMD_FIRE, struct.pack("<Q", self.clock.to_mcu_us(fire_host_us)))
+                self._request(CMD_FIRE, struct.pack("<Q", self.clock.to_remote_us(fire_host_us)))
                 break
             except PanelRefused as exc:
                 if exc.code == ERR_FIRE_TIME and late_fires < 3:

@@ -1,8 +1,10 @@
-"""The LED panel's clock on the host's: MCU µs ↔ host monotonic µs, from TIME round trips.
+"""A remote clock on the host's: remote µs ↔ host monotonic µs, from request/answer round trips.
 
-Each round trip gives the MCU's stamp of the request's arrival and the host's send and receive
-times; TIME requests and answers have the same length, so the stamp sits at the round trip's
-midpoint up to the asymmetry of the link. Offset and drift come from a least-squares line through
+Used for the LED panel's MCU clock (TIME round trips, ``led_serial.py``) and the browser flash
+client's ``performance.now()`` (ping round trips, ``display_flash.py``). Each round trip gives the
+remote stamp of the request's arrival and the host's send and receive times; requests and answers
+have the same length, so the stamp sits at the round trip's midpoint up to the asymmetry of the
+link (NTP's assumption). Offset and drift come from a least-squares line through
 the recent samples whose round trip was short (a slow one says little about when the stamp was
 taken); the driver adds a sample every idle interval, so the line follows the crystal's drift.
 """
@@ -16,17 +18,17 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class ClockSample:
     host_mid_us: float
-    mcu_us: int
+    remote_us: int
     round_trip_us: int
 
 
-class McuClock:
+class RemoteClock:
     def __init__(self, window: int = 48, max_age_s: float = 60.0) -> None:
         self._samples: deque[ClockSample] = deque(maxlen=window)
         self._max_age_us = max_age_s * 1e6
-        self._mcu_ref = 0
+        self._remote_ref = 0
         self._host_ref = 0.0
-        self._rate = 1.0  # host µs per MCU µs
+        self._rate = 1.0  # host µs per remote µs
 
     def reset(self) -> None:
         self._samples.clear()
@@ -35,9 +37,9 @@ class McuClock:
     def samples(self) -> int:
         return len(self._samples)
 
-    def add(self, host_send_us: int, host_receive_us: int, mcu_us: int) -> None:
+    def add(self, host_send_us: int, host_receive_us: int, remote_us: int) -> None:
         rtt = host_receive_us - host_send_us
-        self._samples.append(ClockSample((host_send_us + host_receive_us) / 2, mcu_us, rtt))
+        self._samples.append(ClockSample((host_send_us + host_receive_us) / 2, remote_us, rtt))
         newest = self._samples[-1].host_mid_us
         while self._samples and newest - self._samples[0].host_mid_us > self._max_age_us:
             self._samples.popleft()
@@ -47,8 +49,8 @@ class McuClock:
         fastest = min(s.round_trip_us for s in self._samples)
         # within 1.5× the fastest round trip (+ 100 µs of scheduler noise): the trustworthy ones
         good = [s for s in self._samples if s.round_trip_us <= 1.5 * fastest + 100]
-        mcu_ref = good[-1].mcu_us
-        xs = [s.mcu_us - mcu_ref for s in good]
+        remote_ref = good[-1].remote_us
+        xs = [s.remote_us - remote_ref for s in good]
         ys = [s.host_mid_us for s in good]
         n = len(good)
         mean_x, mean_y = sum(xs) / n, sum(ys) / n
@@ -57,7 +59,7 @@ class McuClock:
         if n >= 3 and max(xs) - min(xs) >= 500_000:  # drift only from samples ≥ 0.5 s apart
             rate = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys, strict=True)) / var_x
             rate = min(max(rate, 0.99), 1.01)  # a crystal or resonator is within 1 %
-        self._mcu_ref = mcu_ref
+        self._remote_ref = remote_ref
         self._host_ref = mean_y + rate * (0 - mean_x)
         self._rate = rate
 
@@ -65,12 +67,12 @@ class McuClock:
     def drift_ppm(self) -> float:
         return (1.0 / self._rate - 1.0) * 1e6
 
-    def to_host_us(self, mcu_us: int) -> int:
+    def to_host_us(self, remote_us: int) -> int:
         if not self._samples:
             raise ValueError("no clock samples yet")
-        return round(self._host_ref + (mcu_us - self._mcu_ref) * self._rate)
+        return round(self._host_ref + (remote_us - self._remote_ref) * self._rate)
 
-    def to_mcu_us(self, host_us: int) -> int:
+    def to_remote_us(self, host_us: int) -> int:
         if not self._samples:
             raise ValueError("no clock samples yet")
-        return round(self._mcu_ref + (host_us - self._host_ref) / self._rate)
+        return round(self._remote_ref + (host_us - self._host_ref) / self._rate)
