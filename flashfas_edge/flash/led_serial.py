@@ -23,7 +23,6 @@ import serial
 
 from flashfas_edge.clock import monotonic_us
 from flashfas_edge.flash.base import FlashError, FlashPlayback, FlashSchedule
-from flashfas_edge.flash.remote_clock import RemoteClock
 from flashfas_edge.flash.led_protocol import (
     CMD_ARM,
     CMD_CLEAR_FAULT,
@@ -51,6 +50,7 @@ from flashfas_edge.flash.led_protocol import (
     load_body,
     parse_nack,
 )
+from flashfas_edge.flash.remote_clock import RemoteClock
 
 log = logging.getLogger(__name__)
 
