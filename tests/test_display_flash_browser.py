@@ -1,7 +1,7 @@
 """The browser display flash in real headless Chromium: the documented kiosk page connects, the
 states are painted full-screen in order (pixels of the page's own frames, from the DevTools
-screencast), the reported presentation times increase, and `serve` on the simulated kiosk with
-`[kiosk.flash] kind = "display"` reports ready once the page is up, answers checks live, and
+screencast), the reported presentation times increase, and `serve` on the simulated kiosk with the
+shipped example configuration set to `[kiosk.flash] kind = "display"` reports ready once the page is up, answers checks live, and
 answers retry — never live — once the browser is gone."""
 
 from __future__ import annotations
@@ -22,7 +22,9 @@ from display_flash_rig import Chromium, chromium_binary, kiosk_page, schedule_of
 from flashfas_edge.flash.base import FlashError
 from flashfas_edge.flash.presentation import srgb_bytes
 
-DEFAULT_BUNDLE = Path(__file__).resolve().parents[1] / "engines" / "edge-default"
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_BUNDLE = REPO / "engines" / "edge-default"
+EXAMPLE_CONFIG = REPO / "systemd" / "flashfas-edge.toml"
 PAGE_BACKGROUND = (0x20, 0x30, 0x40)
 
 pytestmark = pytest.mark.slow
@@ -109,12 +111,19 @@ def test_serve_with_the_browser_display_as_flash_answers_checks_on_the_simulated
     key_file = tmp_path / "api-key"
     key_file.write_text(key + "\n")
     key_file.chmod(0o600)
+    # the shipped example configuration, set to the display flash, with this test's paths
+    text = EXAMPLE_CONFIG.read_text()
+    for old, new in (('kind = "led_serial"', 'kind = "display"'), ("port = 8787", "port = 0"),
+                     ('# surface = "browser"', 'surface = "browser"'),  # not the sim's own
+                     ("/etc/flashfas-edge/api-key", str(key_file)),
+                     ("/var/log/flashfas-edge/audit.jsonl", str(tmp_path / "audit.jsonl")),
+                     ("/var/lib/flashfas-edge/audit-images", str(tmp_path / "images")),
+                     # no site calibration here: the simulated display's latency applies
+                     ('calibration_file = "/etc/flashfas-edge/calibration.json"', "")):
+        assert old in text, old
+        text = text.replace(old, new)
     config = tmp_path / "flashfas-edge.toml"
-    config.write_text(
-        f'[server]\nport = 0\napi_key_file = "{key_file}"\n'
-        f'[audit]\npath = "{tmp_path / "audit.jsonl"}"\n'
-        '[kiosk.flash]\nkind = "display"\nsurface = "browser"\n'
-        '[pipeline.landmarks]\nprovider = "ground_truth"\n')
+    config.write_text(text)
     proc = subprocess.Popen(
         [sys.executable, "-m", "flashfas_edge.cli", "serve", "--sim", "--config", str(config),
          "--log-level", "warning"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
