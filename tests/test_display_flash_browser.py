@@ -1,8 +1,8 @@
 """The browser display flash in real headless Chromium: the documented kiosk page connects, the
 states are painted full-screen in order (pixels of the page's own frames, from the DevTools
-screencast), the reported presentation times increase, and `serve` on the simulated kiosk with the
-shipped example configuration set to `[kiosk.flash] kind = "display"` reports ready once the page is up, answers checks live, and
-answers retry — never live — once the browser is gone."""
+screencast), the reported presentation times increase, and `serve` on the simulated kiosk with
+the shipped example configuration set to `[kiosk.flash] kind = "display"` reports ready once the
+page is up, answers checks live, and answers retry — never live — once the browser is gone."""
 
 from __future__ import annotations
 

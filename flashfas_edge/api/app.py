@@ -1,9 +1,10 @@
 """The FastAPI application: routes of the local REST API (docs/ARCHITECTURE.md §9).
 
 Every route but ``/v1/health`` and ``/v1/flash/client.js`` needs the API key (the flash
-client's WebSocket takes it as its first message, ``flash_socket.py``). Checks go through :class:`CheckGate` (one at a
-time); errors become the uniform JSON body in ``errors.py``. The OpenAPI document is served at
-``/openapi.json`` (behind the key, like everything but health) and copied to docs/openapi.json.
+client's WebSocket takes it as its first message, ``flash_socket.py``). Checks go through
+:class:`CheckGate` (one at a time); errors become the uniform JSON body in ``errors.py``. The
+OpenAPI document is served at ``/openapi.json`` (behind the key, like everything but health) and
+copied to docs/openapi.json.
 """
 
 from __future__ import annotations
