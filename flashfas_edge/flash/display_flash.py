@@ -46,7 +46,7 @@ from flashfas_edge.flash.presentation import (
     playback_from_presentations,
     srgb_bytes,
 )
-from flashfas_edge.flash.remote_clock import RemoteClock
+from flashfas_edge.flash.remote_clock import ClockKeeper, RemoteClock
 
 log = logging.getLogger(__name__)
 
@@ -153,8 +153,8 @@ class DisplayFlash:
         self._lock = threading.RLock()  # one conversation with the client at a time
         self._serial = 0  # ping and play ids
         self._started = False
-        self._stop_idle = threading.Event()
-        self._idle: threading.Thread | None = None
+        self._clock_keeper = ClockKeeper("display-flash-clock", sync_interval_s, self._lock,
+                                         self._idle_sample)
 
     # --- the API's side -------------------------------------------------------------------
     def attach(self, channel: ClientChannel, hello: dict[str, Any]) -> ClientSession:
@@ -183,16 +183,10 @@ class DisplayFlash:
             if self._started:
                 return
             self._started = True
-        self._stop_idle.clear()
-        self._idle = threading.Thread(target=self._idle_loop, name="display-flash-clock",
-                                      daemon=True)
-        self._idle.start()
+        self._clock_keeper.start()
 
     def stop(self) -> None:
-        self._stop_idle.set()
-        if self._idle is not None:
-            self._idle.join(timeout=2)
-            self._idle = None
+        self._clock_keeper.stop()
         with self._lock:
             self._started = False
             with self._client_lock:
@@ -317,21 +311,12 @@ class DisplayFlash:
             raise FlashError(f"the {SURFACE} answered {client.clock.samples} of "
                              f"{self.handshake_pings} clock pings")
 
-    def _idle_loop(self) -> None:
-        while not self._stop_idle.wait(self.sync_interval_s):
-            if not self._lock.acquire(timeout=self.sync_interval_s):
-                continue
-            try:
-                with self._client_lock:
-                    client = self._client
-                if client is None or not client.connected:
-                    continue
-                if client.clock.samples < 3:
-                    self._synchronise(client)
-                else:
-                    self._ping(client)
-            except FlashError as exc:
-                log.warning("display flash: %s", exc)
-            finally:
-                self._lock.release()
-
+    def _idle_sample(self) -> None:
+        with self._client_lock:
+            client = self._client
+        if client is None or not client.connected:
+            return
+        if client.clock.samples < 3:
+            self._synchronise(client)
+        else:
+            self._ping(client)

@@ -50,7 +50,7 @@ from flashfas_edge.flash.led_protocol import (
     load_body,
     parse_nack,
 )
-from flashfas_edge.flash.remote_clock import RemoteClock
+from flashfas_edge.flash.remote_clock import ClockKeeper, RemoteClock
 
 log = logging.getLogger(__name__)
 
@@ -84,8 +84,8 @@ class LedSerialFlash:
         self._seq = 0
         self._lock = threading.RLock()
         self._started = False
-        self._stop_idle = threading.Event()
-        self._idle: threading.Thread | None = None
+        self._clock_keeper = ClockKeeper("led-panel-clock", sync_interval_s, self._lock,
+                                         self._idle_sample)
 
     # --- FlashDriver ----------------------------------------------------------------------
     def start(self) -> None:
@@ -94,15 +94,10 @@ class LedSerialFlash:
                 return
             self._connect()
             self._started = True
-        self._stop_idle.clear()
-        self._idle = threading.Thread(target=self._idle_loop, name="led-panel-clock", daemon=True)
-        self._idle.start()
+        self._clock_keeper.start()
 
     def stop(self) -> None:
-        self._stop_idle.set()
-        if self._idle is not None:
-            self._idle.join(timeout=2)
-            self._idle = None
+        self._clock_keeper.stop()
         with self._lock:
             if self._serial is not None:
                 try:
@@ -334,14 +329,6 @@ class LedSerialFlash:
         if answer is not None:
             self.clock.add(sent_us, received_us, struct.unpack("<Q", answer)[0])
 
-    def _idle_loop(self) -> None:
-        while not self._stop_idle.wait(self.sync_interval_s):
-            if not self._lock.acquire(timeout=self.sync_interval_s):
-                continue
-            try:
-                if self._serial is not None:
-                    self._clock_sample()
-            except FlashError as exc:
-                log.warning("LED panel: %s (reconnecting at the next check)", exc)
-            finally:
-                self._lock.release()
+    def _idle_sample(self) -> None:
+        if self._serial is not None:
+            self._clock_sample()

@@ -11,8 +11,15 @@ taken); the driver adds a sample every idle interval, so the line follows the cr
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
+
+from flashfas_edge.flash.base import FlashError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -76,3 +83,41 @@ class RemoteClock:
         if not self._samples:
             raise ValueError("no clock samples yet")
         return round(self._remote_ref + (host_us - self._host_ref) / self._rate)
+
+
+class ClockKeeper:
+    """A thread that takes one clock sample every ``interval_s`` while the link is idle: the line
+    follows the remote clock's drift, and the round trip doubles as a keep-alive. The sample runs
+    under the driver's ``lock`` and is skipped while a sequence holds it; a failed one is logged
+    (the driver finds the fault at its next command)."""
+
+    def __init__(self, name: str, interval_s: float, lock: threading.RLock,
+                 sample: Callable[[], None]) -> None:
+        self.name = name
+        self.interval_s = interval_s
+        self._lock = lock
+        self._sample = sample
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2)
+            self._thread = None
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            if not self._lock.acquire(timeout=self.interval_s):
+                continue
+            try:
+                self._sample()
+            except FlashError as exc:
+                log.warning("%s: %s (the next command finds the fault)", self.name, exc)
+            finally:
+                self._lock.release()
