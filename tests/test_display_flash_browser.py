@@ -20,7 +20,7 @@ import pytest
 from display_flash_rig import Chromium, chromium_binary, kiosk_page, schedule_of, serve_display
 
 from flashfas_edge.flash.base import FlashError
-from flashfas_edge.flash.presentation import srgb_bytes
+from flashfas_edge.flash.presentation import PresentationLimits, srgb_bytes
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_BUNDLE = REPO / "engines" / "edge-default"
@@ -53,7 +53,11 @@ def _self_tested(flash) -> bool:
 
 
 def test_the_page_paints_each_state_in_order_and_reports_increasing_times(tmp_path):
-    daemon = serve_display(tmp_path)
+    # Wide lateness limits: a loaded machine's headless Chromium may drop frames, which the
+    # default limits turn into FlashError (tested in test_display_flash_protocol.py); here the
+    # question is what the page paints, and in which order.
+    daemon = serve_display(tmp_path, limits=PresentationLimits(max_start_delay_us=300_000,
+                                                               max_overrun_us=300_000))
     browser = Chromium(kiosk_page(tmp_path, daemon.server.url).as_uri(), tmp_path / "profile")
     try:
         _wait_until(lambda: _self_tested(daemon.flash), 60, "the page's flash client")
@@ -144,14 +148,16 @@ def test_serve_with_the_browser_display_as_flash_answers_checks_on_the_simulated
         browser = Chromium(kiosk_page(tmp_path, url, key).as_uri(), tmp_path / "profile")
         _wait_until(lambda: health()["ready"], 60, "ready with the page connected")
         verdicts = []
-        for _ in range(3):
+        for _ in range(6):  # a loaded machine starves the simulated camera: retry, then live
             answer = httpx.post(f"{url}/v1/liveness", headers=headers, timeout=60)
             assert answer.status_code == 200, answer.text
             body = answer.json()
             verdicts.append((body["verdict"], body["reason"]))
+            if body["verdict"] == "live":
+                break
             time.sleep(0.5)
-        assert ("live", "score_above_threshold") in verdicts, verdicts
-        assert all(v in ("live", "retry") for v, _ in verdicts), verdicts
+        assert verdicts[-1] == ("live", "score_above_threshold"), verdicts
+        assert all(v == "retry" for v, _ in verdicts[:-1]), verdicts
 
         browser.close()  # the kiosk's browser is gone: no check may pass without its flash
         browser = None

@@ -92,9 +92,13 @@ def test_a_check_on_the_simulated_kiosk_lit_by_the_window_answers_live(tmp_path)
     service.start()
     try:
         assert service.wait_ready(120), service.health()
-        verdicts = [service.run_check(want_depth=False)[0] for _ in range(3)]
-        answers = [(r.verdict.value, r.reason.value) for r in verdicts]
-        assert ("live", "score_above_threshold") in answers, answers
-        assert all(v in ("live", "retry") for v, _ in answers), answers
+        answers = []
+        for _ in range(6):  # a loaded machine starves the simulated camera: retry, then live
+            result = service.run_check(want_depth=False)[0]
+            answers.append((result.verdict.value, result.reason.value))
+            if result.verdict.value == "live":
+                break
+        assert answers[-1] == ("live", "score_above_threshold"), answers
+        assert all(v == "retry" for v, _ in answers[:-1]), answers
     finally:
         service.stop()
