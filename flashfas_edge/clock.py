@@ -14,3 +14,13 @@ import time
 def monotonic_us() -> int:
     """Host monotonic time in µs (``time.monotonic_ns() // 1000``)."""
     return time.monotonic_ns() // 1000
+
+
+def sleep_until_us(t_us: int) -> None:
+    """Sleep until ``monotonic_us()`` reaches ``t_us``: coarse first, the last 20 ms in short
+    steps (a flash state starts within ~2 ms of its time on a loaded machine)."""
+    while True:
+        left = (t_us - monotonic_us()) / 1e6
+        if left <= 0:
+            return
+        time.sleep(min(left, 0.005) if left < 0.02 else left - 0.01)

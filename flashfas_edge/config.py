@@ -136,6 +136,11 @@ class CameraConfig(_Section):
 
 class FlashConfig(_Section):
     kind: Literal["display", "led_serial"] = "display"
+    # kind = "display": "browser" = the flash client the kiosk app's page includes (it connects
+    # to /v1/flash/ws); "window" = a full-screen window of the daemon's own (SDL2 via pygame, the
+    # [display-native] extra) for kiosks without a browser (docs/DISPLAY_FLASH.md). Unset: the
+    # browser on a real kiosk, the simulated kiosk's own virtual display in sim mode.
+    surface: Literal["browser", "window"] | None = None
     serial_port: str = "/dev/ttyACM0"
     baudrate: int = Field(default=115200, ge=1200)
 
@@ -164,6 +169,16 @@ class KioskConfig(_Section):
     camera: CameraConfig = CameraConfig()
     flash: FlashConfig = FlashConfig()
     sim: SimConfig = SimConfig()
+
+    @property
+    def display_surface(self) -> Literal["browser", "window"] | None:
+        """The display driver that flashes (None: the LED panel, or the simulated kiosk's own
+        virtual display)."""
+        if self.flash.kind != "display":
+            return None
+        if self.flash.surface is not None:
+            return self.flash.surface
+        return "browser" if self.mode == "real" else None
 
 
 class ModelConfig(_Section):
@@ -208,6 +223,15 @@ class DaemonConfig(_Section):
                 and "display_rise_us" not in self.pipeline.model_fields_set):
             pipeline = self.pipeline.model_copy(update={"display_rise_us": LED_PANEL_RISE_US})
             object.__setattr__(self, "pipeline", pipeline)  # frozen section, validated once
+        return self
+
+    @model_validator(mode="after")
+    def _browser_flash_needs_tcp(self) -> DaemonConfig:
+        """A browser's WebSocket cannot reach a Unix socket: the browser flash client connects to
+        the loopback TCP listener."""
+        if self.kiosk.display_surface == "browser" and self.server.unix_socket is not None:
+            raise ValueError("kiosk.flash: the browser display flash connects over TCP "
+                             "(server.host/port); it cannot use server.unix_socket")
         return self
 
 

@@ -221,13 +221,15 @@ class RunningServer:
 
 
 def serve_in_thread(service: LivenessService, config: LoadedConfig,
-                    scene_controls: object = None) -> RunningServer:
-    """A real uvicorn server on 127.0.0.1:<free port> serving the real app."""
+                    scene_controls: object = None, flash_clients: object = None) -> RunningServer:
+    """A real uvicorn server on 127.0.0.1:<free port> serving the real app (``flash_clients``:
+    the browser display flash its /v1/flash/ws hands clients to)."""
     key = load_api_key(config.daemon.server.api_key_file)
     daemon = config.daemon
     audit = AuditLog(daemon.audit.path, daemon.audit.max_bytes, daemon.audit.backups,
                      images_dir=daemon.audit.images_dir if daemon.audit.store_images else None)
-    app = create_app(config, service, audit, key, scene_controls)  # type: ignore[arg-type]
+    app = create_app(config, service, audit, key, scene_controls,  # type: ignore[arg-type]
+                     flash_clients)  # type: ignore[arg-type]
     listener = open_listener(config)
     gate = app.state.daemon.gate  # type: ignore[attr-defined]
 

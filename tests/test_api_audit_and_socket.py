@@ -70,7 +70,10 @@ def test_frames_are_stored_beside_the_log_when_configured(tmp_path):
 
 def test_the_api_listens_on_a_unix_socket_when_configured(tmp_path):
     path = tmp_path / "api.sock"
-    config = double_config(tmp_path, server={"unix_socket": str(path)})
+    # an LED-panel kiosk: the browser display flash needs TCP (its WebSocket), so the config
+    # refuses a Unix socket with it (test_display_flash_config.py)
+    config = double_config(tmp_path, server={"unix_socket": str(path)},
+                           kiosk={"flash": {"kind": "led_serial"}})
     service, _ = double_service(config)
     running = serve_in_thread(service, config)
     try:

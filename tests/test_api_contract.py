@@ -63,7 +63,7 @@ def test_schemathesis_finds_no_difference_between_the_daemon_and_its_document(da
     tail = result.stdout[-4000:] + result.stderr[-2000:]
     assert result.returncode == 0, tail
     operations = re.search(r"Tested:\s+(\d+)", result.stdout)
-    assert operations and int(operations.group(1)) == 6, tail  # every route of the document
+    assert operations and int(operations.group(1)) == 7, tail  # every route of the document
 
 
 def _document() -> dict:

@@ -1,8 +1,10 @@
 """The FastAPI application: routes of the local REST API (docs/ARCHITECTURE.md §9).
 
-Every route but ``/v1/health`` needs the API key. Checks go through :class:`CheckGate` (one at a
-time); errors become the uniform JSON body in ``errors.py``. The OpenAPI document is served at
-``/openapi.json`` (behind the key, like everything but health) and copied to docs/openapi.json.
+Every route but ``/v1/health`` and ``/v1/flash/client.js`` needs the API key (the flash
+client's WebSocket takes it as its first message, ``flash_socket.py``). Checks go through
+:class:`CheckGate` (one at a time); errors become the uniform JSON body in ``errors.py``. The
+OpenAPI document is served at ``/openapi.json`` (behind the key, like everything but health) and
+copied to docs/openapi.json.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Protocol
 
 import numpy as np
-from fastapi import Depends, FastAPI, Request, Response
+from fastapi import Depends, FastAPI, Request, Response, WebSocket
 from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
@@ -35,6 +37,7 @@ from flashfas_edge.api.errors import (
     api_error_for,
     install_error_handlers,
 )
+from flashfas_edge.api.flash_socket import serve_flash_client
 from flashfas_edge.api.models import (
     BackendIdentity,
     HealthResponse,
@@ -63,6 +66,7 @@ from flashfas_edge.daemon import metrics as metrics_mod
 from flashfas_edge.daemon.audit_log import AuditLog, AuditLogError
 from flashfas_edge.daemon.check_gate import CallerState, CheckGate, Ticket
 from flashfas_edge.daemon.service import Health, LivenessService
+from flashfas_edge.flash.display_flash import FlashClientHub, client_script
 from flashfas_edge.pipeline.result import CheckResult, Reason, new_check_id
 
 log = logging.getLogger(__name__)
@@ -89,7 +93,10 @@ class SceneControls(Protocol):
 
 
 def create_app(config: LoadedConfig, service: LivenessService, audit: AuditLog,
-               api_key: str, scene_controls: SceneControls | None = None) -> FastAPI:
+               api_key: str, scene_controls: SceneControls | None = None,
+               flash_clients: FlashClientHub | None = None) -> FastAPI:
+    """The app; ``flash_clients``: the browser display flash that ``/v1/flash/ws`` hands its
+    clients to (None: the kiosk's flash is another surface)."""
     daemon = config.daemon
     gate = CheckGate(max_waiting=daemon.queue.max_waiting)
     metrics = metrics_mod.DaemonMetrics(
@@ -161,6 +168,22 @@ def create_app(config: LoadedConfig, service: LivenessService, audit: AuditLog,
     async def prometheus_metrics() -> Response:
         """Prometheus text format: checks by verdict/reason, stage latencies, queue, camera fps."""
         return Response(metrics.render(), media_type=metrics_mod.CONTENT_TYPE)
+
+    flash_client_js = client_script()
+
+    @app.get("/v1/flash/client.js", tags=["display flash"], response_class=PlainTextResponse,
+             responses={200: {"description": "The flash client (plain JavaScript)",
+                              "content": {"text/javascript": {"schema": {"type": "string"}}}}})
+    async def flash_client() -> Response:
+        """The browser flash client a kiosk page includes (docs/DISPLAY_FLASH.md); no API key:
+        a `<script src>` cannot send one, and the file holds no secret. The client then connects
+        to the WebSocket `/v1/flash/ws` and sends the key as its first message."""
+        return Response(flash_client_js, media_type="text/javascript",
+                        headers={"Cache-Control": "no-cache"})
+
+    @app.websocket("/v1/flash/ws")
+    async def flash_client_socket(socket: WebSocket) -> None:
+        await serve_flash_client(socket, state.api_key, flash_clients)
 
     @app.get("/openapi.json", dependencies=authed, include_in_schema=False)
     async def openapi_document() -> JSONResponse:

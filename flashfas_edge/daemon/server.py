@@ -147,6 +147,8 @@ def build_server(app: object, config: LoadedConfig, on_shutdown: Callable[[], No
     uv_config = uvicorn.Config(
         app, log_level=log_level, access_log=False, lifespan="off",  # type: ignore[arg-type]
         http=guarded_protocol(server.header_timeout_s, server.max_connections),
+        # the browser flash client's socket (/v1/flash/ws): its messages are tiny
+        ws="websockets-sansio", ws_max_size=64 * 1024,
         timeout_graceful_shutdown=max(5, int(config.daemon.queue.check_timeout_s) + 1),
     )
 
@@ -207,7 +209,8 @@ def run_daemon(config: LoadedConfig, notifier: SystemdNotifier, *, log_level: st
         raise ConfigError(f"audit log: {exc}") from exc
     kiosk = build_kiosk(config)
     service = kiosk.service
-    app = create_app(config, service, audit, api_key, kiosk.scene_controls)
+    app = create_app(config, service, audit, api_key, kiosk.scene_controls,
+                     kiosk.flash_clients)
     gate = app.state.daemon.gate
     pinger = WatchdogPinger(
         notifier,

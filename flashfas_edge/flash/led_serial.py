@@ -1,7 +1,7 @@
 """The LED-panel flash: a FlashDriver for the panel firmware on a serial port (firmware_ctrl/).
 
 At start the driver opens the port, checks the firmware's protocol version (HELLO), turns the
-lights off and measures the panel's clock (``led_clock.py``). A check loads the schedule as PWM
+lights off and measures the panel's clock (``remote_clock.py``). A check loads the schedule as PWM
 levels, arms, fires at a host-chosen time a few milliseconds ahead and reads back each step's
 onset, stamped by the MCU and mapped to host monotonic µs. While idle a thread keeps measuring the
 clock, which also keeps the firmware's host-silence watchdog fed.
@@ -23,7 +23,6 @@ import serial
 
 from flashfas_edge.clock import monotonic_us
 from flashfas_edge.flash.base import FlashError, FlashPlayback, FlashSchedule
-from flashfas_edge.flash.led_clock import McuClock
 from flashfas_edge.flash.led_protocol import (
     CMD_ARM,
     CMD_CLEAR_FAULT,
@@ -51,6 +50,7 @@ from flashfas_edge.flash.led_protocol import (
     load_body,
     parse_nack,
 )
+from flashfas_edge.flash.remote_clock import ClockKeeper, RemoteClock
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ class LedSerialFlash:
         self.fire_lead_us = fire_lead_us
         self.handshake_samples = handshake_samples
         self.hello_wait_s = hello_wait_s
-        self.clock = McuClock()
+        self.clock = RemoteClock()
         self.info: PanelInfo | None = None
         self.stale_replies = 0  # answers to an earlier seq (late or duplicated), dropped
         self._serial: serial.Serial | None = None
@@ -84,8 +84,8 @@ class LedSerialFlash:
         self._seq = 0
         self._lock = threading.RLock()
         self._started = False
-        self._stop_idle = threading.Event()
-        self._idle: threading.Thread | None = None
+        self._clock_keeper = ClockKeeper("led-panel-clock", sync_interval_s, self._lock,
+                                         self._idle_sample)
 
     # --- FlashDriver ----------------------------------------------------------------------
     def start(self) -> None:
@@ -94,15 +94,10 @@ class LedSerialFlash:
                 return
             self._connect()
             self._started = True
-        self._stop_idle.clear()
-        self._idle = threading.Thread(target=self._idle_loop, name="led-panel-clock", daemon=True)
-        self._idle.start()
+        self._clock_keeper.start()
 
     def stop(self) -> None:
-        self._stop_idle.set()
-        if self._idle is not None:
-            self._idle.join(timeout=2)
-            self._idle = None
+        self._clock_keeper.stop()
         with self._lock:
             if self._serial is not None:
                 try:
@@ -170,7 +165,7 @@ class LedSerialFlash:
         while True:
             fire_host_us = monotonic_us() + self.fire_lead_us
             try:
-                self._request(CMD_FIRE, struct.pack("<Q", self.clock.to_mcu_us(fire_host_us)))
+                self._request(CMD_FIRE, struct.pack("<Q", self.clock.to_remote_us(fire_host_us)))
                 break
             except PanelRefused as exc:
                 if exc.code == ERR_FIRE_TIME and late_fires < 3:
@@ -334,14 +329,6 @@ class LedSerialFlash:
         if answer is not None:
             self.clock.add(sent_us, received_us, struct.unpack("<Q", answer)[0])
 
-    def _idle_loop(self) -> None:
-        while not self._stop_idle.wait(self.sync_interval_s):
-            if not self._lock.acquire(timeout=self.sync_interval_s):
-                continue
-            try:
-                if self._serial is not None:
-                    self._clock_sample()
-            except FlashError as exc:
-                log.warning("LED panel: %s (reconnecting at the next check)", exc)
-            finally:
-                self._lock.release()
+    def _idle_sample(self) -> None:
+        if self._serial is not None:
+            self._clock_sample()

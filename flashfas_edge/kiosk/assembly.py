@@ -20,6 +20,9 @@ from flashfas_edge.config import ConfigError, LoadedConfig
 from flashfas_edge.daemon.challenge_lockout import ChallengeLockout
 from flashfas_edge.daemon.service import LivenessService
 from flashfas_edge.flash.base import FlashDriver
+from flashfas_edge.flash.display_flash import DisplayFlash, FlashClientHub
+from flashfas_edge.flash.presentation import PresentedListener
+from flashfas_edge.kiosk.flash_surface import display_flash
 from flashfas_edge.kiosk.recording import CheckRecording
 from flashfas_edge.kiosk.sim_scene import SimSceneControls, build_sim_kiosk
 
@@ -30,6 +33,9 @@ DEFAULT_BUNDLE_NAME = "edge-default"
 class Kiosk:
     service: LivenessService
     scene_controls: SimSceneControls | None  # the simulated kiosk's scene (None: a real kiosk)
+    # the browser display flash, which the API's /v1/flash/ws hands its clients to (None: the
+    # flash is another surface)
+    flash_clients: FlashClientHub | None = None
 
 
 def default_bundle_dir() -> Path:
@@ -60,7 +66,13 @@ def _load(module: str, name: str, what: str) -> Any:
 def _sim_kiosk(config: LoadedConfig) -> tuple[Camera, FlashDriver, SimSceneControls]:
     """(camera, flash, scene controls) of the simulated kiosk."""
     kiosk = config.daemon.kiosk
-    return build_sim_kiosk(kiosk.sim, kiosk.camera, kiosk.flash)
+    if kiosk.display_surface is None:
+        return build_sim_kiosk(kiosk.sim, kiosk.camera, kiosk.flash)
+
+    def display(light: PresentedListener) -> FlashDriver:
+        return display_flash(kiosk, on_presented=light)
+
+    return build_sim_kiosk(kiosk.sim, kiosk.camera, kiosk.flash, display)
 
 
 def real_camera(config: LoadedConfig) -> Camera:
@@ -81,9 +93,7 @@ def _real_kiosk(config: LoadedConfig) -> tuple[Camera, FlashDriver]:
         flash_cls = _load("flashfas_edge.flash.led_serial", "LedSerialFlash", "the LED panel")
         flash = flash_cls(kiosk.flash.serial_port, baudrate=kiosk.flash.baudrate)
     else:
-        flash_cls = _load("flashfas_edge.flash.display_flash", "DisplayFlash",
-                          "the display flash")
-        flash = flash_cls()
+        flash = display_flash(kiosk, config.pipeline.challenge.idle_rgb)
     return camera, flash
 
 
@@ -133,4 +143,4 @@ def build_kiosk(config: LoadedConfig) -> Kiosk:
     )
     if sim_controls is not None:
         sim_controls.previous_check_frames = lambda: service.last_check_frames
-    return Kiosk(service, sim_controls)
+    return Kiosk(service, sim_controls, flash if isinstance(flash, DisplayFlash) else None)

@@ -25,6 +25,7 @@ from flashfas_edge.capture.base import Camera, Frame
 from flashfas_edge.clock import monotonic_us
 from flashfas_edge.config import CameraConfig, ConfigError, FlashConfig, SimConfig
 from flashfas_edge.flash.base import FlashDriver
+from flashfas_edge.flash.presentation import PresentedListener
 
 if TYPE_CHECKING:  # the renderer is loaded only when a simulated kiosk is built
     from flashfas_edge.sim.kiosk import SimKiosk, Subject
@@ -163,15 +164,18 @@ class SimSceneControls:
 
 
 def build_sim_kiosk(sim: SimConfig, camera: CameraConfig, flash: FlashConfig | None = None,
+                    display: Callable[[PresentedListener], FlashDriver] | None = None,
                     ) -> tuple[Camera, FlashDriver, SimSceneControls]:
     """(virtual camera, virtual flash, scene controls) sharing one simulated kiosk. With
     ``[kiosk.flash] kind = "led_serial"`` the flash is the real LED-panel driver on the panel
-    simulator's pty, and the emitters the firmware switched light the scene (sim/led_panel.py)."""
+    simulator's pty, and the emitters the firmware switched light the scene (sim/led_panel.py).
+    With ``display`` (a real display driver, given the listener for what it presents) the
+    presentations that driver reports light the scene (sim/kiosk_flash.py, PresentedLight)."""
     from flashfas_edge.flash.led_serial import LedSerialFlash
     from flashfas_edge.sim.device import PROFILE_BY_NAME
     from flashfas_edge.sim.kiosk import SimKiosk
     from flashfas_edge.sim.kiosk_camera import SimCamera
-    from flashfas_edge.sim.kiosk_flash import SimFlashDriver
+    from flashfas_edge.sim.kiosk_flash import PresentedLight, SimFlashDriver
     from flashfas_edge.sim.led_panel import (
         PanelSimulatorError,
         led_panel_profile,
@@ -205,4 +209,6 @@ def build_sim_kiosk(sim: SimConfig, camera: CameraConfig, flash: FlashConfig | N
         return sim_camera, LedSerialFlash(str(port), flash.baudrate), controls
     sim_camera = SimCamera(kiosk, fps=sim.fps)
     controls.last_frame_time_us = sim_camera.last_frame_time_us
+    if display is not None:
+        return sim_camera, display(PresentedLight(kiosk)), controls
     return sim_camera, SimFlashDriver(kiosk, colour=sim.colour), controls

@@ -3,23 +3,17 @@
 Onsets are reported when each state is commanded (as a display driver reports its vsync); the
 light itself follows after the device latency (``SimKiosk.command_display``). With the
 ``flash_never_shows`` hook the onsets are still reported but the light never changes.
+
+``PresentedLight`` lights the scene instead from what a real display driver (the browser client
+or the flash window, ``flash/display_flash.py``, ``flash/display_window.py``) reports it
+presented: the virtual camera sees what the display showed, when the display says it showed it.
 """
 
 from __future__ import annotations
 
-import time
-
-from flashfas_edge.clock import monotonic_us
-from flashfas_edge.flash.base import FlashError, FlashPlayback, FlashSchedule
+from flashfas_edge.clock import monotonic_us, sleep_until_us
+from flashfas_edge.flash.base import FlashError, FlashPlayback, FlashSchedule, FlashState
 from flashfas_edge.sim.kiosk import SimKiosk
-
-
-def _sleep_until(t_us: int) -> None:
-    while True:
-        left = (t_us - monotonic_us()) / 1e6
-        if left <= 0:
-            return
-        time.sleep(min(left, 0.005) if left < 0.02 else left - 0.01)
 
 
 class SimFlashDriver:
@@ -53,7 +47,7 @@ class SimFlashDriver:
         t = monotonic_us() + 2_000  # first state on the next "vsync"
         onsets = []
         for slot, state in enumerate(schedule.states):
-            _sleep_until(t)
+            sleep_until_us(t)
             now = monotonic_us()
             self.kiosk.command_display(state, now)
             onsets.append(now)
@@ -61,7 +55,22 @@ class SimFlashDriver:
             # rest of the sequence instead of shortening the next state below the length that
             # holds one clean frame (pipeline/challenge.py, state_duration_for).
             t = now + schedule.duration_of(slot)
-        _sleep_until(t)
+        sleep_until_us(t)
         end = monotonic_us()
         self.kiosk.command_idle(end)
         return FlashPlayback(schedule, tuple(onsets), end)
+
+
+class PresentedLight:
+    """A display driver's presentation listener that lights the simulated scene: each reported
+    state from its reported time on (the light follows after the device latency, as for the
+    simulated flash), the idle screen after the last."""
+
+    def __init__(self, kiosk: SimKiosk) -> None:
+        self.kiosk = kiosk
+
+    def __call__(self, state: FlashState | None, t_us: int) -> None:
+        if state is None:
+            self.kiosk.command_idle(t_us)
+        else:
+            self.kiosk.command_display(state, t_us)
