@@ -375,8 +375,10 @@ def load_config(
     *,
     sim: bool = False,
     overrides: dict[str, dict[str, Any]] | None = None,
+    with_calibration: bool = True,
 ) -> LoadedConfig:
-    """Load and validate everything once. ``overrides`` are section→key→value from the CLI."""
+    """Load and validate everything once. ``overrides`` are section→key→value from the CLI;
+    ``with_calibration=False`` leaves the calibration file unread (``calibrate`` replaces it)."""
     data: dict[str, Any] = {}
     if path is not None:
         data = _read_table(path)
@@ -402,7 +404,8 @@ def load_config(
         raise ConfigError(
             f"invalid configuration {path or '(defaults)'}: {_format_validation(exc)}"
         ) from exc
-    calibration = load_calibration(daemon.calibration_file) if daemon.calibration_file else None
+    calibration = (load_calibration(daemon.calibration_file)
+                   if daemon.calibration_file and with_calibration else None)
     pipeline = daemon.pipeline
     if calibration is not None:
         # Calibration measured at the site wins over the file's generic values
