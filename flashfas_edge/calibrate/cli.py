@@ -254,11 +254,13 @@ def _full(args, config, rig, scene, ui, options, out, started) -> int:  # type: 
         pipeline.stop()
     write_calibration(outcome.calibration, out)
     gates = config.pipeline.gates
-    title = f"FlashFAS Edge calibration — {outcome.calibration.identity.camera}"
+    calibration = outcome.calibration
+    assert calibration.identity is not None and calibration.site is not None  # format 2
+    title = f"FlashFAS Edge calibration — {calibration.identity.camera}"
     report_path(out).write_text(html_report(outcome, gates.min_flash_snr,
                                             gates.min_flash_snr_for_mismatch, title))
     seconds = round(time.monotonic() - started, 1)
-    verdict = outcome.calibration.site.verdict
+    verdict = calibration.site.verdict
     if args.json:
         print(json.dumps({"file": str(out), "report": str(report_path(out)), "seconds": seconds,
                           "calibration": outcome.calibration.model_dump(mode="json",

@@ -82,6 +82,10 @@ def _measure(rig: Rig, states: Sequence[FlashState], latency_us: int, points: np
     return out
 
 
+def _rounded(v: np.ndarray) -> tuple[float, float, float]:
+    return (round(float(v[0]), 6), round(float(v[1]), 6), round(float(v[2]), 6))
+
+
 def _response(stats: FaceStats, dark: FaceStats) -> np.ndarray:
     return np.array(stats.mean_rgb_linear) - np.array(dark.mean_rgb_linear)
 
@@ -115,13 +119,13 @@ def measure_colour(rig: Rig, latency_us: int, levels: Sequence[float], points: n
         norm = float(predicted @ predicted)
         gain = float(response @ predicted / norm) if norm > 0 else None
         states.append(ColourState(rgb=m.state.rgb, intensity=m.state.intensity,
-                                  response=tuple(round(float(v), 6) for v in response),
+                                  response=_rounded(response),
                                   gain=None if gain is None else round(gain, 4)))
     for m in primaries:
         assert matrix is not None and primary_dark is not None
         response = _response(m.stats, primary_dark)
         states.append(ColourState(rgb=m.state.rgb, intensity=1.0,
-                                  response=tuple(round(float(v), 6) for v in response),
+                                  response=_rounded(response),
                                   gain=1.0))
     shown_matrix = None if matrix is None else tuple(
         tuple(round(float(v), 6) for v in row) for row in matrix)

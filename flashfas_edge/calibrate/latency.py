@@ -207,8 +207,11 @@ def _fine_edge(t: _Toggle, rising: bool, coarse_us: int, rise_us: float,
     # Where the change falls between two frames' exposures, every latency in that gap fits
     # equally: take the middle of the flat minimum.
     best = np.flatnonzero(cost <= cost.min() + 0.01 * (cost.max() - cost.min()))
-    if (best[-1] - best[0]) * _FINE_STEP_US > frame_period_us / 2:
-        return None  # a frame next to the edge was dropped: the change is not pinned down
+    # Between two frames no face row is exposing for up to a frame period less the exposure
+    # and the face's share of the readout; wider than a period, a frame next to the edge was
+    # dropped and the change is not pinned down.
+    if (best[-1] - best[0]) * _FINE_STEP_US > frame_period_us:
+        return None
     latency = float(grid[best].mean())
     light = onset + latency
     seen = [i for i in range(len(t.frames))

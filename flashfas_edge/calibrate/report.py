@@ -34,9 +34,10 @@ def terminal_summary(outcome: Outcome, written: Path | None) -> str:
     ]
     t = outcome.threshold
     if t is not None:
+        raised = ", raised to the bundle" if t.raised_to_bundle else ""
         lines.append(f"threshold    {t.threshold:.3f} for BPCER {t.target_bpcer:.0%} from "
                      f"{len(t.scores)} live checks (fitted {t.fitted:.3f}, bundle "
-                     f"{t.bundle_threshold:.3f}{', raised to the bundle' if t.raised_to_bundle else ''})")
+                     f"{t.bundle_threshold:.3f}{raised})")
     else:
         lines.append(f"threshold    the bundle's {cal.bundle_threshold:.3f} (no live checks)")
     if written is not None:
@@ -46,7 +47,7 @@ def terminal_summary(outcome: Outcome, written: Path | None) -> str:
 
 def _latency_svg(outcome: Outcome) -> str:
     lat = outcome.latency
-    return histogram(lat.samples_ms, "Flash-to-camera latency, per edge", "latency (ms)",
+    return histogram(list(lat.samples_ms), "Flash-to-camera latency, per edge", "latency (ms)",
                      marker=lat.median_us / 1000, marker_label=f"median {lat.median_us / 1000:.1f}")
 
 
@@ -113,7 +114,8 @@ def html_report(outcome: Outcome, min_snr: float, warn_snr: float, title: str) -
         ("created", cal.created or ""),
         ("camera", cal.identity.camera),
         ("flash surface", cal.identity.flash),
-        ("model bundle", f"{cal.identity.bundle_name} ({cal.identity.bundle_manifest_sha256[:12]})"),
+        ("model bundle",
+         f"{cal.identity.bundle_name} ({cal.identity.bundle_manifest_sha256[:12]})"),
         ("latency", f"{outcome.latency.median_us / 1000:.1f} ms (IQR "
                     f"{outcome.latency.spread_ms:.1f} ms, {len(outcome.latency.edges)} edges)"),
         ("exposure", f"{cal.exposure_us} µs, gain {cal.analog_gain:.2f}"),

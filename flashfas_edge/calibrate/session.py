@@ -287,7 +287,8 @@ def verify(config: LoadedConfig, calibration: CalibrationFile, rig: Rig,
                        "frame)")
     snr = colour.flash_snr
     if snr < pipeline.gates.min_flash_snr_for_mismatch:
-        reasons.append(f"flash SNR {snr:.1f} is below {pipeline.gates.min_flash_snr_for_mismatch:g}")
+        limit = pipeline.gates.min_flash_snr_for_mismatch
+        reasons.append(f"flash SNR {snr:.1f} is below {limit:g}")
     elif calibration.flash_snr and snr < 0.5 * calibration.flash_snr:
         reasons.append(f"flash SNR {snr:.1f} is under half the calibrated "
                        f"{calibration.flash_snr:.1f}: the site's light has changed")
