@@ -57,7 +57,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     cal.add_argument("--target-bpcer", type=float, default=0.05,
                      help="share of live users the threshold may refuse (default 0.05)")
     cal.add_argument("--toggles", type=int, default=12,
-                     help="flash toggles for the latency (default 12; each about 1.4 s)")
+                     help="flash toggles for the latency (default 12; each about 1 s)")
     cal.add_argument("--hfov-deg", type=float,
                      help="the camera's horizontal field of view, for distances (default: "
                           "the simulated camera's, else 65)")

@@ -24,7 +24,7 @@ from flashfas_edge.calibrate.rig import DARK, WHITE, CalibrationError, Rig
 from flashfas_edge.config import ColourResponse, ColourState
 from flashfas_edge.flash.base import FlashState
 
-STATE_US = 300_000
+STATE_US = 190_000
 _SETTLE_US = 15_000
 PRIMARIES = ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0))
 

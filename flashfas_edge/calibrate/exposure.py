@@ -28,7 +28,7 @@ from flashfas_edge.pipeline.face_region import face_crop, pixel_noise_sigma
 TARGET_FACE_LINEAR = 0.13  # brightest state's face mean, share of full scale in linear light
 HIGHLIGHT_MAX_DL = 240  # face 99th percentile under the brightest state (saturation gate: 250)
 NOISE_FLOOR_SIGMAS = 3.0  # the ambient-only face mean must exceed this many noise σ
-STATE_US = 700_000
+STATE_US = 480_000
 _SETTLE_US = 10_000
 _MAX_STEPS = 5
 
@@ -102,7 +102,7 @@ def face_stats(frames: list[Frame], points: np.ndarray, gamma: float) -> FaceSta
 def steady_frames(recording: Recording, slot: int, max_latency_us: int = MAX_LATENCY_US
                   ) -> list[Frame]:
     """Frames wholly inside slot ``slot`` whatever the latency up to ``max_latency_us``."""
-    onsets = recording.playback.onsets_us
+    onsets = recording.onsets_us
     t1 = onsets[slot + 1] if slot + 1 < len(onsets) else recording.playback.end_us
     t0 = onsets[slot] + max_latency_us + _SETTLE_US
     return [f for f in recording.frames

@@ -25,8 +25,8 @@ import numpy as np
 from flashfas_edge.calibrate.rig import BRIGHT, DARK, CalibrationError, Recording, Rig
 from flashfas_edge.capture.base import Frame
 
-MAX_LATENCY_US = 300_000  # longer than any display pipeline measured (sim/device.py: ≤ 80 ms)
-BRIGHT_US = 300_000  # bright long enough for whole frames inside it
+MAX_LATENCY_US = 250_000  # longer than any display pipeline measured (sim/device.py: ≤ 80 ms)
+BRIGHT_US = 200_000  # bright long enough for whole frames inside it
 _COARSE_STEP_US = 1_000
 _FINE_HALF_US = 25_000  # the fine search around the coarse estimate
 _FINE_STEP_US = 100
@@ -127,16 +127,16 @@ class _Toggle:
 
     @property
     def rise_onset(self) -> int:
-        return self.recording.playback.onsets_us[1]
+        return self.recording.onsets_us[1]
 
     @property
     def fall_onset(self) -> int:
-        return self.recording.playback.onsets_us[2]
+        return self.recording.onsets_us[2]
 
 
 def _prepare(recording: Recording, max_latency_us: int,
              columns: tuple[int, int] | None) -> _Toggle | None:
-    onsets = recording.playback.onsets_us
+    onsets = recording.onsets_us
     t0, t1 = onsets[0] + max_latency_us, recording.playback.end_us
     frames = [f for f in recording.frames
               if f.t_start_us >= t0 and f.t_start_us + f.readout_us + f.exposure_us <= t1]

@@ -40,15 +40,17 @@ class CalibrationError(RuntimeError):
 
 @dataclass(frozen=True)
 class Recording:
-    """One played sequence and the frames exposed while it played (µs, host monotonic)."""
+    """One played sequence and the frames exposed while it played (µs, host monotonic).
+    ``onsets_us`` holds one onset per *state* asked for (a split state: its first step's)."""
 
     playback: FlashPlayback
     frames: list[Frame]
+    onsets_us: tuple[int, ...]
 
     def state_window_us(self, slot: int, latency_us: int) -> tuple[int, int]:
         """When slot ``slot``'s light was on the face: from its onset to the next one (or the
         end), both moved by the latency."""
-        onsets = self.playback.onsets_us
+        onsets = self.onsets_us
         end = onsets[slot + 1] if slot + 1 < len(onsets) else self.playback.end_us
         return onsets[slot] + latency_us, end + latency_us
 
@@ -61,10 +63,26 @@ class Recording:
                 and f.t_start_us + f.readout_us + f.exposure_us <= t1 - settle_us]
 
 
+# Surfaces cap one step's length (the LED panel's firmware: 250 ms, firmware_ctrl/PROTOCOL.md):
+# a longer state is played as several steps of the same state (no luminance change between).
+MAX_STEP_US = 200_000
+# ... and a whole sequence's (the panel: 1 s); every calibration sequence stays within it.
+MAX_SEQUENCE_US = 1_000_000
+
+
 def schedule_of(states: Sequence[FlashState], durations_us: Sequence[int]) -> FlashSchedule:
-    """A calibration sequence: these states for these durations (not a challenge)."""
-    return FlashSchedule(states=tuple(states), state_duration_us=min(durations_us),
-                         nonce=secrets.token_hex(16), durations_us=tuple(durations_us))
+    """A calibration sequence: these states for these durations (not a challenge), each state
+    split into equal steps of at most ``MAX_STEP_US``."""
+    if sum(durations_us) > MAX_SEQUENCE_US:
+        raise ValueError(f"a calibration sequence is at most {MAX_SEQUENCE_US} µs")
+    steps: list[FlashState] = []
+    lengths: list[int] = []
+    for state, duration in zip(states, durations_us, strict=True):
+        parts = -(-duration // MAX_STEP_US)
+        steps += [state] * parts
+        lengths += [duration // parts + (1 if k < duration % parts else 0) for k in range(parts)]
+    return FlashSchedule(states=tuple(steps), state_duration_us=min(lengths),
+                         nonce=secrets.token_hex(16), durations_us=tuple(lengths))
 
 
 class Rig:
@@ -117,7 +135,11 @@ class Rig:
         self.played += 1
         frames = self.camera.frames_between(playback.onsets_us[0], playback.end_us + tail_us,
                                             timeout_s=2.0 + tail_us / 1e6)
-        return Recording(playback, frames)
+        firsts, k = [], 0
+        for duration in durations_us:
+            firsts.append(playback.onsets_us[k])
+            k += -(-duration // MAX_STEP_US)
+        return Recording(playback, frames, tuple(firsts))
 
     def frames_for(self, duration_s: float) -> list[Frame]:
         """Frames of the next ``duration_s`` seconds with no flash played (ambient only)."""
