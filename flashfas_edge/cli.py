@@ -15,6 +15,7 @@ _COMMAND_MODULES = (
     "flashfas_edge.inference.trt_build.cli",
     "flashfas_edge.daemon.cli",
     "flashfas_edge.tools.cli",
+    "flashfas_edge.calibrate.cli",
 )
 
 EPILOG = """examples:
@@ -22,6 +23,7 @@ EPILOG = """examples:
   flashfas-edge synth --out data/ds --n 200 --preview
   flashfas-edge serve --sim                  daemon on 127.0.0.1 with the simulated kiosk
   flashfas-edge check --json                 one liveness check against a running daemon
+  flashfas-edge calibrate --sim --yes        calibrate the simulated kiosk (file + HTML report)
 """
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import sys
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -189,18 +190,117 @@ class ModelConfig(_Section):
     threads: int = Field(default=1, ge=1, le=64)
 
 
-class CalibrationFile(_Section):
-    """What ``flashfas-edge calibrate`` measures at the install site (docs/ARCHITECTURE.md §6)."""
+class CalibrationIdentity(_Section):
+    """What a calibration was made for: the daemon refuses it on other hardware or another
+    bundle, naming both (kiosk/assembly.py)."""
 
-    format_version: Literal[1] = 1
-    created: str | None = None
-    device: str | None = None  # camera/flash identity the values belong to
+    camera: str = Field(min_length=1, max_length=300)  # "sim:kiosk15_mipi 640x480@30"
+    flash: str = Field(min_length=1, max_length=300)  # "sim:display", "real:led_serial"
+    bundle_name: str = Field(min_length=1, max_length=300)
+    bundle_manifest_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
+class ColourState(_Section):
+    """The camera's response to one flash state on the face: linear camera RGB over the dark
+    state, and its gain against what the mixing matrix predicts (or the full white's)."""
+
+    rgb: tuple[float, float, float]
+    intensity: float = Field(ge=0, le=1)
+    response: tuple[float, float, float]
+    gain: float | None = None
+
+
+class ColourResponse(_Section):
+    # 3 × 3: column j is the camera's linear RGB response to the flash's primary j at full
+    # intensity; None where the surface shows white only (no primaries to separate).
+    mixing_matrix: tuple[tuple[float, float, float], tuple[float, float, float],
+                         tuple[float, float, float]] | None = None
+    states: tuple[ColourState, ...] = ()
+    region: Literal["face", "grey_card"] = "face"
+
+
+class SiteAssessment(_Section):
+    """Whether the install site is fit for flash liveness, in words an integrator acts on."""
+
+    verdict: Literal["pass", "warn", "fail"]
+    findings: tuple[str, ...] = ()  # one line each: what was measured, the limit, what to do
+    flash_snr: float | None = Field(default=None, ge=0)
+    mains_hz: float | None = None  # the detected mains frequency (50 / 60), None: no flicker
+    flicker_modulation: float | None = Field(default=None, ge=0)
+    distance_range_m: tuple[float, float] | None = None
+
+
+# Keys only format 2 knows (format 1 files were written by hand or by site tools).
+_FORMAT_2_KEYS = ("identity", "analog_gain", "colour_response", "site", "bundle_threshold",
+                  "target_bpcer")
+
+
+class CalibrationFile(_Section):
+    """What ``flashfas-edge calibrate`` measures at the install site (docs/CALIBRATE.md).
+
+    Format 2 (what calibrate writes) records the camera, flash surface and model bundle it was
+    made for, when, and the site verdict. Format 1 (latency and threshold only, no identity) is
+    still read: it cannot be checked against the hardware, so the daemon logs that it is used
+    unchecked.
+    """
+
+    format_version: Literal[1, 2] = 1
+    created: str | None = None  # ISO 8601 with a time zone (required in format 2)
+    device: str | None = None  # format 1: free-form camera/flash identity
+    identity: CalibrationIdentity | None = None
     latency_us: LatencyUs  # display/LED-to-camera latency
-    threshold: DecisionThreshold | None = None  # decision threshold on P(live)
-    exposure_us: int | None = Field(default=None, gt=0)
+    # Decision threshold on P(live); never below the bundle's (calibration only makes stricter)
+    threshold: DecisionThreshold | None = None
+    bundle_threshold: DecisionThreshold | None = None  # the bundle's own, when calibrated
+    target_bpcer: float | None = Field(default=None, gt=0, lt=0.5)
+    exposure_us: int | None = Field(default=None, gt=0, le=1_000_000)
+    analog_gain: float | None = Field(default=None, ge=1, le=64)
     white_balance_gains: tuple[float, float, float] | None = None
-    flash_snr: float | None = None  # flash response over ambient noise at the site
-    measurements: dict[str, Any] = Field(default_factory=dict)  # free-form extra evidence
+    colour_response: ColourResponse | None = None
+    flash_snr: float | None = Field(default=None, ge=0)  # flash response over ambient noise
+    site: SiteAssessment | None = None
+    measurements: dict[str, Any] = Field(default_factory=dict)  # evidence behind the values
+
+    @field_validator("white_balance_gains")
+    @classmethod
+    def _gains_positive(
+        cls, gains: tuple[float, float, float] | None
+    ) -> tuple[float, float, float] | None:
+        if gains is not None and not all(0 < g <= 16 for g in gains):
+            raise ValueError(f"white balance gains {gains} must be in (0, 16]")
+        return gains
+
+    @field_validator("created")
+    @classmethod
+    def _created_iso(cls, created: str | None) -> str | None:
+        if created is not None:
+            try:
+                stamp = datetime.fromisoformat(created)
+            except ValueError as exc:
+                raise ValueError(f"{created!r} is not an ISO 8601 time") from exc
+            if stamp.tzinfo is None:
+                raise ValueError(f"{created!r} has no time zone")
+        return created
+
+    @model_validator(mode="after")
+    def _by_format(self) -> CalibrationFile:
+        if self.format_version == 1:
+            extra = [k for k in _FORMAT_2_KEYS if getattr(self, k) is not None]
+            if extra:
+                raise ValueError(f"{', '.join(extra)} need format_version 2")
+        else:
+            missing = [k for k in ("identity", "created", "site") if getattr(self, k) is None]
+            if missing:
+                raise ValueError(f"format_version 2 needs {', '.join(missing)}")
+        if (self.threshold is not None and self.bundle_threshold is not None
+                and self.threshold < self.bundle_threshold):
+            raise ValueError(f"threshold {self.threshold} is below the bundle's "
+                             f"{self.bundle_threshold}: calibration may only make the kiosk "
+                             "stricter")
+        return self
+
+    def created_at(self) -> datetime | None:
+        return datetime.fromisoformat(self.created) if self.created else None
 
 
 class DaemonConfig(_Section):
@@ -305,8 +405,10 @@ def load_config(
     *,
     sim: bool = False,
     overrides: dict[str, dict[str, Any]] | None = None,
+    with_calibration: bool = True,
 ) -> LoadedConfig:
-    """Load and validate everything once. ``overrides`` are section→key→value from the CLI."""
+    """Load and validate everything once. ``overrides`` are section→key→value from the CLI;
+    ``with_calibration=False`` leaves the calibration file unread (``calibrate`` replaces it)."""
     data: dict[str, Any] = {}
     if path is not None:
         data = _read_table(path)
@@ -332,7 +434,8 @@ def load_config(
         raise ConfigError(
             f"invalid configuration {path or '(defaults)'}: {_format_validation(exc)}"
         ) from exc
-    calibration = load_calibration(daemon.calibration_file) if daemon.calibration_file else None
+    calibration = (load_calibration(daemon.calibration_file)
+                   if daemon.calibration_file and with_calibration else None)
     pipeline = daemon.pipeline
     if calibration is not None:
         # Calibration measured at the site wins over the file's generic values

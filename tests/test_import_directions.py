@@ -56,6 +56,11 @@ ALLOWED: dict[str, set[str]] = {
     # operator tools: record and demo, on top of everything the daemon runs
     "flashfas_edge.tools": {"daemon", "api", "kiosk", "capture", "flash", "data", "inference",
                             "pipeline", "config", "sim", *_BASE},
+    # site calibration: drives the camera and flash through their protocols, scores live checks
+    # with the pipeline; builds the kiosk's devices (real, or simulated) through kiosk assembly,
+    # never the simulator itself. Nothing in the runtime imports it but the CLI (by name).
+    "flashfas_edge.calibrate": {"capture", "flash", "face", "pipeline", "inference", "config",
+                                "kiosk", *_BASE},
     "flashfas_edge.cli": {""},  # loads the command modules by name (importlib)
 }
 # Single module-to-module exceptions, each with its reason.
@@ -69,6 +74,7 @@ NEVER: dict[str, set[str]] = {
     "flashfas_edge.capture": {"flashfas_edge.sim"},
     "flashfas_edge.flash": {"flashfas_edge.sim"},
     "flashfas_edge.face": {"flashfas_edge.pipeline"},
+    "flashfas_edge.calibrate": {"flashfas_edge.sim"},
 }
 
 

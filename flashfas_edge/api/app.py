@@ -40,6 +40,7 @@ from flashfas_edge.api.errors import (
 from flashfas_edge.api.flash_socket import serve_flash_client
 from flashfas_edge.api.models import (
     BackendIdentity,
+    CalibrationStatus,
     HealthResponse,
     LivenessRequest,
     LivenessResponse,
@@ -404,6 +405,34 @@ def _settle(
     return Outcome(result, ticket.wait_ms, error)
 
 
+def _calibration_status(state: DaemonState) -> CalibrationStatus:
+    """The calibration in force, its age now and the site verdict it recorded."""
+    from datetime import datetime, timezone
+
+    cal = state.config.calibration
+    source = state.config.daemon.calibration_file
+    status = CalibrationStatus(
+        file=source.name if source else None,  # its name, not where it lies
+        latency_us=state.service.latency_us,
+        threshold_override=state.config.pipeline.threshold_override,
+        threshold=state.service.pipeline.threshold, format_version=None, created=None,
+        age_days=None, site_verdict=None, flash_snr=None, made_for=None, device=None,
+    )
+    if cal is None:
+        return status
+    created = cal.created_at()
+    age = None if created is None else round(
+        (datetime.now(timezone.utc) - created).total_seconds() / 86400, 3)
+    made_for = None if cal.identity is None else {
+        "camera": cal.identity.camera, "flash": cal.identity.flash,
+        "bundle": cal.identity.bundle_name}
+    return status.model_copy(update={
+        "format_version": cal.format_version, "created": cal.created, "age_days": age,
+        "site_verdict": cal.site.verdict if cal.site else None,
+        "site_findings": list(cal.site.findings) if cal.site else [],
+        "flash_snr": cal.flash_snr, "made_for": made_for, "device": cal.device})
+
+
 def _status(state: DaemonState) -> StatusResponse:
     import fastapi as fastapi_mod
     import pydantic
@@ -411,16 +440,7 @@ def _status(state: DaemonState) -> StatusResponse:
     service = state.service
     h = _health(state)
     info = service.backend.info()
-    cal = state.config.calibration
-    calibration: dict[str, Any] = {
-        "file": state.config.daemon.calibration_file.name  # its name, not where it lies
-        if state.config.daemon.calibration_file else None,
-        "latency_us": service.latency_us,
-        "threshold_override": state.config.pipeline.threshold_override,
-        "threshold": service.pipeline.threshold,
-    }
-    if cal is not None:
-        calibration.update(created=cal.created, device=cal.device)
+    calibration = _calibration_status(state)
     try:
         cam = service.camera.info()
         camera = {"name": cam.name, "width": cam.width, "height": cam.height,

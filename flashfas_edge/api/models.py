@@ -172,6 +172,25 @@ class HealthResponse(BaseModel):
     reason: str | None = None
 
 
+class CalibrationStatus(BaseModel):
+    """The calibration in force (``flashfas-edge calibrate``, docs/CALIBRATE.md)."""
+
+    file: str | None = Field(None, description="Name of the calibration file; null: none.")
+    latency_us: int = Field(description="Flash-to-camera latency in force, µs.")
+    threshold_override: float | None = Field(None, description="The calibrated threshold.")
+    threshold: float = Field(description="Decision threshold in force.")
+    format_version: int | None = None
+    created: str | None = Field(None, description="When it was measured (ISO 8601).")
+    age_days: float | None = Field(None, description="Its age at this answer, days.")
+    site_verdict: Literal["pass", "warn", "fail"] | None = Field(
+        None, description="The site's fitness when it was measured.")
+    site_findings: list[str] = Field(default_factory=list)
+    flash_snr: float | None = None
+    made_for: dict[str, str] | None = Field(
+        None, description="Camera, flash surface and bundle it was made for (format 2).")
+    device: str | None = Field(None, description="Format 1: free-form device identity.")
+
+
 class StatusResponse(BaseModel):
     version: str
     versions: dict[str, str]
@@ -181,7 +200,7 @@ class StatusResponse(BaseModel):
     uptime_s: float
     backend: BackendIdentity
     model: ModelIdentity
-    calibration: dict[str, Any]
+    calibration: CalibrationStatus
     camera: dict[str, Any]
     flash: dict[str, Any]
     queue_depth: int

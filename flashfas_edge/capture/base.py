@@ -66,3 +66,41 @@ class Camera(Protocol):
     def last_frame_time_us(self) -> int | None:
         """Start of the newest frame in the buffer (for the watchdog); None before the first."""
         ...
+
+
+@dataclass(frozen=True)
+class ExposureSettings:
+    """A manual sensor setting: exposure time, analog gain (1 = none) and white-balance gains
+    per channel (R, G, B; G = 1). What calibration chooses and the camera then holds."""
+
+    exposure_us: int
+    analog_gain: float = 1.0
+    white_balance_gains: tuple[float, float, float] = (1.0, 1.0, 1.0)
+
+
+@dataclass(frozen=True)
+class ExposureRange:
+    """What a lockable camera can be set to (µs, analog gain multiplier)."""
+
+    min_exposure_us: int
+    max_exposure_us: int
+    max_gain: float  # 1.0: the camera's gain cannot be set, only its exposure
+    white_balance_settable: bool  # False: white balance is locked where the camera holds it
+
+
+@runtime_checkable
+class ExposureControl(Protocol):
+    """A camera whose exposure, gain and white balance can be set by hand and then held (what
+    ``flashfas-edge calibrate`` needs; docs/CALIBRATE.md). A camera without it is refused there."""
+
+    def exposure_range(self) -> ExposureRange: ...
+
+    def exposure_settings(self) -> ExposureSettings:
+        """The setting in force (after start: what the device accepted)."""
+        ...
+
+    def lock_exposure(self, settings: ExposureSettings) -> ExposureSettings:
+        """Switch auto exposure, gain and white balance off and hold ``settings``; returns what
+        the device accepted. :class:`CameraError` if the camera cannot hold them."""
+        ...
+

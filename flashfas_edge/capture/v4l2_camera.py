@@ -45,7 +45,13 @@ from dataclasses import dataclass
 
 import cv2
 
-from flashfas_edge.capture.base import CameraError, CameraInfo, Frame
+from flashfas_edge.capture.base import (
+    CameraError,
+    CameraInfo,
+    ExposureRange,
+    ExposureSettings,
+    Frame,
+)
 from flashfas_edge.capture.frame_ring import FrameRing, RingCamera
 from flashfas_edge.clock import monotonic_us
 
@@ -133,6 +139,39 @@ class V4L2Camera(RingCamera):
         exposure = self.requested_exposure_us or DEFAULT_EXPOSURE_US
         return CameraInfo(self.width, self.height, self.fps, int(exposure), self.readout_us,
                           name=f"v4l2:{self.source.description}")
+
+    # ----- ExposureControl (capture/base.py): what calibration sets ----------------------------
+    def exposure_range(self) -> ExposureRange:
+        # OpenCV exposes V4L2 gain only in device-specific units, not as a multiplier: exposure
+        # is set, gain stays at the device's default; white balance is held at a temperature.
+        return ExposureRange(V4L2_EXPOSURE_UNIT_US, int(self._period_us), 1.0,
+                             white_balance_settable=False)
+
+    def exposure_settings(self) -> ExposureSettings:
+        return ExposureSettings(self.info().exposure_us)
+
+    def lock_exposure(self, settings: ExposureSettings) -> ExposureSettings:
+        """Hold ``settings.exposure_us`` (the capture restarts when it runs); refuses what a
+        V4L2 device cannot do here: a non-V4L2 source, a gain, or per-channel white balance."""
+        if not self.source.is_v4l2:
+            raise CameraError(f"camera {self.source.description} is not a V4L2 device: its "
+                              "exposure cannot be locked")
+        if settings.analog_gain != 1.0 or settings.white_balance_gains != (1.0, 1.0, 1.0):
+            raise CameraError(f"camera {self.source.description}: only the exposure can be set "
+                              "here (gain and white-balance gains are not V4L2 multipliers)")
+        if not 0 < settings.exposure_us <= self._period_us:
+            raise CameraError(f"exposure {settings.exposure_us} µs does not fit the frame "
+                              f"period {self._period_us:.0f} µs")
+        running = self._running()
+        if running:
+            self.stop()
+        self.requested_exposure_us = int(settings.exposure_us)
+        self._info = None
+        if running:
+            self.start()
+        if running and not self.exposure_locked:
+            raise CameraError(f"camera {self.source.description} did not hold manual exposure")
+        return self.exposure_settings()
 
     def start(self) -> None:
         if self._thread is not None and self._thread.is_alive():

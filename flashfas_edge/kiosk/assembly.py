@@ -10,13 +10,14 @@ simulated kiosk (None on a real one).
 from __future__ import annotations
 
 import importlib
+import logging
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from flashfas_edge.capture.base import Camera
-from flashfas_edge.config import ConfigError, LoadedConfig
+from flashfas_edge.capture.base import Camera, CameraInfo, ExposureControl, ExposureSettings
+from flashfas_edge.config import CalibrationFile, ConfigError, LoadedConfig
 from flashfas_edge.daemon.challenge_lockout import ChallengeLockout
 from flashfas_edge.daemon.service import LivenessService
 from flashfas_edge.flash.base import FlashDriver
@@ -27,6 +28,8 @@ from flashfas_edge.kiosk.recording import CheckRecording
 from flashfas_edge.kiosk.sim_scene import SimSceneControls, build_sim_kiosk
 
 DEFAULT_BUNDLE_NAME = "edge-default"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,63 @@ def real_camera(config: LoadedConfig) -> Camera:
                       readout_us=camera_config.readout_us)
 
 
+def camera_identity(info: CameraInfo) -> str:
+    """The camera a calibration belongs to: its device name and mode."""
+    return f"{info.name} {info.width}x{info.height}@{info.fps:g}"
+
+
+def flash_identity(config: LoadedConfig) -> str:
+    """The flash surface a calibration belongs to: real or simulated, display or LED panel."""
+    return f"{config.daemon.kiosk.mode}:{config.daemon.kiosk.flash.kind}"
+
+
+def build_devices(config: LoadedConfig) -> tuple[Camera, FlashDriver, SimSceneControls | None]:
+    """The camera and the flash surface of the configured kiosk (and the simulated kiosk's scene
+    controls; None on a real one), not started. ``serve`` and ``calibrate`` build them here."""
+    if config.sim:
+        return _sim_kiosk(config)
+    return (*_real_kiosk(config), None)
+
+
+def check_calibration(calibration: CalibrationFile, source: Path | None, camera: Camera,
+                      config: LoadedConfig, bundle_name: str, bundle_sha256: str,
+                      bundle_threshold: float) -> None:
+    """Refuse a calibration made for other hardware or another bundle, or one that would make
+    the kiosk more lenient than the bundle (ConfigError, exit 78), naming both sides."""
+    where = source.name if source is not None else "calibration"
+    if calibration.threshold is not None and calibration.threshold < bundle_threshold:
+        raise ConfigError(f"calibration file {where}: threshold {calibration.threshold:g} is "
+                          f"below bundle {bundle_name!r}'s {bundle_threshold:g}; calibration may "
+                          "only make the kiosk stricter — run flashfas-edge calibrate again")
+    identity = calibration.identity
+    if identity is None:  # format 1: nothing to check it against
+        log.warning("calibration file %s (format 1) records no camera, flash or bundle: used "
+                    "unchecked; run flashfas-edge calibrate to replace it", where)
+        return
+    here = {"camera": camera_identity(camera.info()), "flash": flash_identity(config),
+            "bundle": f"{bundle_name} (manifest sha256 {bundle_sha256[:12]})"}
+    made_for = {"camera": identity.camera, "flash": identity.flash,
+                "bundle": f"{identity.bundle_name} (manifest sha256 "
+                          f"{identity.bundle_manifest_sha256[:12]})"}
+    differ = [k for k in here if here[k] != made_for[k]]
+    if differ:
+        shown = "; ".join(f"{k}: made for {made_for[k]!r}, this kiosk has {here[k]!r}"
+                          for k in differ)
+        raise ConfigError(f"calibration file {where} was made for other hardware or another "
+                          f"model bundle ({shown}); run flashfas-edge calibrate on this kiosk")
+
+
+def _apply_calibrated_exposure(camera: Camera, calibration: CalibrationFile) -> None:
+    """Hold the calibrated exposure, gain and white balance on a camera that can be set."""
+    if calibration.exposure_us is None or not isinstance(camera, ExposureControl):
+        return
+    settings = ExposureSettings(calibration.exposure_us, calibration.analog_gain or 1.0,
+                                calibration.white_balance_gains or (1.0, 1.0, 1.0))
+    if camera.exposure_range().white_balance_settable is False:
+        settings = ExposureSettings(settings.exposure_us, settings.analog_gain)
+    camera.lock_exposure(settings)
+
+
 def _real_kiosk(config: LoadedConfig) -> tuple[Camera, FlashDriver]:
     kiosk = config.daemon.kiosk
     camera = real_camera(config)
@@ -113,16 +173,20 @@ def build_kiosk(config: LoadedConfig) -> Kiosk:
     pipeline_config = config.pipeline
     camera: Camera
     flash: FlashDriver
-    if config.sim:
-        camera, flash, sim_controls = _sim_kiosk(config)
+    camera, flash, sim_controls = build_devices(config)
+    if config.calibration is not None:
+        bundle = backend.bundle
+        check_calibration(config.calibration, daemon.calibration_file, camera, config,
+                          bundle.name, bundle.manifest_sha256, bundle.threshold_default)
+        if sim_controls is not None:  # a V4L2 camera gets the exposure when it is made
+            _apply_calibrated_exposure(camera, config.calibration)
+    if sim_controls is not None:
         if config.calibration is None:
             # The simulated device's latency and light rise time (display or LED panel) are
             # known exactly: what calibration would measure.
             pipeline_config = pipeline_config.model_copy(update={
                 "latency_us": int(sim_controls.kiosk.latency_us),
                 "display_rise_us": int(sim_controls.kiosk.profile.display_rise_us)})
-    else:
-        camera, flash = _real_kiosk(config)
     recording = CheckRecording(camera, flash)
     landmarks = create_landmark_provider(pipeline_config.landmarks)
     try:

@@ -72,6 +72,10 @@ class SimSceneOptions(BaseModel):
     exposure_scale: float = Field(1.0, ge=1e-4, le=100)
     ambient_scale: float = Field(1.0, ge=0, le=1000)
     flash_visible: bool = True
+    # mains flicker of the room light: the mains frequency, and its amplitude instead of the
+    # ambient scenario's own (None)
+    mains_hz: float = Field(50.0, ge=50, le=60)
+    flicker: float | None = Field(None, ge=0, le=0.5)
 
     @field_validator("distance_range_m", mode="before")
     @classmethod

@@ -51,10 +51,15 @@ class Ambient:
     sky_rgb: np.ndarray
     window_radiance: float
     drift_per_s: float  # relative change of all ambient light per second
-    flicker: float  # relative amplitude of 100 Hz mains flicker
+    flicker: float  # relative amplitude of the mains flicker (light ripples at twice mains)
     flicker_phase: float
     dir_cct: float = 5000.0  # colour temperature of each part (the spectral renderer's light)
     sky_cct: float = 5000.0
+    mains_hz: float = 50.0  # 50 Hz mains: 100 Hz ripple; 60 Hz mains: 120 Hz
+
+    @property
+    def flicker_hz(self) -> float:
+        return 2.0 * self.mains_hz
 
     @staticmethod
     def draw(rng: np.random.Generator, scenario: str) -> Ambient:
@@ -88,7 +93,7 @@ class Ambient:
         """Ambient level relative to its mean at times t_rel_us (µs from the sequence middle)."""
         t_s = t_rel_us * 1e-6
         return 1 + self.drift_per_s * t_s + self.flicker * np.sin(
-            2 * np.pi * 100.0 * t_s + self.flicker_phase)
+            2 * np.pi * self.flicker_hz * t_s + self.flicker_phase)
 
     def image(self, gb: GBuffer, rays: np.ndarray, height: int, width: int) -> np.ndarray:
         """float32 [H, W, 3] radiance under the ambient light (mean level), windows included."""

@@ -32,7 +32,7 @@ from flashfas_edge.sim.scene import (
     state_light,
 )
 from flashfas_edge.sim.schedule import IDLE_STATE
-from flashfas_edge.sim.sensor import SensorState, develop, settle_exposure
+from flashfas_edge.sim.sensor import SensorState, develop, manual_sensor, settle_exposure
 
 _SUBSAMPLES = 8
 
@@ -52,6 +52,10 @@ class Subject:
     exposure_scale: float = 1.0  # <1 underexposed, >1 overexposed (after exposure locked)
     ambient_scale: float = 1.0  # >1: very strong ambient; exposure re-locks → low flash SNR
     flash_visible: bool = True  # False: the driver reports onsets but the light never changes
+    # Room light flicker: mains frequency (the light ripples at twice it) and, when set, its
+    # relative amplitude instead of the scenario's drawn one (calibration's flicker detection).
+    mains_hz: float = 50.0
+    flicker: float | None = None
 
     # named presets for the quality gates
     @staticmethod
@@ -101,6 +105,9 @@ class SimKiosk:
         self._showing_idle = True
         self._stream_restart_us: float | None = None
         self._walk = np.zeros(4)  # tx, ty, rot_deg, log scale
+        # A manual sensor setting held across subjects (calibration locked it); None: auto
+        # exposure settles on each new subject, then locks.
+        self._manual: SensorState | None = None
         self.last_other_faces: list[np.ndarray] = []
         self.scene: Scene
         self.subject: Subject
@@ -122,13 +129,31 @@ class SimKiosk:
                             face_radiance=scene.face_radiance
                             + face_mean_radiance(scene.ambient, scene.landmarks)
                             * (subject.ambient_scale - 1))
-        sensor = settle_exposure(self.profile, scene.face_radiance)
-        sensor = SensorState(sensor.scale * subject.exposure_scale, sensor.analog_gain,
-                             sensor.exposure_us)
+        light = scene.ambient_light
+        if subject.mains_hz != light.mains_hz or subject.flicker is not None:
+            flicker = light.flicker if subject.flicker is None else subject.flicker
+            scene = replace(scene, ambient_light=replace(light, mains_hz=subject.mains_hz,
+                                                         flicker=flicker))
+        sensor = self._manual or settle_exposure(self.profile, scene.face_radiance)
+        sensor = replace(sensor, scale=sensor.scale * subject.exposure_scale)
         with self._lock:
             self.scene, self.subject, self._sensor = scene, subject, sensor
             self.exposure_us = sensor.exposure_us
             self._walk[:] = 0
+
+    def lock_sensor(self, exposure_us: int, analog_gain: float,
+                    wb_gains: tuple[float, float, float] | None) -> SensorState:
+        """Hold a manual exposure, gain and white balance from now on, for every subject."""
+        manual = manual_sensor(self.profile, exposure_us, analog_gain, wb_gains)
+        with self._lock:
+            self._manual = manual
+            self._sensor = replace(manual, scale=manual.scale * self.subject.exposure_scale)
+            self.exposure_us = manual.exposure_us
+        return manual
+
+    def sensor_state(self) -> SensorState:
+        with self._lock:
+            return self._sensor
 
     def inject_stream(self, images: list[np.ndarray] | None,
                       landmarks: list[np.ndarray | None] | None = None) -> None:
@@ -208,9 +233,10 @@ class SimKiosk:
             walk = self._walk.copy()
             rng = np.random.default_rng(self._rng.integers(2**63))
         t_s = (rows + self.exposure_us / 2) * 1e-6
-        # slow drift (clouds, people moving) and 100 Hz mains flicker of the room light
-        amb_rows = (1 + 0.02 * np.sin(2 * np.pi * t_s / 7.0) + scene.ambient_light.flicker
-                    * np.sin(2 * np.pi * 100 * t_s + scene.ambient_light.flicker_phase))
+        # slow drift (clouds, people moving) and mains flicker of the room light (twice mains)
+        light = scene.ambient_light
+        amb_rows = (1 + 0.02 * np.sin(2 * np.pi * t_s / 7.0) + light.flicker
+                    * np.sin(2 * np.pi * light.flicker_hz * t_s + light.flicker_phase))
         lin = scene.ambient * amb_rows.astype(np.float32)[:, None, None] + scene.flash_image(
             display)
         if scene.replay is not None:

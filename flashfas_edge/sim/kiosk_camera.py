@@ -17,10 +17,11 @@ import threading
 from collections import deque
 from typing import Any
 
-from flashfas_edge.capture.base import CameraInfo, Frame
+from flashfas_edge.capture.base import CameraInfo, ExposureRange, ExposureSettings, Frame
 from flashfas_edge.capture.frame_ring import FrameRing, RingCamera
 from flashfas_edge.clock import monotonic_us
 from flashfas_edge.sim.kiosk import SimKiosk
+from flashfas_edge.sim.sensor import MIN_EXPOSURE_US
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,24 @@ class SimCamera(RingCamera):
         k = self.kiosk
         return CameraInfo(k.width, k.height, self.fps, k.exposure_us, k.readout_us,
                           name=f"sim:{k.profile.name}")
+
+    # ExposureControl (capture/base.py): the virtual sensor holds what calibration sets
+    def exposure_range(self) -> ExposureRange:
+        profile = self.kiosk.profile
+        # the build's own exposure is its longest (motion blur); beyond it, gain
+        return ExposureRange(MIN_EXPOSURE_US, int(profile.exposure_us), float(profile.max_gain),
+                             white_balance_settable=True)
+
+    def exposure_settings(self) -> ExposureSettings:
+        state = self.kiosk.sensor_state()
+        wb = state.wb_gains or self.kiosk.profile.wb_gains
+        return ExposureSettings(state.exposure_us, state.analog_gain,
+                                tuple(float(g) for g in wb))  # type: ignore[arg-type]
+
+    def lock_exposure(self, settings: ExposureSettings) -> ExposureSettings:
+        held = self.kiosk.lock_sensor(settings.exposure_us, settings.analog_gain,
+                                      settings.white_balance_gains)
+        return ExposureSettings(held.exposure_us, held.analog_gain, settings.white_balance_gains)
 
     def start(self) -> None:
         if self._thread is not None and self._thread.is_alive():

@@ -14,6 +14,7 @@ from flashfas_edge.sim.device import DeviceProfile
 
 _UNITY_SCALE = 0.25  # sensor value of radiance 1 at analog gain 1 (before exposure scaling)
 _AE_TARGET = 0.25  # exposure aims the face under the brightest state at this level, then locks
+MIN_EXPOSURE_US = 100  # the sensor's shortest exposure
 _LUT_SIZE = 1 << 14
 _NOISE_BANK_SIZE = 1 << 22  # 4 Mi unit normals (16 MB), shared by every frame of a process
 
@@ -47,6 +48,17 @@ class SensorState:
     scale: float  # linear radiance → sensor value
     analog_gain: float
     exposure_us: int
+    wb_gains: tuple[float, float, float] | None = None  # None: the profile's locked gains
+
+
+def manual_sensor(profile: DeviceProfile, exposure_us: int, analog_gain: float,
+                  wb_gains: tuple[float, float, float] | None = None) -> SensorState:
+    """The sensor held at a setting chosen by hand (calibration), not by auto exposure."""
+    exposure_us = max(MIN_EXPOSURE_US, int(exposure_us))
+    gain = float(min(max(analog_gain, 1.0), profile.max_gain))
+    base = _UNITY_SCALE * exposure_us / 8000.0
+    return SensorState(scale=base * gain, analog_gain=gain, exposure_us=exposure_us,
+                       wb_gains=wb_gains)
 
 
 def settle_exposure(profile: DeviceProfile, face_radiance: float) -> SensorState:
@@ -57,7 +69,7 @@ def settle_exposure(profile: DeviceProfile, face_radiance: float) -> SensorState
     if needed >= 1.0:
         gain = float(min(needed, profile.max_gain))
         return SensorState(scale=base * gain, analog_gain=gain, exposure_us=profile.exposure_us)
-    exposure = max(100, int(round(profile.exposure_us * needed)))
+    exposure = max(MIN_EXPOSURE_US, int(round(profile.exposure_us * needed)))
     return SensorState(scale=base * exposure / profile.exposure_us, analog_gain=1.0,
                        exposure_us=exposure)
 
@@ -75,7 +87,7 @@ def develop(linear: np.ndarray, profile: DeviceProfile, state: SensorState,
     np.sqrt(sigma, out=sigma)
     sigma *= unit_noise(rng, v.shape)
     v += sigma
-    v *= np.array(profile.wb_gains, np.float32)
+    v *= np.array(state.wb_gains or profile.wb_gains, np.float32)
     # gamma + 8-bit quantisation through a 14-bit lookup table (the sensor's ADC depth)
     v *= np.float32(_LUT_SIZE - 1)
     v += np.float32(0.5)
