@@ -175,3 +175,50 @@ def test_serve_with_the_browser_display_as_flash_answers_checks_on_the_simulated
             browser.close()
         proc.terminate()
         proc.wait(timeout=30)
+
+
+@pytest.mark.skipif(not (DEFAULT_BUNDLE / "manifest.json").is_file(),
+                    reason="the trained default bundle is not in this checkout")
+def test_calibrate_serves_the_flash_client_and_measures_through_the_browser(tmp_path):
+    """calibrate runs with the daemon stopped: it serves the page's flash client itself on the
+    daemon's address and key, waits for the page, and measures through its presentations."""
+    import json
+    import socket
+
+    from api_harness import API_KEY, write_key_file
+
+    from flashfas_edge.config import load_calibration
+
+    with socket.socket() as s:  # a free loopback port for the daemon's address
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    key = write_key_file(tmp_path)
+    config = tmp_path / "site.toml"
+    config.write_text(f'[server]\nport = {port}\napi_key_file = "{key}"\n'
+                      f'[audit]\npath = "{tmp_path / "audit.jsonl"}"\n'
+                      '[kiosk.flash]\nkind = "display"\nsurface = "browser"\n')
+    out = tmp_path / "calibration.json"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "flashfas_edge.cli", "calibrate", "--sim", "--yes", "--json",
+         "--config", str(config), "--out", str(out), "--toggles", "6", "--live-checks", "3"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    browser = None
+    try:
+        url = f"http://127.0.0.1:{port}"
+        _wait_until(lambda: httpx.get(f"{url}/v1/flash/client.js", timeout=2).status_code == 200,
+                    120, "calibrate to serve the flash client")
+        assert httpx.get(f"{url}/v1/health", timeout=2).status_code == 404  # only the flash
+        browser = Chromium(kiosk_page(tmp_path, url, API_KEY).as_uri(), tmp_path / "profile")
+        stdout, stderr = proc.communicate(timeout=600)
+    finally:
+        if browser is not None:
+            browser.close()
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode in (0, 1), stderr[-3000:]  # calibrated (site pass/warn or fail)
+    assert "serving the flash client" in stderr
+    answer = json.loads(stdout)
+    cal = load_calibration(out)
+    assert cal.identity is not None and "display" in cal.identity.flash
+    assert 0 <= cal.latency_us < 250_000
+    assert Path(answer["report"]).read_text().count("<svg") == 3

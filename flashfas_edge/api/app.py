@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Protocol
 
 import numpy as np
-from fastapi import Depends, FastAPI, Request, Response, WebSocket
+from fastapi import Depends, FastAPI, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
@@ -37,7 +37,7 @@ from flashfas_edge.api.errors import (
     api_error_for,
     install_error_handlers,
 )
-from flashfas_edge.api.flash_socket import serve_flash_client
+from flashfas_edge.api.flash_routes import flash_client_router
 from flashfas_edge.api.models import (
     BackendIdentity,
     CalibrationStatus,
@@ -67,7 +67,7 @@ from flashfas_edge.daemon import metrics as metrics_mod
 from flashfas_edge.daemon.audit_log import AuditLog, AuditLogError
 from flashfas_edge.daemon.check_gate import CallerState, CheckGate, Ticket
 from flashfas_edge.daemon.service import Health, LivenessService
-from flashfas_edge.flash.display_flash import FlashClientHub, client_script
+from flashfas_edge.flash.display_flash import FlashClientHub
 from flashfas_edge.pipeline.result import CheckResult, Reason, new_check_id
 
 log = logging.getLogger(__name__)
@@ -170,21 +170,7 @@ def create_app(config: LoadedConfig, service: LivenessService, audit: AuditLog,
         """Prometheus text format: checks by verdict/reason, stage latencies, queue, camera fps."""
         return Response(metrics.render(), media_type=metrics_mod.CONTENT_TYPE)
 
-    flash_client_js = client_script()
-
-    @app.get("/v1/flash/client.js", tags=["display flash"], response_class=PlainTextResponse,
-             responses={200: {"description": "The flash client (plain JavaScript)",
-                              "content": {"text/javascript": {"schema": {"type": "string"}}}}})
-    async def flash_client() -> Response:
-        """The browser flash client a kiosk page includes (docs/DISPLAY_FLASH.md); no API key:
-        a `<script src>` cannot send one, and the file holds no secret. The client then connects
-        to the WebSocket `/v1/flash/ws` and sends the key as its first message."""
-        return Response(flash_client_js, media_type="text/javascript",
-                        headers={"Cache-Control": "no-cache"})
-
-    @app.websocket("/v1/flash/ws")
-    async def flash_client_socket(socket: WebSocket) -> None:
-        await serve_flash_client(socket, state.api_key, flash_clients)
+    app.include_router(flash_client_router(lambda: state.api_key, flash_clients))
 
     @app.get("/openapi.json", dependencies=authed, include_in_schema=False)
     async def openapi_document() -> JSONResponse:

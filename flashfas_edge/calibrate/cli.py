@@ -42,6 +42,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     cal.add_argument("--json", action="store_true",
                      help="print the result as JSON on stdout (progress goes to stderr)")
     cal.add_argument("--sim", action="store_true", help="calibrate the simulated kiosk")
+    cal.add_argument("--flash-client-wait-s", type=float, default=120.0, metavar="S",
+                     help="browser display flash: how long to wait for the kiosk page's flash "
+                     "client to connect (calibrate serves it on the daemon's address; default "
+                     "120)")
     cal.add_argument("--flash", choices=("sim", "led-sim"), default="sim",
                      help="with --sim: the simulated flash, or the LED-panel driver on the "
                           "panel firmware's simulator (pty)")
@@ -175,11 +179,14 @@ def _run(args: argparse.Namespace, config: Any) -> int:
     rig = Rig(camera, flash, create_landmark_provider(config.pipeline.landmarks),
               idle=idle_state_of(challenge), max_flashes_per_s=challenge.max_flashes_per_s)
     started = time.monotonic()
+    from flashfas_edge.calibrate.browser_flash import browser_flash_served
+
     try:
-        rig.start()
-        if args.verify:
-            return _verify(args, config, rig, scene, ui, options, started)
-        return _full(args, config, rig, scene, ui, options, out, started)
+        with browser_flash_served(config, flash, ui.note):
+            rig.start(flash_wait_s=args.flash_client_wait_s)
+            if args.verify:
+                return _verify(args, config, rig, scene, ui, options, started)
+            return _full(args, config, rig, scene, ui, options, out, started)
     except (CalibrationError, CameraError, FlashError) as exc:
         ui.note(f"calibration stopped: {exc}")
         if args.json:

@@ -21,7 +21,13 @@ import numpy as np
 from flashfas_edge.capture.base import Camera, CameraError, CameraInfo, Frame
 from flashfas_edge.clock import monotonic_us
 from flashfas_edge.face.base import LandmarkProvider
-from flashfas_edge.flash.base import FlashDriver, FlashPlayback, FlashSchedule, FlashState
+from flashfas_edge.flash.base import (
+    FlashDriver,
+    FlashError,
+    FlashPlayback,
+    FlashSchedule,
+    FlashState,
+)
 from flashfas_edge.flash.safety import (
     WCAG_MAX_FLASHES_PER_S,
     FlashSafetyGovernor,
@@ -99,7 +105,9 @@ class Rig:
         self.governor = FlashSafetyGovernor(max_flashes_per_s, idle)
         self.played = 0  # sequences played (each one within the limits)
 
-    def start(self, timeout_s: float = 10.0) -> None:
+    def start(self, timeout_s: float = 10.0, flash_wait_s: float = 0.0) -> None:
+        """Start camera and flash; ``flash_wait_s``: how long the flash's self-test may keep
+        failing (a browser display waits for the kiosk page to connect)."""
         self.camera.start()
         deadline = time.monotonic() + timeout_s
         while self.camera.last_frame_time_us() is None:
@@ -107,7 +115,15 @@ class Rig:
                 raise CameraError(f"no frame within {timeout_s:.0f} s of start")
             time.sleep(0.02)
         self.flash.start()
-        self.flash.self_test()
+        flash_deadline = time.monotonic() + flash_wait_s
+        while True:
+            try:
+                self.flash.self_test()
+                return
+            except FlashError:
+                if time.monotonic() >= flash_deadline:
+                    raise
+                time.sleep(0.25)
 
     def stop(self) -> None:
         for part in (self.flash, self.camera):
