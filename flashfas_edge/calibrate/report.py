@@ -79,7 +79,9 @@ def _distance_svg(outcome: Outcome, min_snr: float, warn_snr: float) -> str:
     model = outcome.distance
     ds = np.linspace(0.15, 1.5, 60)
     snr = model.snr_at(ds)
-    top = float(min(max(snr.max(), warn_snr * 2), 200.0))
+    # the range that decides (the limits and the face's own SNR), not the near-field peak
+    top = float(min(max(model.snr_at_face * 2.5, warn_snr * 4), snr.max(), 200.0))
+    top = max(top, warn_snr * 2)
     chart = Chart("Flash SNR against distance", "distance (m)", "flash SNR", (0.15, 1.5),
                   (0.0, top))
     usable = outcome.calibration.site.distance_range_m if outcome.calibration.site else None
@@ -90,7 +92,7 @@ def _distance_svg(outcome: Outcome, min_snr: float, warn_snr: float) -> str:
     chart.line([0.15, 1.5], [warn_snr, warn_snr], "#b26a00", "6 3", 1.5)
     chart.label(1.48, warn_snr + top * 0.02, f"warn below {warn_snr:g}", "#b26a00", "end")
     chart.line([0.15, 1.5], [min_snr, min_snr], "#c62828", "6 3", 1.5)
-    chart.label(1.48, min_snr + top * 0.02, f"fail below {min_snr:g}", "#c62828", "end")
+    chart.label(1.48, min_snr - top * 0.06, f"fail below {min_snr:g}", "#c62828", "end")
     chart.point(model.face_distance_m, min(model.snr_at_face, top))
     chart.label(model.face_distance_m, min(model.snr_at_face, top) + top * 0.04,
                 f" measured {model.snr_at_face:.1f} at {model.face_distance_m:.2f} m", "#e45756")
