@@ -67,6 +67,9 @@ def main() -> int:
                         help="the earlier challenge: all 120 orders, fixed timing")
     parser.add_argument("--bundle", type=Path, default=Path("engines/edge-default"))
     parser.add_argument("--json", type=Path, help="write the counts here")
+    parser.add_argument("--flash", choices=("sim", "led-sim"), default="sim",
+                        help="the simulated flash, or the LED-panel driver on the firmware's "
+                        "simulator (docs/LED_PANEL.md)")
     args = parser.parse_args()
     challenge = (ChallengeConfig(timing_steps=1, max_flashes_per_challenge=3)
                  if args.baseline else ChallengeConfig())
@@ -74,7 +77,7 @@ def main() -> int:
     replayed: Counter[str] = Counter()
     with tempfile.TemporaryDirectory(prefix="flashfas-replay-") as tmp:
         directory = Path(tmp)
-        config_path, key = demo_config(directory, args.bundle)
+        config_path, key = demo_config(directory, args.bundle, flash=args.flash)
         extra = ["[lockout]", "cooldown_s = 0.0", "max_mismatches = 1000"]
         if args.baseline:
             extra += ["[pipeline.challenge]", "timing_steps = 1", "max_flashes_per_challenge = 3"]
@@ -111,6 +114,7 @@ def main() -> int:
     safe, patterns, analytic = analytic_match(challenge)
     result = {
         "challenge": "baseline (120 orders, fixed timing)" if args.baseline else "default",
+        "flash": args.flash,
         "recorded_checks": dict(recorded),
         "replays": tries,
         "replay_answers": dict(replayed),

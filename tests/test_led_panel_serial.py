@@ -144,7 +144,10 @@ def test_reported_onsets_match_when_the_emitters_switched(driver, panel):
     worst = max(abs(e) for e in errors)
     print(f"onset mapping error over {len(errors)} edges: median {statistics.median(errors):.0f}"
           f" µs, worst {worst} µs; drift estimated {driver.clock.drift_ppm:.0f} ppm (true 250)")
-    assert worst < 500
+    # a scheduling hiccup of the loaded host shows up as a few hundred µs (536 µs p95 measured,
+    # docs/LED_PANEL.md); a broken mapping is off by milliseconds — the states last ≥ 64 ms and
+    # the timing steps 25 ms, so 1 ms is far inside what verification can tell apart
+    assert worst < 1_000
     assert abs(driver.clock.drift_ppm - 250) < 50
 
 

@@ -55,3 +55,42 @@ def test_a_colour_challenge_is_not_judged_by_the_scalar_timing_model():
     played = _playback(lambda i: palette[i], (66_000,) * 5)
     frames = _frames_seeing(_playback(lambda i: (1.0, 1.0, 1.0), (66_000,) * 5))
     assert fit_timing(frames, LANDMARKS, played, latency_us=0, rise_us=1, gamma=1.0) is None
+
+
+def test_too_few_frames_to_verify_the_timing_is_reported_not_passed():
+    """A starved camera (frames lost) must not switch the timing check off: the fit says how
+    few frames it had, and the pipeline answers retry instead of passing on the order alone."""
+    grey = lambda i: (1.0, 1.0, 1.0)  # noqa: E731
+    played = _playback(grey, (66_000, 91_000, 66_000, 116_000, 66_000))
+    frames = _frames_seeing(played)[::4]  # most frames lost
+    fit = fit_timing(frames, LANDMARKS, played, latency_us=0, rise_us=1, gamma=1.0)
+    assert fit is not None and fit.frames_used < played.schedule.n0 + 1
+    assert np.isnan(fit.residual_steps)
+
+
+def test_the_pipeline_answers_retry_when_the_timing_cannot_be_verified():
+    import dataclasses
+
+    import pytest
+
+    from flashfas_edge.pipeline.config import PipelineConfig
+    from flashfas_edge.pipeline.pipeline import Pipeline
+    from flashfas_edge.pipeline.rejection import CheckRejected
+    from flashfas_edge.pipeline.result import Reason, Verdict
+
+    grey = lambda i: (1.0, 1.0, 1.0)  # noqa: E731
+    played = _playback(grey, (66_000, 91_000, 66_000, 116_000, 66_000))
+
+    @dataclasses.dataclass
+    class _Cap:
+        playback: FlashPlayback
+        frames: list
+
+    pipeline = Pipeline.__new__(Pipeline)  # only the timing rule and its config
+    pipeline.config = PipelineConfig(latency_us=0, display_rise_us=1, camera_gamma=1.0)
+    cap = _Cap(played, _frames_seeing(played)[::4])
+    with pytest.raises(CheckRejected) as info:
+        pipeline._verify_timing(cap, np.stack([LANDMARKS]), {"flash_snr": 50.0}, {})
+    assert info.value.verdict is Verdict.RETRY and info.value.reason is Reason.NO_CLEAN_FRAME
+    full = _Cap(played, _frames_seeing(played))
+    pipeline._verify_timing(full, np.stack([LANDMARKS]), {"flash_snr": 50.0}, {})  # passes

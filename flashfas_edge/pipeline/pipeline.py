@@ -430,8 +430,13 @@ class Pipeline:
                          cfg.display_rise_us, cfg.camera_gamma)
         if fit is None:
             return
-        detail["timing_residual_steps"] = round(min(fit.residual_steps, 1e6), 4)
         detail["timing_frames"] = fit.frames_used
+        if fit.frames_used < cap.playback.schedule.n0 + 1:
+            # fail closed: a starved camera must not turn the timing check off (a replay whose
+            # order happens to match would then pass on the order alone)
+            raise retry(Reason.NO_CLEAN_FRAME, timing_verified=False,
+                        timing_frames=fit.frames_used)
+        detail["timing_residual_steps"] = round(min(fit.residual_steps, 1e6), 4)
         if fit.residual_steps <= cfg.gates.max_timing_residual_steps:
             return
         limit = {"max_timing_residual_steps": cfg.gates.max_timing_residual_steps}

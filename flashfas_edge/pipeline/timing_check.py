@@ -87,16 +87,19 @@ def _grey(playback: FlashPlayback) -> bool:
 
 def fit_timing(frames: Sequence[Frame], landmarks: np.ndarray, playback: FlashPlayback,
                latency_us: int, rise_us: int, gamma: float) -> TimingFit | None:
-    """The timing fit of the frames against the playback; None when too few frames saw only
-    the sequence (nothing to verify beyond the clean frames)."""
+    """The timing fit of the frames against the playback; None for a coloured sequence (not
+    verified here: the fit is per luminance); ``frames_used`` < N0 + 1 when too few frames saw
+    only the sequence to verify it (the caller answers retry: an unverified timing never passes).
+    """
     if not frames or not _grey(playback):
         return None
     height = frames[0].image.shape[0]
     rows = face_rows(landmarks, height)
     e = predicted_excitation(frames, rows, height, playback, latency_us, rise_us)
     keep = np.flatnonzero(np.isfinite(e))
-    if keep.size < playback.schedule.n0 + 1:
-        return None
+    if keep.size < playback.schedule.n0 + 1:  # too few frames to tell one timing from another
+        return TimingFit(residual_steps=float("nan"), frames_used=int(keep.size),
+                         gain=float("nan"))
     m = np.array([
         float(linearise(face_crop(frames[int(i)].image, landmarks).mean_rgb(), gamma).mean())
         for i in keep
