@@ -95,14 +95,13 @@ class Ambient:
         return 1 + self.drift_per_s * t_s + self.flicker * np.sin(
             2 * np.pi * self.flicker_hz * t_s + self.flicker_phase)
 
-    def image(self, gb: GBuffer, rays: np.ndarray, height: int, width: int) -> np.ndarray:
-        """float32 [H, W, 3] radiance under the ambient light (mean level), windows included."""
+    def shading(self, gb: GBuffer, rays: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per pixel (cos θ to the directional light, sky term, specular radiance of the
+        directional light per unit of its colour)."""
         n = gb.normal
         ndotl = np.clip(n @ self.dir_vec, 0.0, None)
         up = np.array([0.0, -1.0, 0.0], np.float32)
         sky = 0.55 + 0.45 * (n @ up)
-        irr = (self.dir_level * ndotl)[:, None] * self.dir_rgb + (self.sky_level * sky)[:, None] * (
-            self.sky_rgb)
         spec = np.zeros(len(n), np.float32)
         shiny = np.nonzero(gb.spec >= 0.015)[0]
         if len(shiny) and self.dir_level > 0:
@@ -112,5 +111,12 @@ class Ambient:
             shin = gb.shininess[shiny]
             spec[shiny] = (gb.spec[shiny] * (shin + 8) / 8 * ndoth**shin * ndotl[shiny]
                            * self.dir_level)
+        return ndotl, sky, spec
+
+    def image(self, gb: GBuffer, rays: np.ndarray, height: int, width: int) -> np.ndarray:
+        """float32 [H, W, 3] radiance under the ambient light (mean level), windows included."""
+        ndotl, sky, spec = self.shading(gb, rays)
+        irr = (self.dir_level * ndotl)[:, None] * self.dir_rgb + (self.sky_level * sky)[:, None] * (
+            self.sky_rgb)
         out = gb.albedo * irr + spec[:, None] * self.dir_rgb + gb.ambient_emission
         return out.reshape(height, width, 3).astype(np.float32)

@@ -89,10 +89,9 @@ def mirror_view(gb: GBuffer, idx: np.ndarray, rays: np.ndarray, display: KioskDi
     return np.where(towards, cov_x * cov_y, 0.0).astype(np.float32)
 
 
-def flash_basis(gb: GBuffer, rays: np.ndarray, display: KioskDisplay, height: int, width: int,
-                focal_px: float) -> tuple[np.ndarray, np.ndarray]:
-    """float32 [H, W, 3]: the camera-side radiance under the full-white display (unit intensity),
-    and float32 [H, W]: the part of it that is the display's mirror image (glass, gloss)."""
+def display_light(gb: GBuffer, rays: np.ndarray, display: KioskDisplay
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """(irradiance [N], specular radiance [N]) of every pixel under the full-white display."""
     n = gb.position.shape[0]
     irr = np.zeros(n, np.float32)
     spec = np.zeros(n, np.float32)
@@ -102,6 +101,25 @@ def flash_basis(gb: GBuffer, rays: np.ndarray, display: KioskDisplay, height: in
         irr[fg], spec[fg] = area_light(gb, fg, rays, display, display.patches_x, display.patches_y)
     if len(bg):  # 1–3 m away: the display is nearly a point for the room (< 2 % off)
         irr[bg], spec[bg] = area_light(gb, bg, rays, display, 1, 1)
+    return irr, spec
+
+
+def mirror_image(gb: GBuffer, rays: np.ndarray, display: KioskDisplay) -> np.ndarray:
+    """float32 [N]: the display's mirror image in glass (sharp) and glossy paper (blurred)."""
+    mirror_img = np.zeros(gb.position.shape[0], np.float32)
+    mirror_px = np.nonzero(gb.mirror > 0)[0]
+    if len(mirror_px):
+        blur = np.where(gb.obj[mirror_px] == SCREEN, 0.004, 0.05).astype(np.float32)
+        cov = mirror_view(gb, mirror_px, rays, display, blur)
+        mirror_img[mirror_px] = gb.mirror[mirror_px] * cov * display.radiance
+    return mirror_img
+
+
+def flash_basis(gb: GBuffer, rays: np.ndarray, display: KioskDisplay, height: int, width: int,
+                focal_px: float) -> tuple[np.ndarray, np.ndarray]:
+    """float32 [H, W, 3]: the camera-side radiance under the full-white display (unit intensity),
+    and float32 [H, W]: the part of it that is the display's mirror image (glass, gloss)."""
+    irr, spec = display_light(gb, rays, display)
     # Subsurface scattering softens the diffuse shading of skin (~1.5 mm), nothing else.
     sss = gb.subsurface.reshape(height, width)
     if np.any(sss > 0):
@@ -113,12 +131,7 @@ def flash_basis(gb: GBuffer, rays: np.ndarray, display: KioskDisplay, height: in
         blurred = num / np.maximum(den, 1e-6)
         irr = np.where(sss > 0, blurred, img).reshape(-1)
     out = gb.albedo * irr[:, None] + (gb.spec * spec)[:, None]
-    mirror_img = np.zeros(n, np.float32)
-    mirror_px = np.nonzero(gb.mirror > 0)[0]
-    if len(mirror_px):
-        # glass is a sharp mirror, glossy paper a blurred one
-        blur = np.where(gb.obj[mirror_px] == SCREEN, 0.004, 0.05).astype(np.float32)
-        cov = mirror_view(gb, mirror_px, rays, display, blur)
-        mirror_img[mirror_px] = gb.mirror[mirror_px] * cov * display.radiance
+    mirror_img = mirror_image(gb, rays, display)
+    if np.any(gb.mirror > 0):
         out += mirror_img[:, None]
     return out.reshape(height, width, 3).astype(np.float32), mirror_img.reshape(height, width)

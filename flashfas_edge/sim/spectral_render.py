@@ -21,8 +21,8 @@ import numpy as np
 from flashfas_edge.sim import spectra
 from flashfas_edge.sim.ambient import Ambient
 from flashfas_edge.sim.device import DeviceProfile
-from flashfas_edge.sim.gbuffer import BACKGROUND, PAPER, RESIN, SCREEN, SKIN, GBuffer
-from flashfas_edge.sim.kiosk_light import KioskDisplay, area_light, mirror_view
+from flashfas_edge.sim.gbuffer import PAPER, RESIN, SKIN, GBuffer
+from flashfas_edge.sim.kiosk_light import KioskDisplay, display_light, mirror_image
 
 PHYSICS_MODES = ("rgb", "spectral")
 REFERENCE_CCT_K = 6500.0  # an RGB albedo is the surface's white-balanced colour under this light
@@ -154,14 +154,7 @@ def flash_primaries(gb: GBuffer, mats: MaterialMap, refl: np.ndarray, rays: np.n
     """(float32 [H, W, 3 primaries, 3 channels] flash response per unit drive of each primary,
     float32 [H, W] the mirror-image part of the full-white response)."""
     n = gb.position.shape[0]
-    irr = np.zeros(n, np.float32)
-    spec = np.zeros(n, np.float32)
-    fg = np.nonzero(gb.obj != BACKGROUND)[0]
-    bg = np.nonzero(gb.obj == BACKGROUND)[0]
-    if len(fg):
-        irr[fg], spec[fg] = area_light(gb, fg, rays, display, display.patches_x, display.patches_y)
-    if len(bg):
-        irr[bg], spec[bg] = area_light(gb, bg, rays, display, 1, 1)
+    irr, spec = display_light(gb, rays, display)
     index = mats.index if mats.index is not None else np.zeros(n, np.uint8)
     diffusing = [k for k, m in enumerate(mats.materials) if np.any(m.diffusion_mm > 0)]
     translucent = np.isin(index, diffusing) if diffusing else np.zeros(n, bool)
@@ -181,13 +174,8 @@ def flash_primaries(gb: GBuffer, mats: MaterialMap, refl: np.ndarray, rays: np.n
                          ) * e_k[j][sel, None]
     direct = device.direct_view().reshape(9).astype(np.float32)  # specular: the surface's colour
     out += (gb.spec * spec)[:, None] * direct[None, :]
-    mirror_img = np.zeros(n, np.float32)
-    mirror_px = np.nonzero(gb.mirror > 0)[0]
-    if len(mirror_px):
-        blur = np.where(gb.obj[mirror_px] == SCREEN, 0.004, 0.05).astype(np.float32)
-        cov = mirror_view(gb, mirror_px, rays, display, blur)
-        mirror_img[mirror_px] = gb.mirror[mirror_px] * cov * display.radiance
-        out += mirror_img[:, None] * direct[None, :]
+    mirror_img = mirror_image(gb, rays, display)
+    out += mirror_img[:, None] * direct[None, :]
     return (out.reshape(height, width, 3, 3), mirror_img.reshape(height, width))
 
 
@@ -204,22 +192,12 @@ def ambient_spectrum(amb: Ambient, cct: float) -> np.ndarray:
 def ambient_image(gb: GBuffer, refl: np.ndarray, amb: Ambient, device: spectra.SpectralDevice,
                   rays: np.ndarray, height: int, width: int) -> np.ndarray:
     """float32 [H, W, 3] radiance under the room light, per wavelength."""
-    n = gb.normal
-    ndotl = np.clip(n @ amb.dir_vec, 0.0, None)
-    up = np.array([0.0, -1.0, 0.0], np.float32)
-    sky = 0.55 + 0.45 * (n @ up)
+    ndotl, sky, spec = amb.shading(gb, rays)
     view_dir = spectra.illuminant_response(device, ambient_spectrum(amb, amb.dir_cct))
     view_sky = spectra.illuminant_response(device, ambient_spectrum(amb, amb.sky_cct))
     out = (amb.dir_level * ndotl)[:, None] * (refl @ view_dir.astype(np.float32))
     out += (amb.sky_level * sky)[:, None] * (refl @ view_sky.astype(np.float32))
-    shiny = np.nonzero(gb.spec >= 0.015)[0]
-    if len(shiny) and amb.dir_level > 0:
-        h = amb.dir_vec[None, :] - rays[shiny]
-        h /= np.linalg.norm(h, axis=1, keepdims=True)
-        ndoth = np.clip(np.einsum("ij,ij->i", n[shiny], h), 0.0, None)
-        shin = gb.shininess[shiny]
-        s = gb.spec[shiny] * (shin + 8) / 8 * ndoth**shin * ndotl[shiny] * amb.dir_level
-        out[shiny] += s[:, None] * view_dir.sum(axis=0).astype(np.float32)[None, :]
+    out += spec[:, None] * view_dir.sum(axis=0).astype(np.float32)[None, :]
     out += gb.ambient_emission
     return out.reshape(height, width, 3).astype(np.float32)
 
