@@ -22,12 +22,9 @@ from flashfas_edge.pipeline.config import PipelineConfig
 from flashfas_edge.pipeline.pipeline import Pipeline
 from flashfas_edge.pipeline.result import Reason, Verdict
 from flashfas_edge.sim.device import PROFILES
-
-_sim = "the simulated kiosk is not part of this build"
-SimCamera = pytest.importorskip("flashfas_edge.sim.kiosk_camera", reason=_sim).SimCamera
-SimFlashDriver = pytest.importorskip("flashfas_edge.sim.kiosk_flash", reason=_sim).SimFlashDriver
-_kiosk = pytest.importorskip("flashfas_edge.sim.kiosk", reason=_sim)
-SimKiosk, Subject = _kiosk.SimKiosk, _kiosk.Subject
+from flashfas_edge.sim.kiosk import SimKiosk, Subject
+from flashfas_edge.sim.kiosk_camera import SimCamera
+from flashfas_edge.sim.kiosk_flash import SimFlashDriver
 
 pytestmark = pytest.mark.slow
 

@@ -7,12 +7,16 @@ runs with the daemon stopped, so it serves them itself while it measures the dis
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from fastapi import APIRouter, Response, WebSocket
 from fastapi.responses import PlainTextResponse
 
 from flashfas_edge.api.flash_socket import serve_flash_client
 from flashfas_edge.flash.display_flash import FlashClientHub, client_script
+
+# uvicorn's WebSocket settings for the flash client's socket: its messages are tiny
+WEBSOCKET_OPTIONS: dict[str, Any] = {"ws": "websockets-sansio", "ws_max_size": 64 * 1024}
 
 
 def flash_client_router(api_key: Callable[[], str], hub: FlashClientHub | None) -> APIRouter:

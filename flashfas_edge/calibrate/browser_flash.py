@@ -31,7 +31,7 @@ def browser_flash_served(config: LoadedConfig, flash: FlashDriver,
     from fastapi import FastAPI
 
     from flashfas_edge.api.auth import load_api_key
-    from flashfas_edge.api.flash_routes import flash_client_router
+    from flashfas_edge.api.flash_routes import WEBSOCKET_OPTIONS, flash_client_router
 
     server = config.daemon.server
     key = load_api_key(server.api_key_file)
@@ -39,7 +39,7 @@ def browser_flash_served(config: LoadedConfig, flash: FlashDriver,
     app.include_router(flash_client_router(lambda: key, flash))
     uv = uvicorn.Server(uvicorn.Config(app, host=server.host, port=server.port, lifespan="off",
                                        log_level="warning", access_log=False,
-                                       ws="websockets-sansio", ws_max_size=64 * 1024))
+                                       **WEBSOCKET_OPTIONS))
     thread = threading.Thread(target=uv.run, name="calibrate-flash-client", daemon=True)
     thread.start()
     deadline = time.monotonic() + STARTUP_TIMEOUT_S

@@ -31,6 +31,7 @@ from pathlib import Path
 from flashfas_edge.api.app import create_app
 from flashfas_edge.api.auth import load_api_key
 from flashfas_edge.api.errors import error_body
+from flashfas_edge.api.flash_routes import WEBSOCKET_OPTIONS
 from flashfas_edge.config import ConfigError, LoadedConfig
 from flashfas_edge.daemon.audit_log import AuditLog, AuditLogError
 from flashfas_edge.daemon.sd_notify import NotifyError, SystemdNotifier
@@ -147,8 +148,7 @@ def build_server(app: object, config: LoadedConfig, on_shutdown: Callable[[], No
     uv_config = uvicorn.Config(
         app, log_level=log_level, access_log=False, lifespan="off",  # type: ignore[arg-type]
         http=guarded_protocol(server.header_timeout_s, server.max_connections),
-        # the browser flash client's socket (/v1/flash/ws): its messages are tiny
-        ws="websockets-sansio", ws_max_size=64 * 1024,
+        **WEBSOCKET_OPTIONS,  # the browser flash client's socket (/v1/flash/ws)
         timeout_graceful_shutdown=max(5, int(config.daemon.queue.check_timeout_s) + 1),
     )
 
