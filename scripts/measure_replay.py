@@ -8,7 +8,9 @@ replay), run one fresh check against it and count the answers. The lock-out is o
 earlier releases (every order of the five levels, one fixed state duration) for comparison.
 
 Prints the observed acceptances, the exact one-sided 95 % upper bound (Clopper–Pearson) and the
-analytic match probability of the configured challenge family.
+analytic match probability of the configured challenge family (1 / the number of challenges). How
+many of those challenges a recording's frames really tell apart is measured by
+``measure_replay_space.py``.
 
     .venv/bin/python scripts/measure_replay.py --n 200 --json replay.json
 """
@@ -16,9 +18,7 @@ analytic match probability of the configured challenge family.
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
-import math
 import sys
 import tempfile
 import time
@@ -26,38 +26,9 @@ from collections import Counter
 from pathlib import Path
 
 from flashfas_edge.api.client import ApiClientError, LivenessClient
-from flashfas_edge.flash.base import FlashSchedule, FlashState
-from flashfas_edge.flash.safety import count_sequence
 from flashfas_edge.pipeline.config import ChallengeConfig
+from flashfas_edge.pipeline.replay_space import challenge_space, upper_bound_95
 from flashfas_edge.tools.demo import DaemonProcess, demo_config, wait_ready
-
-
-def upper_bound_95(k: int, n: int) -> float:
-    """One-sided 95 % Clopper–Pearson upper bound on p after k successes in n trials."""
-    if k >= n:
-        return 1.0
-
-    def cdf(p: float) -> float:
-        return sum(math.comb(n, i) * p**i * (1 - p) ** (n - i) for i in range(k + 1))
-
-    lo, hi = k / n, 1.0
-    for _ in range(100):  # P(X ≤ k | p) = 0.05
-        mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if cdf(mid) > 0.05 else (lo, mid)
-    return hi
-
-
-def analytic_match(config: ChallengeConfig) -> tuple[int, int, float]:
-    """(safe orders, timing patterns, 1 / their product): the chance that a recording's order
-    and timing equal a fresh challenge's when every pattern is equally likely."""
-    white = (1.0, 1.0, 1.0)
-    safe = 0
-    for perm in itertools.permutations(config.levels):
-        schedule = FlashSchedule(tuple(FlashState(white, v) for v in perm), 64_000, "0" * 32)
-        idle = None if config.idle_rgb is None else FlashState(config.idle_rgb, 1.0)
-        safe += count_sequence(schedule, idle).within(config.max_flashes_per_challenge)
-    patterns = config.timing_steps ** config.n0
-    return safe, patterns, 1.0 / (safe * patterns)
 
 
 def main() -> int:
@@ -111,7 +82,8 @@ def main() -> int:
             daemon.stop()
     tries = sum(v for k, v in replayed.items() if not k.startswith("error/"))
     accepted = sum(v for k, v in replayed.items() if k.startswith("live/"))
-    safe, patterns, analytic = analytic_match(challenge)
+    space = challenge_space(challenge, "white_levels", base_us=64_000)
+    safe, patterns, analytic = len(space.play_orders), space.timing_patterns, 1.0 / space.size
     result = {
         "challenge": "baseline (120 orders, fixed timing)" if args.baseline else "default",
         "flash": args.flash,

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import secrets
+from collections.abc import Sequence
 
 from flashfas_edge.capture.base import CameraInfo
 from flashfas_edge.flash.base import FlashSchedule, FlashState
@@ -73,19 +74,27 @@ def idle_state_of(config: ChallengeConfig) -> FlashState | None:
     return None if config.idle_rgb is None else FlashState(rgb=config.idle_rgb, intensity=1.0)
 
 
-def _draw_states(config: ChallengeConfig, palette: tuple[tuple[float, float, float], ...],
-                 fixed: tuple[tuple[float, float, float], ...] | None
-                 ) -> tuple[list[FlashState], list[int]]:
+def build_schedule(config: ChallengeConfig, play_order: Sequence[int], extra_steps: Sequence[int],
+                   base_us: int, colours: Sequence[tuple[float, float, float]] | None = None,
+                   nonce: str | None = None) -> FlashSchedule:
+    """The schedule that shows level ``play_order[k]`` in play slot k, in ``colours[k]`` (white
+    when None), for ``base_us`` + ``extra_steps[k]`` timing steps. Checks nothing: a schedule
+    only leaves :func:`draw_challenge` after the safety checker has passed it."""
     levels = config.levels  # sorted brightest first by the config validator
-    play_order = _shuffled(len(levels))  # play slot k shows level play_order[k]
-    states = []
-    for level_index in play_order:
-        if fixed is not None:
-            r, g, b = fixed[level_index]
-        else:
-            r, g, b = palette[secrets.randbelow(len(palette))] if palette else WHITE
-        states.append(FlashState(rgb=(float(r), float(g), float(b)), intensity=levels[level_index]))
-    return states, play_order
+    rgbs = colours if colours is not None else [WHITE] * len(play_order)
+    states = tuple(
+        FlashState(rgb=(float(r), float(g), float(b)), intensity=levels[level_index])
+        for level_index, (r, g, b) in zip(play_order, rgbs, strict=True)
+    )
+    # order[r] = play slot that shows the r-th brightest level.
+    order = tuple(list(play_order).index(r) for r in range(len(levels)))
+    return FlashSchedule(
+        states=states,
+        state_duration_us=base_us,
+        nonce=nonce if nonce is not None else secrets.token_hex(16),
+        order=order,
+        durations_us=tuple(base_us + int(j) * config.timing_step_us for j in extra_steps),
+    )
 
 
 def draw_challenge(
@@ -95,8 +104,9 @@ def draw_challenge(
     """Draw one safe challenge, or raise :class:`UnsafeFlashError` (fail closed).
 
     Colours are drawn per state only when the surface can show them; under ``hue_levels`` each
-    level shows its fixed hue. Each state lasts the clean-frame duration plus a random whole
-    number of timing steps.
+    level shows its fixed hue. Each state but the last lasts the clean-frame duration plus a
+    random whole number of timing steps (so each onset after the first moves); the last lasts
+    the clean-frame duration.
     """
     palette = config.colour_palette if supports_colour else ()
     fixed = None
@@ -106,21 +116,19 @@ def draw_challenge(
         fixed = level_colours(family, config.levels)
     idle = idle_state_of(config)
     base_us = state_duration_for(config, camera)
+    n0 = len(config.levels)
     for _ in range(_MAX_DRAWS):
-        states, play_order = _draw_states(config, palette, fixed)
-        durations = tuple(
-            base_us + secrets.randbelow(config.timing_steps) * config.timing_step_us
-            for _ in states
-        )
-        # order[r] = play slot that shows the r-th brightest level.
-        order = tuple(play_order.index(r) for r in range(len(config.levels)))
-        schedule = FlashSchedule(
-            states=tuple(states),
-            state_duration_us=base_us,
-            nonce=secrets.token_hex(16),
-            order=order,
-            durations_us=durations,
-        )
+        play_order = _shuffled(n0)  # play slot k shows level play_order[k]
+        if fixed is not None:
+            colours = [fixed[level] for level in play_order]
+        elif palette:
+            colours = [palette[secrets.randbelow(len(palette))] for _ in play_order]
+        else:
+            colours = None
+        # the onsets carry the timing: the last state's end meets the idle screen, whose colour
+        # the camera cannot check, so its length would add time and no entropy
+        steps = [secrets.randbelow(config.timing_steps) for _ in play_order[1:]] + [0]
+        schedule = build_schedule(config, play_order, steps, base_us, colours)
         if count_sequence(schedule, idle).within(config.max_flashes_per_challenge):
             # the same check as a gate that stands on its own, whatever drew the schedule
             check_schedule(schedule, config.max_flashes_per_challenge, idle)

@@ -40,10 +40,11 @@ class ChallengeConfig(_Section):
     # + ``settle_us`` for the display's transition and latency jitter (challenge.py).
     state_duration_us: int | None = Field(default=None, ge=10_000, le=2_000_000)
     settle_us: int = Field(default=8_000, ge=0, le=200_000)
-    # Timing entropy (docs/SAFETY.md §3): each state lasts state_duration_us + j × timing_step_us,
-    # j uniform in 0..timing_steps − 1, so a recording's onsets rarely fit a fresh challenge. The
-    # step is longer than the ~20 ms per frame period in which no face row is exposing, so any one
-    # step moves an onset the camera sees; 3 steps add 125 ms to the mean sequence (p50 budget).
+    # Timing entropy (docs/SAFETY.md §3): each state but the last lasts state_duration_us +
+    # j × timing_step_us, j uniform in 0..timing_steps − 1, so a recording's onsets rarely fit a
+    # fresh challenge (the last state meets the idle screen, whose colour the camera cannot check:
+    # it lasts state_duration_us). Whether the camera tells the patterns apart is measured, not
+    # assumed (scripts/measure_replay_space.py).
     timing_steps: int = Field(default=3, ge=1, le=8)
     timing_step_us: int = Field(default=25_000, ge=0, le=200_000)
     # Photosensitive safety (WCAG 2.3.1, flash/safety.py, docs/SAFETY.md): a drawn challenge may
@@ -150,6 +151,9 @@ class GateThresholds(_Section):
     # rows for a whole exposure leaves a full step; rise time, flicker and motion of a live face
     # stay well below half of one (docs/SAFETY.md §3).
     max_timing_residual_steps: float = Field(default=0.5, gt=0, le=2.0)
+    # horizontal face bands fitted apart (timing_check.py): 1, the whole face's mean; more
+    # bands resolve onsets finer but see the display's latency jitter (measured: keep 1)
+    timing_bands: int = Field(default=1, ge=1, le=12)
 
 
 class TrackingConfig(_Section):

@@ -31,6 +31,7 @@ class FaceCrop:
 
     patch: np.ndarray  # uint8 [h, w, 3], a view into the frame
     mask: np.ndarray  # uint8 [h, w], 255 inside the ellipse
+    top: int = 0  # the frame row of the patch's first row
 
     @property
     def pixel_count(self) -> int:
@@ -39,6 +40,19 @@ class FaceCrop:
     def mean_rgb(self) -> np.ndarray:
         """float64 [3]: mean camera level per channel inside the ellipse."""
         return np.array(cv2.mean(self.patch, mask=self.mask)[:3], dtype=np.float64)
+
+    def row_bands(self, count: int) -> list[tuple[int, int]]:
+        """The ellipse's rows cut into ``count`` bands of (nearly) equal height: [first, last]
+        frame rows of each (fewer bands when the ellipse has fewer rows)."""
+        rows = np.flatnonzero(self.mask.any(axis=1)) if self.mask.size else np.empty(0, int)
+        return [(self.top + int(c[0]), self.top + int(c[-1]))
+                for c in np.array_split(rows, min(count, rows.size)) if c.size]
+
+    def band_mean_rgb(self, band: tuple[int, int]) -> np.ndarray:
+        """float64 [3]: mean camera level per channel inside the ellipse, in frame rows
+        ``band`` (first, last)."""
+        a, b = band[0] - self.top, band[1] - self.top + 1
+        return np.array(cv2.mean(self.patch[a:b], mask=self.mask[a:b])[:3], dtype=np.float64)
 
     def saturated_frac(self, level: int) -> float:
         """Share of the ellipse's pixels with any channel at or above ``level``."""
@@ -81,7 +95,7 @@ def face_crop(image: np.ndarray, points: np.ndarray) -> FaceCrop:
             255,
             thickness=-1,
         )
-    return FaceCrop(patch=patch, mask=mask)
+    return FaceCrop(patch=patch, mask=mask, top=y0)
 
 
 def pixel_noise_sigma(crop: FaceCrop) -> float:

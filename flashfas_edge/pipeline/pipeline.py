@@ -42,7 +42,7 @@ from flashfas_edge.pipeline.capture_tracker import CaptureTracker
 from flashfas_edge.pipeline.challenge import challenge_family, draw_challenge, idle_state_of
 from flashfas_edge.pipeline.config import PipelineConfig
 from flashfas_edge.pipeline.decision import decide, resolve_threshold
-from flashfas_edge.pipeline.face_track import track_face
+from flashfas_edge.pipeline.face_track import FaceTrack, track_face
 from flashfas_edge.pipeline.flash_gates import gate_flash, measure_flash
 from flashfas_edge.pipeline.frame_selection import select_state_frames
 from flashfas_edge.pipeline.presence import Presence, wait_for_subject
@@ -174,6 +174,17 @@ class Pipeline:
         """Steps 4–10 on a recorded session (its own flash sequence is the challenge)."""
         return self._guarded(lambda clock: self._capture_recorded(session, clock), want_depth)
 
+    def verify_frames(self, frames: Sequence[Frame], playback: FlashPlayback) -> dict[str, Any]:
+        """Steps 4–6 alone on frames captured while ``playback`` played: whether they show this
+        challenge (its order, colours and onsets) on a face that passes the gates. Returns the
+        check's detail; raises :class:`CheckRejected` where the check would not reach the model
+        (scripts/measure_replay_space.py replays recordings against every challenge this way).
+        """
+        clock = StageClock(self._runner)
+        detail: dict[str, Any] = {}
+        self._verify(self._synced(frames, playback, clock), clock, detail)
+        return detail
+
     # -- internals -------------------------------------------------------------------------------
 
     def _guarded(self, capture: Callable[[StageClock], _Capture], want_depth: bool,
@@ -235,7 +246,13 @@ class Pipeline:
             schedule, playback, frames = self._flash_and_capture(clock, info)
         finally:
             known = tracker.stop() if tracker is not None else {}
-        # 4. sync
+        return self._synced(frames, playback, clock, presence, known)
+
+    def _synced(self, frames: Sequence[Frame], playback: FlashPlayback, clock: StageClock,
+                presence: Presence | None = None,
+                known: dict[int, FaceLandmarks] | None = None) -> _Capture:
+        """4. sync: the clean frame of each state among the frames captured while it played."""
+        schedule = playback.schedule
         if not frames:
             raise retry(Reason.NO_CLEAN_FRAME, frames=0, states=schedule.n0)
         chosen = clock.timed(
@@ -245,7 +262,7 @@ class Pipeline:
                 frames[0].exposure_us,
                 frames[0].readout_us,
                 playback.onsets_us,
-                cfg.latency_us,
+                self.config.latency_us,
                 schedule.state_duration_us,
             ),
         )
@@ -256,7 +273,7 @@ class Pipeline:
             list(frames),
             playback,
             presence,
-            known,
+            known or {},
         )
 
     def _flash_and_capture(
@@ -359,7 +376,7 @@ class Pipeline:
     def _evaluate(
         self, check_id: str, cap: _Capture, clock: StageClock, want_depth: bool
     ) -> CheckResult:
-        cfg, t = self.config, self.config.timeouts
+        t = self.config.timeouts
         detail: dict[str, Any] = {
             "frames_used": [f.index for f in cap.state_frames],
             "state_duration_us": cap.schedule.state_duration_us,
@@ -370,6 +387,32 @@ class Pipeline:
             detail["landmarks_tracked_during_capture"] = sum(
                 f.index in cap.known for f in cap.state_frames
             )
+        track, images = self._verify(cap, clock, detail)
+        # 7–8. align + diffnorm (fused in the C++ core)
+        order = np.asarray(cap.schedule.order, dtype=np.int64)
+        x = clock.bounded(
+            "preprocess",
+            lambda: _core.preprocess(
+                images, track.landmarks, self._template, order, self._n0, self._input_size
+            ),
+            t.preprocess_s,
+        )
+        # 9. infer
+        output = clock.bounded("infer", lambda: self._backend.run(x), t.infer_s)
+        # 10. decide
+        verdict, reason = clock.timed("decide", lambda: decide(output, self.threshold))
+        result = self._result(check_id, verdict, reason, clock, detail)
+        result.score = float(output.p_live)
+        result.type_probs = {k: float(v) for k, v in output.type_probs.items()}
+        if want_depth:
+            result.depth = np.asarray(output.depth, dtype=np.float32)
+        return result
+
+    def _verify(self, cap: _Capture, clock: StageClock,
+                detail: dict[str, Any]) -> tuple[FaceTrack, np.ndarray]:
+        """Steps 6 and 5: the face in every state frame, then the flash evidence and the
+        challenge (order, colour, timing); raises :class:`CheckRejected` with ``detail``."""
+        cfg, t = self.config, self.config.timeouts
         # 6. landmarks + face gates
         track = clock.bounded(
             "landmarks",
@@ -401,41 +444,26 @@ class Pipeline:
         except CheckRejected as rejected:
             rejected.detail = {**detail, **rejected.detail}
             raise
-        # 7–8. align + diffnorm (fused in the C++ core)
-        order = np.asarray(cap.schedule.order, dtype=np.int64)
-        x = clock.bounded(
-            "preprocess",
-            lambda: _core.preprocess(
-                images, track.landmarks, self._template, order, self._n0, self._input_size
-            ),
-            t.preprocess_s,
-        )
-        # 9. infer
-        output = clock.bounded("infer", lambda: self._backend.run(x), t.infer_s)
-        # 10. decide
-        verdict, reason = clock.timed("decide", lambda: decide(output, self.threshold))
-        result = self._result(check_id, verdict, reason, clock, detail)
-        result.score = float(output.p_live)
-        result.type_probs = {k: float(v) for k, v in output.type_probs.items()}
-        if want_depth:
-            result.depth = np.asarray(output.depth, dtype=np.float32)
-        return result
+        return track, images
 
     def _verify_timing(self, cap: _Capture, landmarks: np.ndarray, evidence: dict[str, Any],
                        detail: dict[str, Any]) -> None:
         """The onsets the camera saw must be the ones played (timing_check.py)."""
         assert cap.playback is not None
         cfg = self.config
+        fps = self._camera.info().fps if self._camera is not None else 0.0
         fit = fit_timing(cap.frames, np.mean(landmarks, axis=0), cap.playback, cfg.latency_us,
-                         cfg.display_rise_us, cfg.camera_gamma)
+                         cfg.display_rise_us, cfg.camera_gamma,
+                         period_us=1e6 / fps if fps > 0 else None, bands=cfg.gates.timing_bands)
         if fit is None:
-            return
+            raise retry(Reason.NO_CLEAN_FRAME, timing_verified=False, timing_frames=0)
         detail["timing_frames"] = fit.frames_used
-        if fit.frames_used < cap.playback.schedule.n0 + 1:
+        if fit.frames_used < cap.playback.schedule.n0 + 1 or fit.frames_missing:
             # fail closed: a starved camera must not turn the timing check off (a replay whose
-            # order happens to match would then pass on the order alone)
+            # order happens to match would then pass on the order alone), and frames dropped
+            # mid-sequence leave onsets unseen (other timings would fit as well)
             raise retry(Reason.NO_CLEAN_FRAME, timing_verified=False,
-                        timing_frames=fit.frames_used)
+                        timing_frames=fit.frames_used, frames_missing=fit.frames_missing)
         detail["timing_residual_steps"] = round(min(fit.residual_steps, 1e6), 4)
         if fit.residual_steps <= cfg.gates.max_timing_residual_steps:
             return

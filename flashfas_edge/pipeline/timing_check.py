@@ -8,14 +8,21 @@ m_f = a + b · E_f in linear light. A recording of an earlier check has its tran
 durations put them; wherever a face row exposed across a moved onset, the observed mean falls off
 the line by a sizeable part of a level step.
 
-The model is one scalar light level per state, which holds for white (grey) states. A colour
-challenge (``colour_palette``, off by default) lights each channel of the face differently, so the
-scalar line does not hold for it; its states are verified per channel by the reflection check, and
-:func:`fit_timing` returns None (nothing verified here).
+White (grey) states give one scalar level per state and one line per face. A coloured state
+lights each camera channel differently (display primaries × camera channels, and the face's colour
+in between), so for a coloured sequence the excitation is the commanded light per primary, E_f in
+R³, and the face's linear mean per channel must follow m_f = a + B · E_f with one 3 × 3 B per
+check: the same model with the scalar gain grown into the face's response matrix.
 
-The residual is measured in level steps: max_f |m_f − (a + b·E_f)| / (b · smallest step between
-commanded levels), so it does not depend on how bright the flash is on this face. Frames that saw
-the idle screen (unknown colour) are left out.
+The whole face's mean is fitted, not bands of rows: the light's own onsets jitter by a few ms
+(display latency), which a band of rows sees as a large error while the face's mean averages it
+over the rolling shutter's rows (fitting four bands apart rejected most live faces on the
+simulated kiosk: scripts/measure_replay_space.py ``--timing-bands``).
+
+The residual is measured in level steps: max_f ‖m_f − (a + B·E_f)‖ over the distance between the
+two closest states' fitted responses (for white levels: b × the smallest step between levels), so
+it does not depend on how bright the flash is on this face. Frames that saw the idle screen
+(unknown colour) are left out.
 """
 
 from __future__ import annotations
@@ -27,10 +34,10 @@ import numpy as np
 
 from flashfas_edge.capture.base import Frame
 from flashfas_edge.flash.base import FlashPlayback
-from flashfas_edge.pipeline.face_region import face_crop, interocular_px
+from flashfas_edge.pipeline.face_region import face_crop
 from flashfas_edge.pipeline.reflection_check import linearise
 
-_ROWS = 12  # face rows sampled per frame
+_ROWS = 12  # face rows sampled per frame (per band)
 _SAMPLES = 12  # time samples per row's exposure window
 
 
@@ -39,44 +46,60 @@ class TimingFit:
     residual_steps: float  # worst frame's distance from the predicted line, in level steps
     frames_used: int
     gain: float  # b: linear face response to the full flash
+    frames_missing: int = 0  # frame periods in the window with no frame (dropped by the camera)
 
 
-def face_rows(landmarks: np.ndarray, height: int) -> tuple[float, float]:
-    """Top and bottom sensor rows of the face ellipse (face_region.py's proportions)."""
-    iod = max(interocular_px(landmarks), 1.0)
-    centre_y = float(landmarks[:, 1].mean()) - 0.15 * iod
-    top, bottom = centre_y - 1.25 * iod, centre_y + 1.25 * iod
-    return max(top, 0.0), min(bottom, height - 1.0)
+def missing_frames(frames: Sequence[Frame], t0_us: int, t1_us: int, period_us: float) -> int:
+    """Frames that should have started in [t0_us, t1_us), one every ``period_us``, and did not: a
+    camera that drops frames during the sequence leaves onsets nobody saw, and other timings then
+    fit as well as the played one."""
+    times = np.sort(np.asarray([f.t_start_us for f in frames], np.float64))
+    times = times[(times >= t0_us) & (times < t1_us)]
+    if times.size == 0:
+        return int(np.ceil((t1_us - t0_us) / period_us))
+    inner = np.maximum(np.round(np.diff(times) / period_us) - 1, 0).sum()
+    lead = np.floor((times[0] - t0_us) / period_us)  # one period earlier was still in the window
+    tail = np.floor((t1_us - 1 - times[-1]) / period_us)  # one period later was still in it
+    return int(inner + max(lead, 0) + max(tail, 0))
 
 
 def _excitation_at(t_us: np.ndarray, onsets_us: np.ndarray, end_us: float, levels: np.ndarray,
                    rise_us: int) -> np.ndarray:
-    """Commanded light (luma, 0..1) at light times ``t_us``; NaN where the idle screen (an unknown
-    colour) shows or is still fading out."""
+    """Commanded light (0..1 per primary; ``levels`` [S, C]) at light times ``t_us`` → [..., C];
+    NaN where the idle screen (an unknown colour) shows or is still fading out."""
     rise = float(max(rise_us, 1))
     k = np.searchsorted(onsets_us, t_us, side="right") - 1  # the state last commanded
     kc = np.clip(k, 0, len(levels) - 1)
     prev = levels[np.clip(kc - 1, 0, len(levels) - 1)]
-    prog = np.clip((t_us - onsets_us[kc]) / rise, 0.0, 1.0)
+    prog = np.clip((t_us - onsets_us[kc]) / rise, 0.0, 1.0)[..., None]
     value = prev + prog * (levels[kc] - prev)
     idle = (k < 0) | (t_us >= end_us) | ((k == 0) & (t_us < onsets_us[0] + rise))
-    return np.where(idle, np.nan, value)
+    return np.where(idle[..., None], np.nan, value)
+
+
+def commanded_light(playback: FlashPlayback) -> np.ndarray:
+    """[S, C]: each state's commanded light, one luma column for a white sequence, else per
+    primary (R, G, B)."""
+    states = playback.schedule.states
+    if _grey(playback):
+        return np.array([[s.intensity * float(np.mean(s.rgb))] for s in states])
+    return np.array([[s.intensity * c for c in s.rgb] for s in states], np.float64)
 
 
 def predicted_excitation(frames: Sequence[Frame], rows: tuple[float, float], height: int,
                          playback: FlashPlayback, latency_us: int, rise_us: int) -> np.ndarray:
-    """float [F]: mean commanded light over the face rows' exposure windows (NaN: saw idle)."""
-    schedule = playback.schedule
-    levels = np.array([s.intensity * float(np.mean(s.rgb)) for s in schedule.states])
+    """float [F, C]: mean commanded light over the face rows' exposure windows (NaN: saw idle);
+    C = 1 for a white sequence, 3 (per primary) for a coloured one."""
+    levels = commanded_light(playback)
     onsets = np.asarray(playback.onsets_us, np.float64) + latency_us
     end = float(playback.end_us + latency_us)
     row_idx = np.linspace(rows[0], rows[1], _ROWS)
     frac = (np.arange(_SAMPLES) + 0.5) / _SAMPLES
-    out = np.empty(len(frames))
+    out = np.empty((len(frames), levels.shape[1]))
     for i, f in enumerate(frames):
         starts = f.t_start_us + f.readout_us * row_idx / max(height - 1, 1)
         t = starts[:, None] + frac[None, :] * f.exposure_us
-        out[i] = float(np.mean(_excitation_at(t, onsets, end, levels, rise_us)))
+        out[i] = np.mean(_excitation_at(t, onsets, end, levels, rise_us), axis=(0, 1))
     return out
 
 
@@ -86,31 +109,53 @@ def _grey(playback: FlashPlayback) -> bool:
 
 
 def fit_timing(frames: Sequence[Frame], landmarks: np.ndarray, playback: FlashPlayback,
-               latency_us: int, rise_us: int, gamma: float) -> TimingFit | None:
-    """The timing fit of the frames against the playback; None for a coloured sequence (not
-    verified here: the fit is per luminance); ``frames_used`` < N0 + 1 when too few frames saw
-    only the sequence to verify it (the caller answers retry: an unverified timing never passes).
-    """
-    if not frames or not _grey(playback):
+               latency_us: int, rise_us: int, gamma: float,
+               period_us: float | None = None, bands: int = 1) -> TimingFit | None:
+    """The timing fit of the frames against the playback (None: no frames). ``frames_used`` <
+    N0 + 1, or ``frames_missing`` > 0 (with the camera's frame period), when the frames cannot
+    verify the timing: the caller answers retry, an unverified timing never passes."""
+    if not frames:
         return None
+    missing = 0
+    if period_us is not None:
+        first = frames[0]
+        t0 = int(playback.onsets_us[0]) + latency_us
+        t1 = int(playback.end_us) + latency_us - first.exposure_us - first.readout_us + 1
+        missing = missing_frames(frames, t0, t1, period_us)
     height = frames[0].image.shape[0]
-    rows = face_rows(landmarks, height)
-    e = predicted_excitation(frames, rows, height, playback, latency_us, rise_us)
-    keep = np.flatnonzero(np.isfinite(e))
-    if keep.size < playback.schedule.n0 + 1:  # too few frames to tell one timing from another
-        return TimingFit(residual_steps=float("nan"), frames_used=int(keep.size),
-                         gain=float("nan"))
-    m = np.array([
-        float(linearise(face_crop(frames[int(i)].image, landmarks).mean_rgb(), gamma).mean())
-        for i in keep
-    ])
-    ek = e[keep]
-    design = np.stack([np.ones_like(ek), ek], axis=1)
-    (a, b), *_ = np.linalg.lstsq(design, m, rcond=None)
-    levels = sorted({s.intensity * float(np.mean(s.rgb)) for s in playback.schedule.states})
-    step = min((y - x for x, y in zip(levels, levels[1:], strict=False)), default=1.0)
-    if b <= 0 or step <= 0:
-        return TimingFit(residual_steps=float("inf"), frames_used=int(keep.size), gain=float(b))
-    residual = np.abs(m - (a + b * ek)) / (b * step)
-    return TimingFit(residual_steps=float(residual.max()), frames_used=int(keep.size),
-                     gain=float(b))
+    crops = [face_crop(f.image, landmarks) for f in frames]  # one geometry: mean landmarks
+    n0 = playback.schedule.n0
+    fits = []
+    for band in crops[0].row_bands(bands):
+        e = predicted_excitation(frames, band, height, playback, latency_us, rise_us)
+        keep = np.flatnonzero(np.all(np.isfinite(e), axis=1))
+        if keep.size < n0 + 1:  # too few frames to tell one timing from another
+            return TimingFit(residual_steps=float("nan"), frames_used=int(keep.size),
+                             gain=float("nan"), frames_missing=missing)
+        m = np.array([linearise(crops[int(j)].band_mean_rgb(band), gamma) for j in keep])
+        fits.append((_fit_band(e[keep], m, commanded_light(playback)), int(keep.size)))
+    if not fits:
+        return TimingFit(residual_steps=float("nan"), frames_used=0, gain=float("nan"),
+                         frames_missing=missing)
+    return TimingFit(residual_steps=max(r for (r, _), _ in fits),
+                     frames_used=min(k for _, k in fits),
+                     gain=float(np.mean([g for (_, g), _ in fits])), frames_missing=missing)
+
+
+def _fit_band(e: np.ndarray, m: np.ndarray, light: np.ndarray) -> tuple[float, float]:
+    """(worst residual in level steps, gain) of one band: its linear means ``m`` [K, 3] against
+    the excitation ``e`` [K, C] on one line (C = 1: their channel mean) or one 3 × 3 response."""
+    if e.shape[1] == 1:
+        m = m.mean(axis=1, keepdims=True)
+    design = np.concatenate([np.ones((e.shape[0], 1)), e], axis=1)
+    coef, *_ = np.linalg.lstsq(design, m, rcond=None)
+    response = coef[1:]  # [C, channels]: the face's response to each primary (or to luma)
+    gain = float(np.ones(response.shape[0]) @ response.mean(axis=1))  # full white's response
+    fitted = light @ response  # each state's fitted response
+    distinct = [(a, b) for a in range(len(light)) for b in range(a + 1, len(light))
+                if not np.allclose(light[a], light[b])]
+    step = min((float(np.linalg.norm(fitted[a] - fitted[b])) for a, b in distinct), default=0.0)
+    if gain <= 0 or step <= 0:
+        return float("inf"), gain
+    residual = np.linalg.norm(m - design @ coef, axis=1) / step
+    return float(residual.max()), gain
