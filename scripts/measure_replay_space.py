@@ -83,7 +83,8 @@ def main() -> int:
     gates = {k: v for k, v in (("timing_bands", args.timing_bands),
                                ("max_timing_residual_steps", args.max_timing_residual))
              if v is not None}
-    config = PipelineConfig(latency_us=kiosk.latency_us, challenge=overrides, gates=gates)
+    config = PipelineConfig.model_validate({"latency_us": kiosk.latency_us,
+                                            "challenge": overrides, "gates": gates})
     pipeline = Pipeline(recorder.camera, recorder.flash, GroundTruthLandmarks(), backend, config)
     family = pipeline.challenge_family
     space = challenge_space(config.challenge, family,
