@@ -106,6 +106,17 @@ class LockoutConfig(_Section):
     max_mismatches: int = Field(default=5, ge=1, le=1000)
     window_s: float = Field(default=300.0, gt=0)
     cooldown_s: float = Field(default=300.0, ge=0)
+    # each lock-out within escalation_window_s of the last lasts escalation × longer, up to
+    # max_cooldown_s (docs/SAFETY.md §4: about 60 replay tries a day instead of ~1 400)
+    escalation: float = Field(default=2.0, ge=1.0, le=10.0)
+    max_cooldown_s: float = Field(default=14_400.0, ge=0)
+    escalation_window_s: float = Field(default=86_400.0, gt=0)
+
+    @model_validator(mode="after")
+    def _cooldowns(self) -> LockoutConfig:
+        if self.max_cooldown_s < self.cooldown_s:
+            raise ValueError("max_cooldown_s must be at least cooldown_s")
+        return self
 
 
 class AuditConfig(_Section):

@@ -1,6 +1,6 @@
-"""Repeated challenge mismatches lock checks out for a while (daemon/challenge_lockout.py): a
-replayed recording matches a fresh white-only challenge 1 time in 120, so replaying until it does
-must take hours, not minutes."""
+"""Repeated challenge mismatches lock checks out for a while (daemon/challenge_lockout.py), and
+repeated lock-outs for longer and longer: a replayed recording passes about once in 1 200 tries
+(docs/SAFETY.md §4), so replaying until it does must take weeks, not hours."""
 
 from __future__ import annotations
 
@@ -48,9 +48,54 @@ def test_mismatches_spread_wider_than_the_window_never_lock():
         assert lockout.remaining_s() == 0
 
 
+def _lock_out(lockout: ChallengeLockout, clock: _Clock) -> float:
+    """Five quick mismatches, then how long the lock-out lasts; the clock ends after it."""
+    for _ in range(5):
+        lockout.record_mismatch()
+        clock.now += 1
+    remaining = lockout.remaining_s()
+    clock.now += remaining
+    return remaining + 1  # the last mismatch's second
+
+
+def test_each_lock_out_soon_after_the_last_lasts_twice_as_long_up_to_the_cap():
+    clock = _Clock()
+    lockout = ChallengeLockout(max_mismatches=5, window_s=300, cooldown_s=300, clock=clock,
+                               escalation=2.0, max_cooldown_s=14_400,
+                               escalation_window_s=86_400)
+    lengths = [_lock_out(lockout, clock) for _ in range(8)]
+    assert lengths == pytest.approx([300, 600, 1200, 2400, 4800, 9600, 14_400, 14_400], abs=2)
+    # a replay attacker's tries in a day: five per lock-out
+    clock.now, lockout = 1000.0, ChallengeLockout(5, 300, 300, clock, 2.0, 14_400, 86_400)
+    tries = 0
+    while clock.now < 1000.0 + 86_400:
+        _lock_out(lockout, clock)
+        tries += 5
+    assert tries <= 60
+    # a quiet day forgets: the next lock-out is the first again
+    clock.now += 86_401
+    assert lockout.next_cooldown_s() == 300
+    assert _lock_out(lockout, clock) == pytest.approx(300, abs=2)
+
+
+def test_a_fixed_cooldown_allows_a_try_a_minute():
+    """The old behaviour (escalation 1): what the escalation is for."""
+    clock = _Clock()
+    lockout = ChallengeLockout(5, 300, 300, clock)
+    tries = 0
+    while clock.now < 1000.0 + 86_400:
+        _lock_out(lockout, clock)
+        tries += 5
+    assert tries > 1_300
+
+
 def test_bad_settings_are_refused():
     with pytest.raises(ValueError):
         ChallengeLockout(max_mismatches=0, window_s=60, cooldown_s=1)
+    with pytest.raises(ValueError):
+        ChallengeLockout(5, 60, 300, escalation=0.5)
+    with pytest.raises(ValueError):
+        ChallengeLockout(5, 60, 300, max_cooldown_s=100)
 
 
 def test_replaying_recordings_locks_the_daemon_out_and_even_a_live_face_waits(tmp_path):

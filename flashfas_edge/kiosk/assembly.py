@@ -203,7 +203,10 @@ def build_kiosk(config: LoadedConfig) -> Kiosk:
                         "directory": str(bundle.directory)},
         latency_us=pipeline_config.latency_us,
         lockout=ChallengeLockout(daemon.lockout.max_mismatches, daemon.lockout.window_s,
-                                 daemon.lockout.cooldown_s),
+                                 daemon.lockout.cooldown_s,
+                                 escalation=daemon.lockout.escalation,
+                                 max_cooldown_s=daemon.lockout.max_cooldown_s,
+                                 escalation_window_s=daemon.lockout.escalation_window_s),
     )
     if sim_controls is not None:
         sim_controls.previous_check_frames = lambda: service.last_check_frames
