@@ -82,13 +82,15 @@ class TickingCamera:
     def info(self) -> CameraInfo:
         return CameraInfo(8, 8, self.fps, 5000, 10000, "ticking-test-camera")
 
-    def frames_between(self, t0_us: int, t1_us: int, timeout_s: float) -> list[Frame]:
+    def frames_between(self, t0_us: int, t1_us: int, timeout_s: float,
+                       complete_at_us: int | None = None) -> list[Frame]:
         deadline = time.monotonic() + timeout_s
+        ready_us = t1_us if complete_at_us is None else min(complete_at_us, t1_us)
         with self._cond:
-            while not self._frames or self._frames[-1].t_start_us < t1_us:
+            while not self._frames or self._frames[-1].t_start_us < ready_us:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise CameraError(f"no frame after {t1_us} within {timeout_s} s")
+                    raise CameraError(f"no frame after {ready_us} within {timeout_s} s")
                 self._cond.wait(remaining)
             return [f for f in self._frames if t0_us <= f.t_start_us < t1_us]
 

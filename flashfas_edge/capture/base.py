@@ -55,11 +55,15 @@ class Camera(Protocol):
 
     def info(self) -> CameraInfo: ...
 
-    def frames_between(self, t0_us: int, t1_us: int, timeout_s: float) -> list[Frame]:
+    def frames_between(self, t0_us: int, t1_us: int, timeout_s: float,
+                       complete_at_us: int | None = None) -> list[Frame]:
         """Frames whose exposure starts in [t0_us, t1_us), oldest first.
 
-        Blocks until a frame starting at or after ``t1_us`` has arrived (so the list is complete)
-        or ``timeout_s`` has passed, in which case :class:`CameraError` is raised.
+        Blocks until a frame starting at or after ``complete_at_us`` (default ``t1_us``) has
+        arrived (so the list is complete) or ``timeout_s`` has passed, in which case
+        :class:`CameraError` is raised. A caller that knows the frame period passes a
+        ``complete_at_us`` less than a period before ``t1_us``: the frame that follows it starts
+        after the window, so it need not be waited for.
         """
         ...
 

@@ -49,12 +49,15 @@ class FrameRing:
             self._cond.notify_all()
 
     def frames_between(self, t0_us: int, t1_us: int, timeout_s: float,
-                       running: Callable[[], bool]) -> list[Frame]:
-        """Frames starting in [t0_us, t1_us) once a frame at or after t1_us has arrived."""
+                       running: Callable[[], bool],
+                       complete_at_us: int | None = None) -> list[Frame]:
+        """Frames starting in [t0_us, t1_us) once a frame at or after ``complete_at_us``
+        (default t1_us) has arrived."""
         deadline = time.monotonic() + timeout_s
+        ready_us = t1_us if complete_at_us is None else min(complete_at_us, t1_us)
         with self._cond:
             while True:
-                if self._frames and self._frames[-1].t_start_us >= t1_us:
+                if self._frames and self._frames[-1].t_start_us >= ready_us:
                     return [f for f in self._frames if t0_us <= f.t_start_us < t1_us]
                 if self._error is not None:
                     raise CameraError(f"{self.name}: {self._error}")
@@ -63,7 +66,7 @@ class FrameRing:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise CameraError(f"{self.name}: no frame starting at or after "
-                                      f"t={t1_us} µs within {timeout_s} s")
+                                      f"t={ready_us} µs within {timeout_s} s")
                 self._cond.wait(left)
 
     def last_start_us(self) -> int | None:
@@ -77,8 +80,10 @@ class RingCamera:
     _ring: FrameRing
     _thread: threading.Thread | None = None
 
-    def frames_between(self, t0_us: int, t1_us: int, timeout_s: float) -> list[Frame]:
-        return self._ring.frames_between(t0_us, t1_us, timeout_s, self._running)
+    def frames_between(self, t0_us: int, t1_us: int, timeout_s: float,
+                       complete_at_us: int | None = None) -> list[Frame]:
+        return self._ring.frames_between(t0_us, t1_us, timeout_s, self._running,
+                                         complete_at_us)
 
     def _running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()

@@ -31,8 +31,9 @@ class RecordingCamera:
     def info(self) -> CameraInfo:
         return self.inner.info()
 
-    def frames_between(self, t0_us: int, t1_us: int, timeout_s: float) -> list[Frame]:
-        frames = self.inner.frames_between(t0_us, t1_us, timeout_s)
+    def frames_between(self, t0_us: int, t1_us: int, timeout_s: float,
+                       complete_at_us: int | None = None) -> list[Frame]:
+        frames = self.inner.frames_between(t0_us, t1_us, timeout_s, complete_at_us)
         with self._lock:
             for frame in frames:
                 self._frames[frame.index] = frame
