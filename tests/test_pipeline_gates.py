@@ -113,6 +113,22 @@ def test_reflections_of_another_sequence_are_a_challenge_mismatch():
     assert rejected.detail["challenge_corr"] < GATES.min_challenge_corr
 
 
+def test_a_challenge_fitted_best_but_not_by_the_margin_is_unclear_not_spoof():
+    """A live face under noise: its own order fits best (residual ratio ≥ 1), just not by the
+    margin. That is retry / challenge_unclear; another order fitting better stays a spoof."""
+    import dataclasses
+
+    good = _evidence(_schedule())
+    marginal = dataclasses.replace(good.fit, corr=0.97, best_other_corr=0.965)
+    assert 1.0 <= marginal.residual_ratio < GATES.min_challenge_residual_ratio
+    rejected = _reason(lambda: gate_flash(dataclasses.replace(good, fit=marginal), GATES))
+    assert (rejected.verdict, rejected.reason) == (Verdict.RETRY, Reason.CHALLENGE_UNCLEAR)
+    assert rejected.detail["challenge_verified"] is False
+    other = dataclasses.replace(good.fit, corr=0.96, best_other_corr=0.97)  # ratio < 1
+    rejected = _reason(lambda: gate_flash(dataclasses.replace(good, fit=other), GATES))
+    assert (rejected.verdict, rejected.reason) == (Verdict.SPOOF, Reason.CHALLENGE_MISMATCH)
+
+
 def test_one_face_still_and_well_sized_passes_the_face_gates():
     marks = [_landmarks()] * 5
     track = track_face(_frames([_face_image(0.5)] * 5, marks), GroundTruthLandmarks(), GATES)

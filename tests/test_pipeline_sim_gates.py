@@ -184,9 +184,12 @@ def test_replayed_recording_of_an_earlier_check_is_a_challenge_mismatch(kiosk, d
     # The replay reflects valid flashes, in an order drawn for another check: never live, and
     # (all but with probability ~1/120 per check) recognised as the wrong challenge.
     assert all(r.verdict is not Verdict.LIVE for r in results), [r.reason for r in results]
-    mismatches = [r for r in results if r.reason is Reason.CHALLENGE_MISMATCH]
+    # (a spoof, or a retry when the reflections fit this challenge best but not clearly: both
+    # count toward the lock-out)
+    mismatches = [r for r in results
+                  if r.reason in (Reason.CHALLENGE_MISMATCH, Reason.CHALLENGE_UNCLEAR)]
     assert len(mismatches) >= 2, [(r.reason, r.detail) for r in results]
-    assert all(r.verdict is Verdict.SPOOF for r in mismatches)
+    assert any(r.verdict is Verdict.SPOOF for r in mismatches)
     assert all(r.detail["flash_snr"] > 2 for r in mismatches)  # the flashes were visible
 
 

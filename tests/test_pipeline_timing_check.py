@@ -127,3 +127,39 @@ def test_the_pipeline_answers_retry_when_the_timing_cannot_be_verified():
     assert info.value.verdict is Verdict.RETRY and info.value.reason is Reason.NO_CLEAN_FRAME
     full = _Cap(played, _frames_seeing(played))
     pipeline._verify_timing(full, np.stack([LANDMARKS]), {"flash_snr": 50.0}, {})  # passes
+
+
+def test_a_timing_just_past_its_limit_is_unclear_and_far_past_it_a_mismatch():
+    """Live faces' timing error reaches 0.5–0.9 steps about once in 40 checks: retry /
+    challenge_unclear up to max_timing_residual_for_retry, spoof beyond."""
+    import dataclasses
+
+    import pytest
+
+    from flashfas_edge.pipeline.config import PipelineConfig
+    from flashfas_edge.pipeline.pipeline import Pipeline
+    from flashfas_edge.pipeline.rejection import CheckRejected
+    from flashfas_edge.pipeline.result import Reason, Verdict
+
+    grey = lambda i: (1.0, 1.0, 1.0)  # noqa: E731
+    played = _playback(grey, (66_000, 91_000, 66_000, 116_000, 66_000))
+    frames = _frames_seeing(played)
+    residual = fit_timing(frames, LANDMARKS, played, 0, 1, 1.0).residual_steps  # type: ignore[union-attr]
+
+    @dataclasses.dataclass
+    class _Cap:
+        playback: FlashPlayback
+        frames: list
+
+    pipeline = Pipeline.__new__(Pipeline)
+    pipeline._camera = None
+    for limit, retry_limit, expected in ((residual / 2, residual * 2, Verdict.RETRY),
+                                         (residual / 4, residual / 2, Verdict.SPOOF)):
+        pipeline.config = PipelineConfig(latency_us=0, display_rise_us=1, camera_gamma=1.0,
+                                         gates={"max_timing_residual_steps": limit,
+                                                "max_timing_residual_for_retry": retry_limit})
+        with pytest.raises(CheckRejected) as info:
+            pipeline._verify_timing(_Cap(played, frames), np.stack([LANDMARKS]),
+                                    {"flash_snr": 50.0}, {})
+        want = Reason.CHALLENGE_UNCLEAR if expected is Verdict.RETRY else Reason.CHALLENGE_MISMATCH
+        assert (info.value.verdict, info.value.reason) == (expected, want)

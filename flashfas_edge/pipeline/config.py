@@ -151,6 +151,9 @@ class GateThresholds(_Section):
     # rows for a whole exposure leaves a full step; rise time, flicker and motion of a live face
     # stay well below half of one (docs/SAFETY.md §3).
     max_timing_residual_steps: float = Field(default=0.5, gt=0, le=2.0)
+    # Between the limit and this, the check answers retry / challenge_unclear instead of spoof:
+    # a live face's timing error reaches 0.5–0.9 steps about once in 40 checks (docs/SAFETY.md)
+    max_timing_residual_for_retry: float = Field(default=1.0, gt=0, le=4.0)
     # horizontal face bands fitted apart (timing_check.py): 1, the whole face's mean; more
     # bands resolve onsets finer but see the display's latency jitter (measured: keep 1)
     timing_bands: int = Field(default=1, ge=1, le=12)
@@ -202,6 +205,9 @@ class PipelineConfig(_Section):
     def _consistent(self) -> PipelineConfig:
         if self.gates.min_challenge_corr < 0.5:
             raise ValueError("challenge verification cannot be disabled (anti-replay)")
+        if self.gates.max_timing_residual_for_retry < self.gates.max_timing_residual_steps:
+            raise ValueError("max_timing_residual_for_retry must be at least "
+                             "max_timing_residual_steps")
         if self.gates.min_flash_snr_for_mismatch < self.gates.min_flash_snr:
             raise ValueError("min_flash_snr_for_mismatch must be at least min_flash_snr")
         return self

@@ -121,12 +121,12 @@ def gate_flash(evidence: FlashEvidence, gates: GateThresholds) -> None:
                 challenge_verified=False,
                 min_flash_snr_for_mismatch=gates.min_flash_snr_for_mismatch,
             )
-        raise CheckRejected(
-            Verdict.SPOOF,
-            Reason.CHALLENGE_MISMATCH,
-            {
-                **detail,
-                "min_challenge_corr": gates.min_challenge_corr,
-                "min_challenge_residual_ratio": gates.min_challenge_residual_ratio,
-            },
-        )
+        limits = {
+            "min_challenge_corr": gates.min_challenge_corr,
+            "min_challenge_residual_ratio": gates.min_challenge_residual_ratio,
+        }
+        if fit.corr >= gates.min_challenge_corr and fit.residual_ratio >= 1.0:
+            # this order explains the reflections best of all, just not by the margin: a live
+            # face under noise, not another order (a replay of another order leaves ratio < 1)
+            raise retry(Reason.CHALLENGE_UNCLEAR, **detail, **limits, challenge_verified=False)
+        raise CheckRejected(Verdict.SPOOF, Reason.CHALLENGE_MISMATCH, {**detail, **limits})

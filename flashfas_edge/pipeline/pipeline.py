@@ -476,6 +476,8 @@ class Pipeline:
         snr = evidence.get("flash_snr") or 0.0
         if snr < cfg.gates.min_flash_snr_for_mismatch:
             raise retry(Reason.LOW_FLASH_SNR, challenge_verified=False, **limit)
+        if fit.residual_steps <= cfg.gates.max_timing_residual_for_retry:
+            raise retry(Reason.CHALLENGE_UNCLEAR, challenge_verified=False, **limit)
         raise CheckRejected(Verdict.SPOOF, Reason.CHALLENGE_MISMATCH, limit)
 
     def _result(

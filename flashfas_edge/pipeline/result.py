@@ -20,7 +20,8 @@ class Verdict(str, Enum):
 class Reason(str, Enum):
     """Machine-readable reason of a check's answer. With `live`: score_above_threshold. With
     `spoof`: score_below_threshold, challenge_mismatch. Every other reason comes with `retry`
-    (ask the person to try again; never open): challenge_lockout, no_face, multiple_faces,
+    (ask the person to try again; never open): challenge_unclear, challenge_lockout, no_face,
+    multiple_faces,
     face_too_small, face_too_large, motion, underexposed, overexposed, low_flash_snr,
     no_clean_frame, flash_unsafe, stage_timeout,
     internal_error. camera_unavailable, flash_unavailable and
@@ -30,6 +31,9 @@ class Reason(str, Enum):
     SCORE_ABOVE_THRESHOLD = "score_above_threshold"
     SCORE_BELOW_THRESHOLD = "score_below_threshold"
     CHALLENGE_MISMATCH = "challenge_mismatch"
+    # the reflections followed this challenge best of all, but not clearly enough to verify it
+    # (order or timing just past its limit): retry; counts toward the lock-out like a mismatch
+    CHALLENGE_UNCLEAR = "challenge_unclear"
     # too many mismatches lately: the daemon refuses checks for a while (daemon/challenge_lockout)
     CHALLENGE_LOCKOUT = "challenge_lockout"
     # quality gates → retry
