@@ -14,10 +14,11 @@ in between), so for a coloured sequence the excitation is the commanded light pe
 R³, and the face's linear mean per channel must follow m_f = a + B · E_f with one 3 × 3 B per
 check: the same model with the scalar gain grown into the face's response matrix.
 
-The whole face's mean is fitted, not bands of rows: the light's own onsets jitter by a few ms
-(display latency), which a band of rows sees as a large error while the face's mean averages it
-over the rolling shutter's rows (fitting four bands apart rejected most live faces on the
-simulated kiosk: scripts/measure_replay_space.py ``--timing-bands``).
+The whole face's mean is fitted, not bands of rows: a band sees every timing error of the model
+(latency, the display's rise, the flash driver's timestamps) at full size, while the whole
+face's mean averages it over the rolling shutter's rows. Fitting four bands apart rejected 23 of
+40 live faces on the simulated kiosk (scripts/measure_replay_space.py ``--timing-bands``; which
+error dominates was not isolated).
 
 The residual is measured in level steps: max_f ‖m_f − (a + B·E_f)‖ over the distance between the
 two closest states' fitted responses (for white levels: b × the smallest step between levels), so
