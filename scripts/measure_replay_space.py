@@ -67,6 +67,7 @@ def main() -> int:
                         help="uniform draws from the whole space per recording")
     parser.add_argument("--profile", default="kiosk15_mipi")
     parser.add_argument("--size", default="640x480", help="camera width x height")
+    parser.add_argument("--fps", type=float, help="camera frame rate (default: the profile's)")
     parser.add_argument("--physics", choices=("rgb", "spectral"), default="rgb")
     parser.add_argument("--face-shape", choices=("procedural", "scanned"), default="procedural")
     parser.add_argument("--seed", type=int, default=7000, help="first subject seed")
@@ -79,7 +80,7 @@ def main() -> int:
     width, height = (int(v) for v in args.size.split("x"))
     kiosk = SimKiosk(PROFILE_BY_NAME[args.profile], width=width, height=height, seed=1,
                      face_shape=args.face_shape, physics=args.physics)
-    recorder = CheckRecording(SimCamera(kiosk), SimFlashDriver(kiosk, colour=True))
+    recorder = CheckRecording(SimCamera(kiosk, fps=args.fps), SimFlashDriver(kiosk, colour=True))
     gates = {k: v for k, v in (("timing_bands", args.timing_bands),
                                ("max_timing_residual_steps", args.max_timing_residual))
              if v is not None}
@@ -124,6 +125,7 @@ def main() -> int:
         "landmarks": "simulated kiosk ground truth",
         "profile": args.profile,
         "size": args.size,
+        "fps": recorder.camera.info().fps,
         "physics": args.physics,
         "face_shape": args.face_shape,
         "timing_bands": config.gates.timing_bands,
