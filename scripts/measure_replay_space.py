@@ -58,7 +58,6 @@ def main() -> int:
     parser.add_argument("--bundle", type=Path, default=Path("engines/edge-default"))
     parser.add_argument("--timing-steps", type=int, help="override [pipeline.challenge]")
     parser.add_argument("--timing-step-us", type=int, help="override [pipeline.challenge]")
-    parser.add_argument("--timing-bands", type=int, help="override [pipeline.gates]")
     parser.add_argument("--max-timing-residual", type=float,
                         help="override [pipeline.gates] max_timing_residual_steps")
     parser.add_argument("--patterns", type=int, default=400,
@@ -81,9 +80,8 @@ def main() -> int:
     kiosk = SimKiosk(PROFILE_BY_NAME[args.profile], width=width, height=height, seed=1,
                      face_shape=args.face_shape, physics=args.physics)
     recorder = CheckRecording(SimCamera(kiosk, fps=args.fps), SimFlashDriver(kiosk, colour=True))
-    gates = {k: v for k, v in (("timing_bands", args.timing_bands),
-                               ("max_timing_residual_steps", args.max_timing_residual))
-             if v is not None}
+    gates = ({} if args.max_timing_residual is None
+             else {"max_timing_residual_steps": args.max_timing_residual})
     config = PipelineConfig.model_validate({"latency_us": kiosk.latency_us,
                                             "challenge": overrides, "gates": gates})
     pipeline = Pipeline(recorder.camera, recorder.flash, GroundTruthLandmarks(), backend, config)
@@ -128,7 +126,6 @@ def main() -> int:
         "fps": recorder.camera.info().fps,
         "physics": args.physics,
         "face_shape": args.face_shape,
-        "timing_bands": config.gates.timing_bands,
         "max_timing_residual_steps": config.gates.max_timing_residual_steps,
         "timing_steps": config.challenge.timing_steps,
         "timing_step_us": config.challenge.timing_step_us,

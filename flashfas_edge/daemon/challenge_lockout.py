@@ -40,7 +40,6 @@ class ChallengeLockout:
         self._mismatches: collections.deque[float] = collections.deque()
         self._locked_until = 0.0
         self._lockouts = 0  # lock-outs in a row, each within escalation_window_s of the last
-        self._last_lockout_end = float("-inf")
         self._lock = threading.Lock()
 
     def remaining_s(self) -> float:
@@ -51,10 +50,13 @@ class ChallengeLockout:
     def next_cooldown_s(self) -> float:
         """How long the next lock-out would last, were it to start now."""
         with self._lock:
-            return self._cooldown(self._clock())
+            return self._cooldown(self._repeats(self._clock()))
 
-    def _cooldown(self, now: float) -> float:
-        repeats = self._lockouts if now - self._last_lockout_end <= self.escalation_window_s else 0
+    def _repeats(self, now: float) -> int:
+        """Lock-outs in a row so far: none once a quiet escalation window has passed."""
+        return self._lockouts if now - self._locked_until <= self.escalation_window_s else 0
+
+    def _cooldown(self, repeats: int) -> float:
         return min(self.cooldown_s * self.escalation ** repeats, self.max_cooldown_s)
 
     def record_mismatch(self) -> None:
@@ -64,10 +66,7 @@ class ChallengeLockout:
             while self._mismatches and self._mismatches[0] < now - self.window_s:
                 self._mismatches.popleft()
             if len(self._mismatches) >= self.max_mismatches:
-                cooldown = self._cooldown(now)
-                if now - self._last_lockout_end > self.escalation_window_s:
-                    self._lockouts = 0
-                self._lockouts += 1
-                self._locked_until = now + cooldown
-                self._last_lockout_end = self._locked_until
+                repeats = self._repeats(now)
+                self._locked_until = now + self._cooldown(repeats)
+                self._lockouts = repeats + 1
                 self._mismatches.clear()

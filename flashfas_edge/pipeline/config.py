@@ -154,9 +154,6 @@ class GateThresholds(_Section):
     # Between the limit and this, the check answers retry / challenge_unclear instead of spoof:
     # a live face's timing error reaches 0.5–0.9 steps about once in 40 checks (docs/SAFETY.md)
     max_timing_residual_for_retry: float = Field(default=1.0, gt=0, le=4.0)
-    # horizontal face bands fitted apart (timing_check.py): 1, the whole face's mean; more
-    # bands resolve onsets finer but see the model's timing errors at full size (keep 1)
-    timing_bands: int = Field(default=1, ge=1, le=12)
 
 
 class TrackingConfig(_Section):

@@ -41,18 +41,10 @@ class FaceCrop:
         """float64 [3]: mean camera level per channel inside the ellipse."""
         return np.array(cv2.mean(self.patch, mask=self.mask)[:3], dtype=np.float64)
 
-    def row_bands(self, count: int) -> list[tuple[int, int]]:
-        """The ellipse's rows cut into ``count`` bands of (nearly) equal height: [first, last]
-        frame rows of each (fewer bands when the ellipse has fewer rows)."""
+    def row_span(self) -> tuple[int, int] | None:
+        """[first, last] frame rows of the ellipse (None: it has no pixel in the frame)."""
         rows = np.flatnonzero(self.mask.any(axis=1)) if self.mask.size else np.empty(0, int)
-        return [(self.top + int(c[0]), self.top + int(c[-1]))
-                for c in np.array_split(rows, min(count, rows.size)) if c.size]
-
-    def band_mean_rgb(self, band: tuple[int, int]) -> np.ndarray:
-        """float64 [3]: mean camera level per channel inside the ellipse, in frame rows
-        ``band`` (first, last)."""
-        a, b = band[0] - self.top, band[1] - self.top + 1
-        return np.array(cv2.mean(self.patch[a:b], mask=self.mask[a:b])[:3], dtype=np.float64)
+        return (self.top + int(rows[0]), self.top + int(rows[-1])) if rows.size else None
 
     def saturated_frac(self, level: int) -> float:
         """Share of the ellipse's pixels with any channel at or above ``level``."""

@@ -459,7 +459,7 @@ class Pipeline:
         fps = self._camera.info().fps if self._camera is not None else 0.0
         fit = fit_timing(cap.frames, np.mean(landmarks, axis=0), cap.playback, cfg.latency_us,
                          cfg.display_rise_us, cfg.camera_gamma,
-                         period_us=1e6 / fps if fps > 0 else None, bands=cfg.gates.timing_bands)
+                         period_us=1e6 / fps if fps > 0 else None)
         if fit is None:
             raise retry(Reason.NO_CLEAN_FRAME, timing_verified=False, timing_frames=0)
         detail["timing_frames"] = fit.frames_used

@@ -15,6 +15,7 @@ to accept the recording (it did once): only verification stands between a replay
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from collections.abc import Iterator, Sequence
@@ -40,6 +41,7 @@ class ChallengeSpace:
     family: str
     base_us: int
     play_orders: tuple[tuple[int, ...], ...]
+    level_rgb: tuple[tuple[float, float, float], ...]  # each level's fixed colour
 
     @property
     def timing_patterns(self) -> int:
@@ -67,13 +69,9 @@ class ChallengeSpace:
                  base_us: int | None = None) -> FlashSchedule:
         """The challenge of this order and pattern (states of ``base_us``, else the space's:
         the camera's exposure sets it per check)."""
-        colours = None
-        if self.family != "white_levels":
-            fixed = level_colours(self.family, self.config.levels)
-            colours = [fixed[level] for level in play_order]
         return build_schedule(self.config, play_order, pattern,
-                              self.base_us if base_us is None else base_us, colours,
-                              nonce="0" * 32)
+                              self.base_us if base_us is None else base_us,
+                              [self.level_rgb[level] for level in play_order], nonce="0" * 32)
 
     def all_patterns(self) -> Iterator[tuple[int, ...]]:
         return (self.pattern(i) for i in range(self.timing_patterns))
@@ -84,18 +82,20 @@ def challenge_space(config: ChallengeConfig, family: str, base_us: int) -> Chall
     if family not in ("white_levels", "hue_levels"):
         raise ValueError(f"{family}: only fixed-colour families have an enumerable space")
     idle = idle_state_of(config)
-    space = ChallengeSpace(config, family, base_us, ())
+    every = ChallengeSpace(config, family, base_us,
+                           tuple(itertools.permutations(range(config.n0))),
+                           level_colours(family, config.levels))
     longest = (config.timing_steps - 1,) * (config.n0 - 1) + (0,)
     safe = []
-    for order in itertools.permutations(range(config.n0)):
-        verdicts = {count_sequence(space.schedule(order, p), idle)
+    for order in every.play_orders:
+        verdicts = {count_sequence(every.schedule(order, p), idle)
                     .within(config.max_flashes_per_challenge)
                     for p in ((0,) * config.n0, longest)}
         if len(verdicts) != 1:  # a sequence over 1 s: safety would depend on the timing
             raise ValueError("the safe orders depend on the timing pattern for this config")
         if verdicts.pop():
             safe.append(order)
-    return ChallengeSpace(config, family, base_us, tuple(safe))
+    return dataclasses.replace(every, play_orders=tuple(safe))
 
 
 def play_order_of(schedule: FlashSchedule) -> tuple[int, ...]:

@@ -16,9 +16,8 @@ check: the same model with the scalar gain grown into the face's response matrix
 
 The whole face's mean is fitted, not bands of rows: a band sees every timing error of the model
 (latency, the display's rise, the flash driver's timestamps) at full size, while the whole
-face's mean averages it over the rolling shutter's rows. Fitting four bands apart rejected 23 of
-40 live faces on the simulated kiosk (scripts/measure_replay_space.py ``--timing-bands``; which
-error dominates was not isolated).
+face's mean averages it over the rolling shutter's rows. Fitting four bands apart was tried and
+rejected 23 of 40 live faces on the simulated kiosk (docs/SAFETY.md §3).
 
 The residual is measured in level steps: max_f ‖m_f − (a + B·E_f)‖ over the distance between the
 two closest states' fitted responses (for white levels: b × the smallest step between levels), so
@@ -38,7 +37,7 @@ from flashfas_edge.flash.base import FlashPlayback
 from flashfas_edge.pipeline.face_region import face_crop
 from flashfas_edge.pipeline.reflection_check import linearise
 
-_ROWS = 12  # face rows sampled per frame (per band)
+_ROWS = 12  # face rows sampled per frame
 _SAMPLES = 12  # time samples per row's exposure window
 
 
@@ -111,7 +110,7 @@ def _grey(playback: FlashPlayback) -> bool:
 
 def fit_timing(frames: Sequence[Frame], landmarks: np.ndarray, playback: FlashPlayback,
                latency_us: int, rise_us: int, gamma: float,
-               period_us: float | None = None, bands: int = 1) -> TimingFit | None:
+               period_us: float | None = None) -> TimingFit | None:
     """The timing fit of the frames against the playback (None: no frames). ``frames_used`` <
     N0 + 1, or ``frames_missing`` > 0 (with the camera's frame period), when the frames cannot
     verify the timing: the caller answers retry, an unverified timing never passes."""
@@ -123,29 +122,26 @@ def fit_timing(frames: Sequence[Frame], landmarks: np.ndarray, playback: FlashPl
         t0 = int(playback.onsets_us[0]) + latency_us
         t1 = int(playback.end_us) + latency_us - first.exposure_us - first.readout_us + 1
         missing = missing_frames(frames, t0, t1, period_us)
-    height = frames[0].image.shape[0]
-    crops = [face_crop(f.image, landmarks) for f in frames]  # one geometry: mean landmarks
-    n0 = playback.schedule.n0
-    fits = []
-    for band in crops[0].row_bands(bands):
-        e = predicted_excitation(frames, band, height, playback, latency_us, rise_us)
-        keep = np.flatnonzero(np.all(np.isfinite(e), axis=1))
-        if keep.size < n0 + 1:  # too few frames to tell one timing from another
-            return TimingFit(residual_steps=float("nan"), frames_used=int(keep.size),
-                             gain=float("nan"), frames_missing=missing)
-        m = np.array([linearise(crops[int(j)].band_mean_rgb(band), gamma) for j in keep])
-        fits.append((_fit_band(e[keep], m, commanded_light(playback)), int(keep.size)))
-    if not fits:
+    rows = face_crop(frames[0].image, landmarks).row_span()  # one geometry: mean landmarks
+    if rows is None:
         return TimingFit(residual_steps=float("nan"), frames_used=0, gain=float("nan"),
                          frames_missing=missing)
-    return TimingFit(residual_steps=max(r for (r, _), _ in fits),
-                     frames_used=min(k for _, k in fits),
-                     gain=float(np.mean([g for (_, g), _ in fits])), frames_missing=missing)
+    height = frames[0].image.shape[0]
+    e = predicted_excitation(frames, rows, height, playback, latency_us, rise_us)
+    keep = np.flatnonzero(np.all(np.isfinite(e), axis=1))
+    if keep.size < playback.schedule.n0 + 1:  # too few frames to tell one timing from another
+        return TimingFit(residual_steps=float("nan"), frames_used=int(keep.size),
+                         gain=float("nan"), frames_missing=missing)
+    m = np.array([linearise(face_crop(frames[int(j)].image, landmarks).mean_rgb(), gamma)
+                  for j in keep])
+    residual, gain = _fit_line(e[keep], m, commanded_light(playback))
+    return TimingFit(residual_steps=residual, frames_used=int(keep.size), gain=gain,
+                     frames_missing=missing)
 
 
-def _fit_band(e: np.ndarray, m: np.ndarray, light: np.ndarray) -> tuple[float, float]:
-    """(worst residual in level steps, gain) of one band: its linear means ``m`` [K, 3] against
-    the excitation ``e`` [K, C] on one line (C = 1: their channel mean) or one 3 × 3 response."""
+def _fit_line(e: np.ndarray, m: np.ndarray, light: np.ndarray) -> tuple[float, float]:
+    """(worst residual in level steps, gain): the face's linear means ``m`` [K, 3] against the
+    excitation ``e`` [K, C] on one line (C = 1: their channel mean) or one 3 × 3 response."""
     if e.shape[1] == 1:
         m = m.mean(axis=1, keepdims=True)
     design = np.concatenate([np.ones((e.shape[0], 1)), e], axis=1)

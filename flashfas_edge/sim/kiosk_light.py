@@ -132,6 +132,5 @@ def flash_basis(gb: GBuffer, rays: np.ndarray, display: KioskDisplay, height: in
         irr = np.where(sss > 0, blurred, img).reshape(-1)
     out = gb.albedo * irr[:, None] + (gb.spec * spec)[:, None]
     mirror_img = mirror_image(gb, rays, display)
-    if np.any(gb.mirror > 0):
-        out += mirror_img[:, None]
+    out += mirror_img[:, None]
     return out.reshape(height, width, 3).astype(np.float32), mirror_img.reshape(height, width)
