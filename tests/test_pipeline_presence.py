@@ -14,12 +14,14 @@ import time
 import pytest
 from sim_bundles import random_weight_bundle
 
+from flashfas_edge.capture.frame_ring import FrameRing, RingCamera
 from flashfas_edge.face.ground_truth import GroundTruthLandmarks
 from flashfas_edge.face.mtcnn_landmarks import MtcnnLandmarks
 from flashfas_edge.flash.base import FlashPlayback, FlashSchedule
 from flashfas_edge.inference.ort_backend import OrtBackend
 from flashfas_edge.pipeline.config import PipelineConfig
 from flashfas_edge.pipeline.pipeline import Pipeline
+from flashfas_edge.pipeline.presence import wait_for_subject
 from flashfas_edge.pipeline.result import Reason, Verdict
 from flashfas_edge.sim.device import PROFILES
 from flashfas_edge.sim.kiosk import SimKiosk, Subject
@@ -138,3 +140,35 @@ def test_a_still_face_in_range_is_flashed_and_tracked_while_the_flash_plays(
     assert result.detail["landmarks_tracked_during_capture"] >= 1, result.detail
     assert result.detail["registered"] is True
     assert result.detail["motion_iod"] < 0.05  # a still face, the detector's jitter taken out
+
+
+class FrozenCamera(RingCamera):
+    """The stream as it stands: the frames already in the buffer, and no frame after them (the
+    next one is late)."""
+
+    def __init__(self, camera, frames) -> None:
+        self._camera = camera
+        self._ring = FrameRing(len(frames), "frozen camera")
+        for frame in frames:
+            self._ring.append(frame)
+
+    def _running(self) -> bool:
+        return True
+
+    def info(self):
+        return self._camera.info()
+
+
+def test_presence_judges_the_frames_already_there_without_waiting_for_the_next(kiosk, devices):
+    camera, _ = devices
+    _show(kiosk, Subject(seed=4))
+    newest = camera.last_frame_time_us()
+    period_us = int(1e6 / camera.info().fps)
+    frames = camera.frames_between(newest - 6 * period_us, newest + 1, 2.0, complete_at_us=newest)
+    frozen = FrozenCamera(camera, frames)
+    config = PipelineConfig()
+    started = time.monotonic()
+    presence = wait_for_subject(frozen, GroundTruthLandmarks(), config.gates, config.tracking,
+                                frame_timeout_s=1.0)
+    assert time.monotonic() - started < 0.5  # no wait for a frame that has not come
+    assert presence.frame_index == frames[-1].index  # the newest frame, already in the buffer

@@ -59,7 +59,10 @@ def wait_for_subject(
             if newest is None:
                 raise CameraError("the camera delivered no frame")
         span_us = int(period_us * (tracking.presence_frames - 0.5))
-        frames = camera.frames_between(newest - span_us, newest + 1, frame_timeout_s)
+        # the newest frame is in the buffer already: take the frames up to it without waiting
+        # for the one after it (up to a frame period)
+        frames = camera.frames_between(newest - span_us, newest + 1, frame_timeout_s,
+                                       complete_at_us=newest)
         looked_at = newest
         attempts += 1
         try:
