@@ -162,9 +162,12 @@ class FrozenCamera(RingCamera):
 def test_presence_judges_the_frames_already_there_without_waiting_for_the_next(kiosk, devices):
     camera, _ = devices
     _show(kiosk, Subject(seed=4))
-    newest = camera.last_frame_time_us()
     period_us = int(1e6 / camera.info().fps)
-    frames = camera.frames_between(newest - 6 * period_us, newest + 1, 2.0, complete_at_us=newest)
+    shown = camera.last_frame_time_us()
+    # four whole frames of this scene in the buffer, however slowly the simulator renders
+    camera.frames_between(shown + 1, shown + 4 * period_us, 10.0)
+    newest = camera.last_frame_time_us()
+    frames = camera.frames_between(shown + 1, newest + 1, 2.0, complete_at_us=newest)
     frozen = FrozenCamera(camera, frames)
     config = PipelineConfig()
     started = time.monotonic()
