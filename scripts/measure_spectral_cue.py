@@ -124,6 +124,10 @@ def measured(folder: Path, seed: int) -> dict:
     for session in iter_sessions(folder):
         if session.attack_type not in rows:
             continue
+        played = np.asarray(session.flash_rgb, np.float64)[np.asarray(session.order)]
+        if not np.allclose(played, np.asarray(HUE_LADDER), atol=1e-3):
+            raise SystemExit(f"{folder}: the sessions were not lit with the hue_levels ladder "
+                             "(render them with --challenge hue_levels)")
         try:
             aligned = align_session(session, ALIGNED).aligned  # brightest first
         except SampleError:
