@@ -9,12 +9,15 @@ renderer's ground truth where the test is about the gate, not the detector.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import pytest
 from sim_bundles import random_weight_bundle
 
+from flashfas_edge.capture.base import CameraError
 from flashfas_edge.capture.frame_ring import FrameRing, RingCamera
+from flashfas_edge.clock import monotonic_us
 from flashfas_edge.face.ground_truth import GroundTruthLandmarks
 from flashfas_edge.face.mtcnn_landmarks import MtcnnLandmarks
 from flashfas_edge.flash.base import FlashPlayback, FlashSchedule
@@ -143,14 +146,15 @@ def test_a_still_face_in_range_is_flashed_and_tracked_while_the_flash_plays(
 
 
 class FrozenCamera(RingCamera):
-    """The stream as it stands: the frames already in the buffer, and no frame after them (the
-    next one is late)."""
+    """The stream as it stands: the frames already in the buffer, the newest one started
+    ``age_us`` ago, and no frame after them (the next one is late)."""
 
-    def __init__(self, camera, frames) -> None:
+    def __init__(self, camera, frames, age_us: int = 2_000) -> None:
         self._camera = camera
         self._ring = FrameRing(len(frames), "frozen camera")
+        shift = monotonic_us() - age_us - frames[-1].t_start_us  # when the newest one started
         for frame in frames:
-            self._ring.append(frame)
+            self._ring.append(dataclasses.replace(frame, t_start_us=frame.t_start_us + shift))
 
     def _running(self) -> bool:
         return True
@@ -159,7 +163,9 @@ class FrozenCamera(RingCamera):
         return self._camera.info()
 
 
-def test_presence_judges_the_frames_already_there_without_waiting_for_the_next(kiosk, devices):
+def test_presence_judges_the_current_frames_already_there_without_waiting_for_the_next(
+    kiosk, devices
+):
     camera, _ = devices
     _show(kiosk, Subject(seed=4))
     period_us = int(1e6 / camera.info().fps)
@@ -175,3 +181,9 @@ def test_presence_judges_the_frames_already_there_without_waiting_for_the_next(k
                                 frame_timeout_s=1.0)
     assert time.monotonic() - started < 0.5  # no wait for a frame that has not come
     assert presence.frame_index == frames[-1].index  # the newest frame, already in the buffer
+    # a buffer whose newest frame is half a second old is not judged: it may show who stood there
+    # before; presence waits for a current frame (here none comes: the camera's error)
+    stale = FrozenCamera(camera, frames, age_us=500_000)
+    with pytest.raises(CameraError):
+        wait_for_subject(stale, GroundTruthLandmarks(), config.gates, config.tracking,
+                         frame_timeout_s=0.3)

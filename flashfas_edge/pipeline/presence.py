@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flashfas_edge.capture.base import Camera, CameraError
+from flashfas_edge.clock import monotonic_us
 from flashfas_edge.face.base import FaceLandmarks, LandmarkProvider
 from flashfas_edge.pipeline.config import GateThresholds, TrackingConfig
 from flashfas_edge.pipeline.face_track import track_face
@@ -44,23 +45,27 @@ def wait_for_subject(
     Raises CheckRejected (``retry`` + the gate's reason) when they still fail after
     ``presence_wait_s``; CameraError when the camera delivers no frames.
     """
-    period_us = 1e6 / camera.info().fps
+    info = camera.info()
+    period_us = 1e6 / info.fps
+    # A newest frame that started longer ago than this is stale: the camera (or the simulator
+    # rendering it) has fallen behind, and what it shows may be who stood there before.
+    stale_us = 2 * period_us + info.exposure_us + info.readout_us
     still = gates.model_copy(update={"max_motion_iod": tracking.presence_max_motion_iod})
     deadline = time.monotonic() + tracking.presence_wait_s
     looked_at = -1  # newest frame already judged: each attempt waits for a new one
     attempts = 0
     while True:
         newest = camera.last_frame_time_us()
-        if newest is None or newest <= looked_at:
-            # no frame yet, or none since the last attempt: wait for the next one
+        if newest is None or newest <= looked_at or monotonic_us() - newest > stale_us:
+            # no frame yet, none since the last attempt, or a stale one: wait for the next one
             after = 0 if newest is None else newest + 1
             camera.frames_between(after, after + 1, frame_timeout_s)
             newest = camera.last_frame_time_us()
             if newest is None:
                 raise CameraError("the camera delivered no frame")
         span_us = int(period_us * (tracking.presence_frames - 0.5))
-        # the newest frame is in the buffer already: take the frames up to it without waiting
-        # for the one after it (up to a frame period)
+        # the newest frame is current and in the buffer already: take the frames up to it
+        # without waiting for the one after it (up to a frame period)
         frames = camera.frames_between(newest - span_us, newest + 1, frame_timeout_s,
                                        complete_at_us=newest)
         looked_at = newest
