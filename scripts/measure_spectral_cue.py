@@ -37,7 +37,8 @@ from pathlib import Path
 import numpy as np
 
 from flashfas_edge.data import iter_sessions
-from flashfas_edge.flash_levels import DEFAULT_LEVELS, HUE_LADDER
+from flashfas_edge.flash_levels import DEFAULT_LEVELS, level_colours
+from flashfas_edge.pipeline.session_check import SessionInvalid, validate_session
 from flashfas_edge.sim.device import PROFILES
 from flashfas_edge.sim.head import HeadIdentity
 from flashfas_edge.sim.mask_attack import ABLATIONS, draw_mask
@@ -45,6 +46,7 @@ from flashfas_edge.sim.spectral_render import device_spectra, skin_material
 from flashfas_edge.train.sample import SampleError, align_session
 
 ALIGNED = 64
+HUE_FAMILY = "hue_levels"
 CAMERA_GAMMA = 2.2
 
 
@@ -110,8 +112,9 @@ def physics(people: int, seed: int, ablations: tuple[str, ...] = ()) -> dict:
 
 def lit_state_pinv() -> np.ndarray:
     """[3, 4]: least squares from the four lit states' differences to the three primaries."""
-    drive = np.array([level * np.array(colour) for level, colour in zip(DEFAULT_LEVELS, HUE_LADDER,
-                                                                         strict=True)])
+    colours = level_colours(HUE_FAMILY, DEFAULT_LEVELS)
+    drive = np.array([level * np.array(colour)
+                      for level, colour in zip(DEFAULT_LEVELS, colours, strict=True)])
     return np.linalg.pinv(drive[:4])
 
 
@@ -124,10 +127,10 @@ def measured(folder: Path, seed: int) -> dict:
     for session in iter_sessions(folder):
         if session.attack_type not in rows:
             continue
-        played = np.asarray(session.flash_rgb, np.float64)[np.asarray(session.order)]
-        if not np.allclose(played, np.asarray(HUE_LADDER), atol=1e-3):
-            raise SystemExit(f"{folder}: the sessions were not lit with the hue_levels ladder "
-                             "(render them with --challenge hue_levels)")
+        try:  # the daemon's own check that a recording carries the hue ladder
+            validate_session(session, len(DEFAULT_LEVELS), HUE_FAMILY)
+        except SessionInvalid as exc:
+            raise SystemExit(f"{folder}: {exc} (render it with --challenge hue_levels)") from exc
         try:
             aligned = align_session(session, ALIGNED).aligned  # brightest first
         except SampleError:

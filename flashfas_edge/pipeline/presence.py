@@ -50,6 +50,7 @@ def wait_for_subject(
     # A newest frame that started longer ago than this is stale: the camera (or the simulator
     # rendering it) has fallen behind, and what it shows may be who stood there before.
     stale_us = 2 * period_us + info.exposure_us + info.readout_us
+    span_us = int(period_us * (tracking.presence_frames - 0.5))
     still = gates.model_copy(update={"max_motion_iod": tracking.presence_max_motion_iod})
     deadline = time.monotonic() + tracking.presence_wait_s
     looked_at = -1  # newest frame already judged: each attempt waits for a new one
@@ -63,7 +64,6 @@ def wait_for_subject(
             newest = camera.last_frame_time_us()
             if newest is None:
                 raise CameraError("the camera delivered no frame")
-        span_us = int(period_us * (tracking.presence_frames - 0.5))
         # the newest frame is current and in the buffer already: take the frames up to it
         # without waiting for the one after it (up to a frame period)
         frames = camera.frames_between(newest - span_us, newest + 1, frame_timeout_s,
