@@ -87,6 +87,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--spacing-s", type=float, default=1.5,
                         help="pause between one answer and the next request (a new person; the "
                              "photosensitive-safety window clears); 0: back to back, as retries")
+    parser.add_argument("--challenge", action="append", default=[], metavar="'KEY = VALUE'",
+                        help="a [pipeline.challenge] setting, e.g. 'frame_lock = false' (free "
+                        "timing) or 'frame_lock_steps = 4'; repeatable")
     parser.add_argument("--json-out", type=Path)
     args = parser.parse_args(argv)
 
@@ -95,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
         config_path, key = demo_config(directory, args.bundle, landmarks=args.landmarks)
         with config_path.open("a") as handle:
             handle.write(f"[kiosk.sim]\nfps = {FPS}\n")
+            if args.challenge:
+                handle.write("[pipeline.challenge]\n" + "\n".join(args.challenge) + "\n")
         daemon = DaemonProcess(config_path, directory / "daemon.log")
         stop = multiprocessing.Event()
         neighbours = [multiprocessing.Process(target=_spin, args=(stop,), daemon=True)

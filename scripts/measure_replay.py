@@ -26,6 +26,7 @@ from collections import Counter
 from pathlib import Path
 
 from flashfas_edge.api.client import ApiClientError, LivenessClient
+from flashfas_edge.pipeline.challenge import ChallengeTiming
 from flashfas_edge.pipeline.config import ChallengeConfig
 from flashfas_edge.pipeline.replay_space import challenge_space, upper_bound_95
 from flashfas_edge.tools.demo import DaemonProcess, demo_config, wait_ready
@@ -42,7 +43,7 @@ def main() -> int:
                         help="the simulated flash, or the LED-panel driver on the firmware's "
                         "simulator (docs/LED_PANEL.md)")
     args = parser.parse_args()
-    challenge = (ChallengeConfig(timing_steps=1, max_flashes_per_challenge=3)
+    challenge = (ChallengeConfig(timing_steps=1, max_flashes_per_challenge=3, frame_lock=False)
                  if args.baseline else ChallengeConfig())
     recorded: Counter[str] = Counter()
     replayed: Counter[str] = Counter()
@@ -51,7 +52,8 @@ def main() -> int:
         config_path, key = demo_config(directory, args.bundle, flash=args.flash)
         extra = ["[lockout]", "cooldown_s = 0.0", "max_mismatches = 1000"]
         if args.baseline:
-            extra += ["[pipeline.challenge]", "timing_steps = 1", "max_flashes_per_challenge = 3"]
+            extra += ["[pipeline.challenge]", "timing_steps = 1", "max_flashes_per_challenge = 3",
+                      "frame_lock = false"]
         config_path.write_text(config_path.read_text() + "\n".join(extra) + "\n")
         daemon = DaemonProcess(config_path, directory / "daemon.log")
         started = time.monotonic()
@@ -82,7 +84,12 @@ def main() -> int:
             daemon.stop()
     tries = sum(v for k, v in replayed.items() if not k.startswith("error/"))
     accepted = sum(v for k, v in replayed.items() if k.startswith("live/"))
-    space = challenge_space(challenge, "white_levels", base_us=64_000)
+    # the simulated kiosk's camera (kiosk15_mipi, 640 × 480, 30 fps) leaves room for frame lock,
+    # and both flash surfaces here hold their timing
+    timing = (ChallengeTiming(33_333, 33_333, challenge.frame_lock_steps, locked=True)
+              if challenge.frame_lock else
+              ChallengeTiming(64_000, challenge.timing_step_us, challenge.timing_steps))
+    space = challenge_space(challenge, "white_levels", timing)
     safe, patterns, analytic = len(space.play_orders), space.timing_patterns, 1.0 / space.size
     result = {
         "challenge": "baseline (120 orders, fixed timing)" if args.baseline else "default",
@@ -94,6 +101,7 @@ def main() -> int:
         "observed_rate": accepted / tries if tries else None,
         "upper_bound_95": upper_bound_95(accepted, tries) if tries else None,
         "safe_orders": safe,
+        "frame_locked": timing.locked,
         "timing_patterns": patterns,
         "analytic_match_probability": analytic,
         "minutes": round((time.monotonic() - started) / 60, 1),

@@ -23,6 +23,7 @@ resolves figures far below 1 / (draws).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import random
 import sys
@@ -34,7 +35,6 @@ import numpy as np
 from flashfas_edge.face.ground_truth import GroundTruthLandmarks
 from flashfas_edge.inference.factory import create_backend
 from flashfas_edge.kiosk.recording import CheckRecording
-from flashfas_edge.pipeline.challenge import state_duration_for
 from flashfas_edge.pipeline.config import PipelineConfig
 from flashfas_edge.pipeline.pipeline import Pipeline
 from flashfas_edge.pipeline.rejection import CheckRejected
@@ -86,8 +86,8 @@ def main() -> int:
                                             "challenge": overrides, "gates": gates})
     pipeline = Pipeline(recorder.camera, recorder.flash, GroundTruthLandmarks(), backend, config)
     family = pipeline.challenge_family
-    space = challenge_space(config.challenge, family,
-                            state_duration_for(config.challenge, recorder.camera.info()))
+    timing, _ = pipeline.challenge_timing(recorder.camera.info())  # frame-locked where it can be
+    space = challenge_space(config.challenge, family, timing)
     rng = random.Random(args.seed)
     started = time.monotonic()
     answers: dict[str, int] = {}
@@ -127,9 +127,10 @@ def main() -> int:
         "physics": args.physics,
         "face_shape": args.face_shape,
         "max_timing_residual_steps": config.gates.max_timing_residual_steps,
-        "timing_steps": config.challenge.timing_steps,
-        "timing_step_us": config.challenge.timing_step_us,
-        "base_state_us": space.base_us,
+        "frame_locked": timing.locked,
+        "timing_steps": timing.steps,
+        "timing_step_us": timing.step_us,
+        "base_state_us": timing.base_us,
         "mean_sequence_ms": round(space.mean_sequence_us / 1000, 1),
         "safe_orders": len(space.play_orders),
         "timing_patterns": space.timing_patterns,
@@ -151,11 +152,12 @@ def main() -> int:
 
 def _replay_everywhere(pipeline, space, frames, recorded, config, rng, args) -> dict:
     own_order = play_order_of(recorded.schedule)
-    own_pattern = pattern_of(recorded.schedule, config.challenge)
-    base = recorded.schedule.state_duration_us  # the camera's exposure sets it per check
+    own_pattern = pattern_of(recorded.schedule, space.timing)
+    # the camera's exposure sets the free base duration per check
+    timing = dataclasses.replace(space.timing, base_us=recorded.schedule.state_duration_us)
 
     def passes(order, pattern) -> bool:
-        challenge = space.schedule(order, pattern, base)
+        challenge = space.schedule(order, pattern, timing)
         replay_frames, playback = replayed(frames, recorded, challenge, config.latency_us)
         try:
             pipeline.verify_frames(replay_frames, playback)
@@ -169,7 +171,11 @@ def _replay_everywhere(pipeline, space, frames, recorded, config, rng, args) -> 
         patterns = [space.pattern(j) for j in rng.sample(range(space.timing_patterns),
                                                          args.patterns)]
     others = [p for p in patterns if p != own_pattern]
-    timing_passed = sum(passes(own_order, p) for p in others)
+    passing = [p for p in others if passes(own_order, p)]
+    timing_passed = len(passing)
+    if passing:  # which timings the frames could not tell apart, for the record
+        print(f"order {own_order}, timing {own_pattern}: also passes {passing[:5]}",
+              file=sys.stderr)
     orders_passed = sum(passes(o, own_pattern) for o in space.play_orders if o != own_order)
     pairs = sum(passes(space.play_orders[rng.randrange(len(space.play_orders))],
                        space.pattern(rng.randrange(space.timing_patterns)))

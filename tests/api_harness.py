@@ -112,7 +112,7 @@ class SleepingFlash:
         if self.broken:
             raise FlashError("panel does not acknowledge")
 
-    def play(self, schedule: FlashSchedule, timeout_s: float) -> FlashPlayback:
+    def play(self, schedule: FlashSchedule, timeout_s: float, grid=None) -> FlashPlayback:
         if self.broken:
             raise FlashError("panel does not acknowledge")
         onsets = []
@@ -122,6 +122,9 @@ class SleepingFlash:
         return FlashPlayback(schedule, tuple(onsets), monotonic_us())
 
     def supports_colour(self) -> bool:
+        return False
+
+    def holds_timing(self) -> bool:
         return False
 
 

@@ -20,7 +20,7 @@ import pytest
 import serial
 
 from flashfas_edge.clock import monotonic_us
-from flashfas_edge.flash.base import FlashError, FlashSchedule, FlashState
+from flashfas_edge.flash.base import FlashError, FlashSchedule, FlashState, OnsetGrid
 from flashfas_edge.flash.led_protocol import (
     CMD_ARM,
     CMD_FIRE,
@@ -149,6 +149,22 @@ def test_reported_onsets_match_when_the_emitters_switched(driver, panel):
     # the timing steps 25 ms, so 1 ms is far inside what verification can tell apart
     assert worst < 1_000
     assert abs(driver.clock.drift_ppm - 250) < 50
+
+
+def test_a_grid_start_puts_every_onset_on_the_camera_frame_grid(driver, panel):
+    """Frame-locked timing (pipeline/challenge.py): FIRE names a grid time, and the MCU's timer
+    keeps every later onset on the grid (states of whole frame periods)."""
+    time.sleep(1.2)  # idle clock samples: the drift is estimated
+    period = 1e6 / 30
+    grid = OnsetGrid(reference_us=monotonic_us() + 12_345, period_us=period)
+    locked = FlashSchedule(tuple(FlashState((1.0, 1.0, 1.0), level) for level in LEVELS),
+                           33_333, "ab" * 16, durations_us=(66_666, 33_333, 99_999, 33_333,
+                                                            33_333), frame_locked=True)
+    playback = driver.play(locked, timeout_s=3.0, grid=grid)
+    truth = truth_onsets(panel, playback.onsets_us[0] - 5_000)[:5]
+    off_grid = [((t - grid.reference_us + period / 2) % period) - period / 2 for t in truth]
+    print(f"onsets off the grid: {[round(v) for v in off_grid]} µs")
+    assert max(abs(v) for v in off_grid) < 1_000
 
 
 def test_the_levels_the_panel_switched_are_the_schedules(driver, panel):

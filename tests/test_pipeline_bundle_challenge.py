@@ -38,7 +38,10 @@ class _ColourSurface:
     def supports_colour(self) -> bool:
         return True
 
-    def play(self, schedule: FlashSchedule, timeout_s: float) -> FlashPlayback:
+    def holds_timing(self) -> bool:
+        return False
+
+    def play(self, schedule: FlashSchedule, timeout_s: float, grid=None) -> FlashPlayback:
         raise AssertionError("not played in these tests")
 
 

@@ -53,9 +53,12 @@ class CountingFlash:
     def supports_colour(self) -> bool:
         return self._driver.supports_colour()
 
-    def play(self, schedule: FlashSchedule, timeout_s: float) -> FlashPlayback:
+    def holds_timing(self) -> bool:
+        return self._driver.holds_timing()
+
+    def play(self, schedule: FlashSchedule, timeout_s: float, grid=None) -> FlashPlayback:
         self.plays += 1
-        return self._driver.play(schedule, timeout_s)
+        return self._driver.play(schedule, timeout_s, grid)
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,12 @@ import pytest
 
 from flashfas_edge.capture.base import CameraInfo, Frame
 from flashfas_edge.flash.base import FlashPlayback
-from flashfas_edge.pipeline.challenge import draw_challenge, state_duration_for
+from flashfas_edge.pipeline.challenge import (
+    ChallengeTiming,
+    draw_challenge,
+    free_timing,
+    locked_timing,
+)
 from flashfas_edge.pipeline.config import ChallengeConfig, PipelineConfig
 from flashfas_edge.pipeline.rejection import CheckRejected
 from flashfas_edge.pipeline.replay_space import (
@@ -32,22 +37,39 @@ BUNDLE = Path(__file__).resolve().parents[1] / "engines" / "edge-default"
 
 def test_the_space_is_what_draw_challenge_draws():
     config = ChallengeConfig()
-    base = state_duration_for(config, CAMERA)
-    space = challenge_space(config, "white_levels", base)
+    timing = free_timing(config, CAMERA)
+    space = challenge_space(config, "white_levels", timing)
     assert len(space.play_orders) == 40 and space.timing_patterns == 3 ** 4
     assert math.isclose(1 / space.size, 1 / (40 * 81))
     orders = set(space.play_orders)
     for _ in range(300):
         drawn = draw_challenge(config, supports_colour=False, camera=CAMERA)
-        order, pattern = play_order_of(drawn), pattern_of(drawn, config)
+        order, pattern = play_order_of(drawn), pattern_of(drawn, timing)
         assert order in orders and pattern[-1] == 0 and max(pattern) < 3
         rebuilt = space.schedule(order, pattern)
         assert rebuilt.states == drawn.states and rebuilt.order == drawn.order
         assert rebuilt.durations_us == drawn.durations_us
     patterns = Counter(space.all_patterns())
     assert len(patterns) == 81 and set(patterns.values()) == {1}
-    hue = challenge_space(config, "hue_levels", base)
+    hue = challenge_space(config, "hue_levels", timing)
     assert len(hue.play_orders) == 60  # docs/SAFETY.md: 60 of the 120 hue orders are safe
+
+
+def test_the_frame_locked_space_is_what_draw_challenge_draws_with_it():
+    """Frame-locked timing: whole frame periods, 4 per state but the last: 40 × 4⁴ challenges,
+    1 in 10 240 (docs/SAFETY.md §3)."""
+    config = ChallengeConfig()
+    timing = locked_timing(config, CAMERA)
+    assert timing.locked and timing.base_us == timing.step_us == 33_333
+    space = challenge_space(config, "white_levels", timing)
+    assert len(space.play_orders) == 40 and space.timing_patterns == 4 ** 4
+    assert 1 / space.size < 1e-4
+    for _ in range(300):
+        drawn = draw_challenge(config, supports_colour=False, camera=CAMERA, timing=timing)
+        pattern = pattern_of(drawn, timing)
+        assert pattern[-1] == 0 and max(pattern) < 4
+        assert drawn.durations_us == space.schedule(play_order_of(drawn), pattern).durations_us
+        assert all(d % 33_333 == 0 for d in drawn.durations_us)
 
 
 def _recording(playback: FlashPlayback, n: int = 14) -> list[Frame]:
@@ -58,7 +80,7 @@ def _recording(playback: FlashPlayback, n: int = 14) -> list[Frame]:
 
 def test_an_aligned_replay_against_its_own_challenge_is_the_recording():
     config = ChallengeConfig()
-    space = challenge_space(config, "white_levels", 63_000)
+    space = challenge_space(config, "white_levels", ChallengeTiming(63_000, 25_000, 3))
     schedule = space.schedule(space.play_orders[3], (2, 0, 1, 2, 0))
     # the recording's onsets missed the schedule by a few ms, as a busy flash driver does
     onsets = (1_000_000, 1_113_500, 1_177_000, 1_266_000, 1_380_200)
@@ -142,17 +164,19 @@ def test_verify_frames_passes_the_own_challenge_and_refuses_others(family, tmp_p
         playback = recorder.last_playback()
         frames = recorder.take_frames()
         assert playback is not None
-        _replay_own_and_others(pipeline, config, frames, playback, family)
+        _replay_own_and_others(pipeline, config, frames, playback, family,
+                               recorder.camera.info())
     finally:
         pipeline.stop()
 
 
-def _replay_own_and_others(pipeline, config, frames, playback, family):  # type: ignore[no-untyped-def]
+def _replay_own_and_others(pipeline, config, frames, playback, family, info):  # type: ignore[no-untyped-def]
     from flashfas_edge.pipeline.result import Reason
 
-    space = challenge_space(config.challenge, family, playback.schedule.state_duration_us)
-    order, pattern = play_order_of(playback.schedule), pattern_of(playback.schedule,
-                                                                  config.challenge)
+    timing, _ = pipeline.challenge_timing(info)
+    assert timing.locked  # the simulated flash holds its timing; this camera leaves the gap
+    space = challenge_space(config.challenge, family, timing)
+    order, pattern = play_order_of(playback.schedule), pattern_of(playback.schedule, timing)
 
     def verify(challenge):
         replay_frames, played = replayed(frames, playback, challenge, config.latency_us)
@@ -166,13 +190,10 @@ def _replay_own_and_others(pipeline, config, frames, playback, family):  # type:
     with pytest.raises(CheckRejected) as info:
         verify(space.schedule(other_order, pattern))
     assert info.value.reason in refused
-    # one state two steps longer or shorter: every later onset moves by 50 ms
+    # one state two steps longer or shorter: every later onset moves by two frame periods
     moved = list(pattern)
-    slot = next((k for k in range(4) if pattern[k] != 1), None)
-    if slot is None:  # (1, 1, 1, 1, 0): the first two states one step shorter each
-        moved[0] = moved[1] = 0
-    else:
-        moved[slot] = 2 - pattern[slot]
+    slot = next(k for k in range(4) if pattern[k] + 2 < timing.steps or pattern[k] >= 2)
+    moved[slot] = pattern[slot] + 2 if pattern[slot] + 2 < timing.steps else pattern[slot] - 2
     with pytest.raises(CheckRejected) as info:
         verify(space.schedule(order, moved))
     # (by the order check, when the clean frames of the moved states saw other levels, else by

@@ -9,6 +9,7 @@ The display-to-camera latency is a calibrated quantity applied by the sync step,
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -40,6 +41,8 @@ class FlashSchedule:
     nonce: str
     order: tuple[int, ...] = field(default=())
     durations_us: tuple[int, ...] = field(default=())
+    # onsets locked to the camera's frames (played on an OnsetGrid): every frame shows one state
+    frame_locked: bool = False
 
     def __post_init__(self) -> None:
         if self.durations_us and (
@@ -72,6 +75,21 @@ class FlashPlayback:
     end_us: int  # when the last state ended (the surface returned to idle)
 
 
+@dataclass(frozen=True)
+class OnsetGrid:
+    """The host times at which a state may be commanded so that its light changes between two
+    camera frames (frame-locked timing, pipeline/challenge.py): ``reference_us`` + k ×
+    ``period_us`` for any whole k."""
+
+    reference_us: int
+    period_us: float
+
+    def next_at_or_after(self, t_us: int) -> int:
+        """The first grid time at or after ``t_us``."""
+        k = math.ceil((t_us - self.reference_us) / self.period_us)
+        return int(round(self.reference_us + k * self.period_us))
+
+
 @runtime_checkable
 class FlashDriver(Protocol):
     def start(self) -> None:
@@ -83,8 +101,17 @@ class FlashDriver(Protocol):
     def self_test(self) -> None:
         """Raise :class:`FlashError` if the surface does not respond."""
 
-    def play(self, schedule: FlashSchedule, timeout_s: float) -> FlashPlayback:
-        """Play the schedule, blocking until it has ended; raise FlashError on timeout."""
+    def play(self, schedule: FlashSchedule, timeout_s: float,
+             grid: OnsetGrid | None = None) -> FlashPlayback:
+        """Play the schedule, blocking until it has ended; raise FlashError on timeout. With a
+        ``grid`` (only given where :meth:`holds_timing`), the first state starts at a grid time
+        and each later one at the first onset + the durations before it."""
         ...
 
     def supports_colour(self) -> bool: ...
+
+    def holds_timing(self) -> bool:
+        """True where each state starts at its commanded host time to within about a
+        millisecond (a timer, not a display's vsync): onsets may then be locked to the camera's
+        frames."""
+        ...

@@ -38,7 +38,7 @@ from importlib import resources
 from typing import Any, Protocol
 
 from flashfas_edge.clock import monotonic_us
-from flashfas_edge.flash.base import FlashError, FlashPlayback, FlashSchedule
+from flashfas_edge.flash.base import FlashError, FlashPlayback, FlashSchedule, OnsetGrid
 from flashfas_edge.flash.presentation import (
     DEFAULT_LIMITS,
     PresentationLimits,
@@ -207,7 +207,12 @@ class DisplayFlash:
     def supports_colour(self) -> bool:
         return True
 
-    def play(self, schedule: FlashSchedule, timeout_s: float) -> FlashPlayback:
+    def holds_timing(self) -> bool:
+        return False  # states change at the display's vsync, not at a commanded time
+
+    def play(self, schedule: FlashSchedule, timeout_s: float,
+             grid: OnsetGrid | None = None) -> FlashPlayback:
+        """Play at the display's pace; ``grid`` is not used (:meth:`holds_timing` is False)."""
         deadline_us = monotonic_us() + int(timeout_s * 1e6)
         with self._lock:
             client = self._require_client()

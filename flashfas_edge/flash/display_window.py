@@ -25,7 +25,13 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
 from flashfas_edge.clock import monotonic_us, sleep_until_us
-from flashfas_edge.flash.base import FlashError, FlashPlayback, FlashSchedule, FlashState
+from flashfas_edge.flash.base import (
+    FlashError,
+    FlashPlayback,
+    FlashSchedule,
+    FlashState,
+    OnsetGrid,
+)
 from flashfas_edge.flash.presentation import (
     DEFAULT_LIMITS,
     PresentationLimits,
@@ -85,7 +91,12 @@ class WindowDisplayFlash:
     def supports_colour(self) -> bool:
         return True
 
-    def play(self, schedule: FlashSchedule, timeout_s: float) -> FlashPlayback:
+    def holds_timing(self) -> bool:
+        return False  # states change at the display's vsync, not at a commanded time
+
+    def play(self, schedule: FlashSchedule, timeout_s: float,
+             grid: OnsetGrid | None = None) -> FlashPlayback:
+        """Play at the display's pace; ``grid`` is not used (:meth:`holds_timing` is False)."""
         with self._lock:
             self._abort.clear()
             sent_us = monotonic_us()

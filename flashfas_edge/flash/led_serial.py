@@ -22,7 +22,7 @@ import time
 import serial
 
 from flashfas_edge.clock import monotonic_us
-from flashfas_edge.flash.base import FlashError, FlashPlayback, FlashSchedule
+from flashfas_edge.flash.base import FlashError, FlashPlayback, FlashSchedule, OnsetGrid
 from flashfas_edge.flash.led_protocol import (
     CMD_ARM,
     CMD_CLEAR_FAULT,
@@ -120,13 +120,17 @@ class LedSerialFlash:
     def supports_colour(self) -> bool:
         return self.info is not None and self.info.channels >= 3
 
-    def play(self, schedule: FlashSchedule, timeout_s: float) -> FlashPlayback:
+    def holds_timing(self) -> bool:
+        return True  # the MCU's timer starts each state; FIRE names the host time of the first
+
+    def play(self, schedule: FlashSchedule, timeout_s: float,
+             grid: OnsetGrid | None = None) -> FlashPlayback:
         deadline_us = monotonic_us() + int(timeout_s * 1e6)
         with self._lock:
             self._require_started()
             self._ensure_connected()
             try:
-                return self._play(schedule, deadline_us)
+                return self._play(schedule, deadline_us, grid)
             except PanelRefused:
                 self._lights_off_quietly()
                 raise
@@ -156,7 +160,8 @@ class LedSerialFlash:
             out.append(tuple(levels + [0] * (info.channels - len(levels))))
         return out
 
-    def _play(self, schedule: FlashSchedule, deadline_us: int) -> FlashPlayback:
+    def _play(self, schedule: FlashSchedule, deadline_us: int,
+              grid: OnsetGrid | None) -> FlashPlayback:
         durations = [schedule.duration_of(k) for k in range(schedule.n0)]
         self._request(CMD_LOAD, load_body(self.levels_for(schedule), durations))
         self._request(CMD_ARM)
@@ -164,6 +169,8 @@ class LedSerialFlash:
         late_fires = 0
         while True:
             fire_host_us = monotonic_us() + self.fire_lead_us
+            if grid is not None:
+                fire_host_us = grid.next_at_or_after(fire_host_us)
             try:
                 self._request(CMD_FIRE, struct.pack("<Q", self.clock.to_remote_us(fire_host_us)))
                 break

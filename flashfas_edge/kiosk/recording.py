@@ -13,7 +13,7 @@ import numpy as np
 
 from flashfas_edge.capture.base import Camera, CameraInfo, Frame
 from flashfas_edge.data.session import Session
-from flashfas_edge.flash.base import FlashDriver, FlashPlayback, FlashSchedule
+from flashfas_edge.flash.base import FlashDriver, FlashPlayback, FlashSchedule, OnsetGrid
 
 
 class RecordingCamera:
@@ -64,14 +64,18 @@ class RecordingFlash:
     def self_test(self) -> None:
         self.inner.self_test()
 
-    def play(self, schedule: FlashSchedule, timeout_s: float) -> FlashPlayback:
+    def play(self, schedule: FlashSchedule, timeout_s: float,
+             grid: OnsetGrid | None = None) -> FlashPlayback:
         self.last_playback = None
-        playback = self.inner.play(schedule, timeout_s)
+        playback = self.inner.play(schedule, timeout_s, grid)
         self.last_playback = playback
         return playback
 
     def supports_colour(self) -> bool:
         return self.inner.supports_colour()
+
+    def holds_timing(self) -> bool:
+        return self.inner.holds_timing()
 
 
 class CheckRecording:

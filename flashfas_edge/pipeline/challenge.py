@@ -1,6 +1,12 @@
 """Step 1, the challenge: a fresh random play order of the N0 flash levels (and colours), random
 state durations, and a nonce.
 
+Two kinds of timing (docs/SAFETY.md §3). Free timing, for any surface: each state lasts long
+enough to hold one clean frame whatever the camera's phase, plus random timing steps. Frame-locked
+timing, where the surface starts states at their commanded time and the camera leaves a gap
+between frames: every onset reaches the camera in that gap, so each state needs only whole frame
+periods and every frame shows one state (``frame_lock_phase_us``, ``onset_grid``).
+
 The order and the durations are unpredictable (``secrets``), so a recording of an earlier check,
 or a stream injected in place of the camera, reflects the wrong sequence or the wrong onsets;
 verification (``reflection_check.py``, ``timing_check.py``) then rejects it. Differential
@@ -18,9 +24,10 @@ from __future__ import annotations
 import math
 import secrets
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from flashfas_edge.capture.base import CameraInfo
-from flashfas_edge.flash.base import FlashSchedule, FlashState
+from flashfas_edge.flash.base import FlashSchedule, FlashState, OnsetGrid
 from flashfas_edge.flash.safety import UnsafeFlashError, check_schedule, count_sequence
 from flashfas_edge.flash_levels import level_colours
 from flashfas_edge.pipeline.config import ChallengeConfig
@@ -69,17 +76,73 @@ def state_duration_for(config: ChallengeConfig, camera: CameraInfo | None) -> in
     return int(math.ceil(needed / 1000.0) * 1000)  # whole milliseconds
 
 
+@dataclass(frozen=True)
+class ChallengeTiming:
+    """How long the states last: ``base_us`` (the shortest, which holds one clean frame) +
+    j × ``step_us`` for each state but the last, j uniform in 0..``steps`` − 1. ``locked``: the
+    onsets are locked to the camera's frames and ``step_us`` is one frame period."""
+
+    base_us: int
+    step_us: int
+    steps: int
+    locked: bool = False
+
+    def mean_sequence_us(self, n0: int) -> float:
+        return n0 * self.base_us + (n0 - 1) * self.step_us * (self.steps - 1) / 2
+
+
+def free_timing(config: ChallengeConfig, camera: CameraInfo | None) -> ChallengeTiming:
+    """States of the camera-derived clean-frame duration + ``timing_steps`` of
+    ``timing_step_us``: onsets at any phase of the camera's frames."""
+    return ChallengeTiming(state_duration_for(config, camera), config.timing_step_us,
+                           config.timing_steps)
+
+
+def frame_lock_phase_us(config: ChallengeConfig, camera: CameraInfo | None,
+                        rise_us: int) -> float | None:
+    """Where a locked onset's light reaches the camera, in µs after a frame's first row starts:
+    the middle of the gap between that frame's last row ending (exposure + readout) and the
+    next frame's first row starting, less the display's rise. None where frame lock is off,
+    state durations are configured, or the gap is narrower than rise + ``frame_lock_margin_us``
+    (slow readout or long exposure: the timing stays free)."""
+    if (not config.frame_lock or config.state_duration_us is not None or camera is None
+            or camera.fps <= 0):
+        return None
+    period_us = 1e6 / camera.fps
+    span_us = camera.exposure_us + camera.readout_us
+    slack_us = period_us - span_us - rise_us
+    if slack_us < config.frame_lock_margin_us:
+        return None
+    return span_us + slack_us / 2
+
+
+def locked_timing(config: ChallengeConfig, camera: CameraInfo) -> ChallengeTiming:
+    """Frame-locked states: 1 + j frame periods, j in 0..``frame_lock_steps`` − 1."""
+    period_us = int(round(1e6 / camera.fps))
+    return ChallengeTiming(period_us, period_us, config.frame_lock_steps, locked=True)
+
+
+def onset_grid(phase_us: float, camera: CameraInfo, frame_start_us: int,
+               latency_us: int) -> OnsetGrid:
+    """The host times to command locked onsets at: the light (``latency_us`` later) reaches the
+    camera ``phase_us`` after a frame starts, frames starting at ``frame_start_us`` + k × the
+    period."""
+    return OnsetGrid(reference_us=int(round(frame_start_us + phase_us - latency_us)),
+                     period_us=1e6 / camera.fps)
+
+
 def idle_state_of(config: ChallengeConfig) -> FlashState | None:
     """The configured idle screen as a flash state; None: unknown (the worst one is assumed)."""
     return None if config.idle_rgb is None else FlashState(rgb=config.idle_rgb, intensity=1.0)
 
 
 def build_schedule(config: ChallengeConfig, play_order: Sequence[int], extra_steps: Sequence[int],
-                   base_us: int, colours: Sequence[tuple[float, float, float]] | None = None,
+                   timing: ChallengeTiming,
+                   colours: Sequence[tuple[float, float, float]] | None = None,
                    nonce: str | None = None) -> FlashSchedule:
     """The schedule that shows level ``play_order[k]`` in play slot k, in ``colours[k]`` (white
-    when None), for ``base_us`` + ``extra_steps[k]`` timing steps. Checks nothing: a schedule
-    only leaves :func:`draw_challenge` after the safety checker has passed it."""
+    when None), for ``timing.base_us`` + ``extra_steps[k]`` timing steps. Checks nothing: a
+    schedule only leaves :func:`draw_challenge` after the safety checker has passed it."""
     levels = config.levels  # sorted brightest first by the config validator
     rgbs = colours if colours is not None else [WHITE] * len(play_order)
     states = tuple(
@@ -90,24 +153,28 @@ def build_schedule(config: ChallengeConfig, play_order: Sequence[int], extra_ste
     order = tuple(list(play_order).index(r) for r in range(len(levels)))
     return FlashSchedule(
         states=states,
-        state_duration_us=base_us,
+        state_duration_us=timing.base_us,
         nonce=nonce if nonce is not None else secrets.token_hex(16),
         order=order,
-        durations_us=tuple(base_us + int(j) * config.timing_step_us for j in extra_steps),
+        durations_us=tuple(timing.base_us + int(j) * timing.step_us for j in extra_steps),
+        frame_locked=timing.locked,
     )
 
 
 def draw_challenge(
     config: ChallengeConfig, supports_colour: bool, camera: CameraInfo | None = None,
-    family: str | None = None,
+    family: str | None = None, timing: ChallengeTiming | None = None,
 ) -> FlashSchedule:
     """Draw one safe challenge, or raise :class:`UnsafeFlashError` (fail closed).
 
     Colours are drawn per state only when the surface can show them; under ``hue_levels`` each
     level shows its fixed hue. Each state but the last lasts the clean-frame duration plus a
     random whole number of timing steps (so each onset after the first moves); the last lasts
-    the clean-frame duration.
+    the clean-frame duration. ``timing``: the states' lengths (default: free timing from the
+    configuration and the camera).
     """
+    if timing is None:
+        timing = free_timing(config, camera)
     palette = config.colour_palette if supports_colour else ()
     fixed = None
     if family == "hue_levels":
@@ -115,7 +182,6 @@ def draw_challenge(
             raise UnsafeFlashError("hue_levels needs a flash surface that shows colour")
         fixed = level_colours(family, config.levels)
     idle = idle_state_of(config)
-    base_us = state_duration_for(config, camera)
     n0 = len(config.levels)
     for _ in range(_MAX_DRAWS):
         play_order = _shuffled(n0)  # play slot k shows level play_order[k]
@@ -127,8 +193,8 @@ def draw_challenge(
             colours = None
         # the onsets carry the timing: the last state's end meets the idle screen, whose colour
         # the camera cannot check, so its length would add time and no entropy
-        steps = [secrets.randbelow(config.timing_steps) for _ in play_order[1:]] + [0]
-        schedule = build_schedule(config, play_order, steps, base_us, colours)
+        steps = [secrets.randbelow(timing.steps) for _ in play_order[1:]] + [0]
+        schedule = build_schedule(config, play_order, steps, timing, colours)
         if count_sequence(schedule, idle).within(config.max_flashes_per_challenge):
             # the same check as a gate that stands on its own, whatever drew the schedule
             check_schedule(schedule, config.max_flashes_per_challenge, idle)

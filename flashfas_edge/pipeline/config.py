@@ -47,6 +47,17 @@ class ChallengeConfig(_Section):
     # assumed (scripts/measure_replay_space.py).
     timing_steps: int = Field(default=3, ge=1, le=8)
     timing_step_us: int = Field(default=25_000, ge=0, le=200_000)
+    # Frame-locked timing (docs/SAFETY.md §3), used instead of the above where the flash surface
+    # starts states at their commanded time (``FlashDriver.holds_timing``) and the camera leaves
+    # a gap between one frame's last row and the next frame's first at least the display's rise
+    # + ``frame_lock_margin_us`` wide: every onset then reaches the camera inside that gap, each
+    # state lasts 1 + j whole frame periods (j uniform in 0..frame_lock_steps − 1; the last state
+    # one period), and every frame shows one state. A state then needs one period, not one
+    # period + exposure + readout + settle_us, and every timing pattern is seen by whole frames.
+    # The margin is the host's and the surface's timing error allowed on either side, summed.
+    frame_lock: bool = True
+    frame_lock_steps: int = Field(default=4, ge=1, le=8)
+    frame_lock_margin_us: int = Field(default=4_000, ge=0, le=50_000)
     # Photosensitive safety (WCAG 2.3.1, flash/safety.py, docs/SAFETY.md): a drawn challenge may
     # show at most this many flashes counted with the idle screen before and after it (one below
     # WCAG's three: the margin for a retry and a kiosk UI that flashes on its own) ...

@@ -39,7 +39,16 @@ from flashfas_edge.flash_levels import same_levels
 from flashfas_edge.inference.backend import Backend
 from flashfas_edge.inference.bundle import Bundle
 from flashfas_edge.pipeline.capture_tracker import CaptureTracker
-from flashfas_edge.pipeline.challenge import challenge_family, draw_challenge, idle_state_of
+from flashfas_edge.pipeline.challenge import (
+    ChallengeTiming,
+    challenge_family,
+    draw_challenge,
+    frame_lock_phase_us,
+    free_timing,
+    idle_state_of,
+    locked_timing,
+    onset_grid,
+)
 from flashfas_edge.pipeline.config import PipelineConfig
 from flashfas_edge.pipeline.decision import decide, resolve_threshold
 from flashfas_edge.pipeline.face_track import FaceTrack, track_face
@@ -276,6 +285,19 @@ class Pipeline:
             known or {},
         )
 
+    def challenge_timing(self, info: CameraInfo) -> tuple[ChallengeTiming, float | None]:
+        """How the next check's states are timed with this camera, and where a locked onset's
+        light reaches the camera after a frame starts (None: free timing). Locked only where
+        the flash surface holds its commanded times and the camera's frames leave room
+        (docs/SAFETY.md §3)."""
+        assert self._flash is not None
+        cfg = self.config
+        phase = (frame_lock_phase_us(cfg.challenge, info, cfg.display_rise_us)
+                 if self._flash.holds_timing() else None)
+        if phase is None:
+            return free_timing(cfg.challenge, info), None
+        return locked_timing(cfg.challenge, info), phase
+
     def _flash_and_capture(
         self, clock: StageClock, info: CameraInfo
     ) -> tuple[FlashSchedule, FlashPlayback, list[Frame]]:
@@ -283,19 +305,28 @@ class Pipeline:
         assert self._camera is not None and self._flash is not None
         camera, flash, cfg = self._camera, self._flash, self.config
         # 1. challenge
+        timing, phase = self.challenge_timing(info)
+        if phase is not None and camera.last_frame_time_us() is None:
+            timing, phase = free_timing(cfg.challenge, info), None  # no frame to lock to yet
         schedule = clock.timed(
             "challenge", lambda: draw_challenge(cfg.challenge, flash.supports_colour(), info,
-                                   self.challenge_family)
+                                                self.challenge_family, timing)
         )
         clock.nonce = schedule.nonce
         # The flashes of the checks just before count too: wait until this one fits (SAFETY.md).
         self._wait_until_safe(schedule, clock)
-        # 2. flash: blocks for the sequence itself, bounded by its length plus a margin
+        # 2. flash: blocks for the sequence itself, bounded by its length plus a margin; locked
+        # onsets are placed from the newest frame's start, one frame period apart
         sequence_s = schedule.total_us / 1e6
+        newest = camera.last_frame_time_us()
+        grid = (None if phase is None or newest is None
+                else onset_grid(phase, info, newest, cfg.latency_us))
         try:
             playback = clock.timed(
                 "flash",
-                lambda: flash.play(schedule, timeout_s=sequence_s + cfg.timeouts.flash_margin_s),
+                lambda: flash.play(schedule, timeout_s=sequence_s + cfg.timeouts.flash_margin_s
+                                   + (0.0 if grid is None else grid.period_us / 1e6),
+                                   grid=grid),
             )
         except BaseException:
             # it may have been played in part: count it as played in full, from now
@@ -386,6 +417,7 @@ class Pipeline:
             "frames_used": [f.index for f in cap.state_frames],
             "state_duration_us": cap.schedule.state_duration_us,
             "durations_us": list(cap.schedule.durations_us),
+            "frame_locked": cap.schedule.frame_locked,
         }
         if cap.presence is not None:
             detail.update(cap.presence.detail)

@@ -27,25 +27,25 @@ from flashfas_edge.capture.base import Frame
 from flashfas_edge.flash.base import FlashPlayback, FlashSchedule
 from flashfas_edge.flash.safety import count_sequence
 from flashfas_edge.flash_levels import level_colours
-from flashfas_edge.pipeline.challenge import build_schedule, idle_state_of
+from flashfas_edge.pipeline.challenge import ChallengeTiming, build_schedule, idle_state_of
 from flashfas_edge.pipeline.config import ChallengeConfig
 
 
 @dataclass(frozen=True)
 class ChallengeSpace:
-    """Every challenge ``draw_challenge`` can play, each equally likely: the safe play orders
-    (play slot k shows level ``order[k]``) × ``steps ** (n0 − 1)`` timing patterns (the last
-    state's length is fixed)."""
+    """Every challenge ``draw_challenge`` can play with ``timing``, each equally likely: the safe
+    play orders (play slot k shows level ``order[k]``) × ``steps ** (n0 − 1)`` timing patterns
+    (the last state's length is fixed)."""
 
     config: ChallengeConfig
     family: str
-    base_us: int
+    timing: ChallengeTiming
     play_orders: tuple[tuple[int, ...], ...]
     level_rgb: tuple[tuple[float, float, float], ...]  # each level's fixed colour
 
     @property
     def timing_patterns(self) -> int:
-        return self.config.timing_steps ** (self.config.n0 - 1)
+        return self.timing.steps ** (self.config.n0 - 1)
 
     @property
     def size(self) -> int:
@@ -54,7 +54,7 @@ class ChallengeSpace:
     def pattern(self, index: int) -> tuple[int, ...]:
         """Timing pattern ``index``: the extra steps of each play slot (base-``steps`` digits;
         0 for the last)."""
-        steps, digits = self.config.timing_steps, []
+        steps, digits = self.timing.steps, []
         for _ in range(self.config.n0 - 1):
             index, digit = divmod(index, steps)
             digits.append(digit)
@@ -62,30 +62,30 @@ class ChallengeSpace:
 
     @property
     def mean_sequence_us(self) -> float:
-        c = self.config
-        return c.n0 * self.base_us + (c.n0 - 1) * c.timing_step_us * (c.timing_steps - 1) / 2
+        return self.timing.mean_sequence_us(self.config.n0)
 
     def schedule(self, play_order: Sequence[int], pattern: Sequence[int],
-                 base_us: int | None = None) -> FlashSchedule:
-        """The challenge of this order and pattern (states of ``base_us``, else the space's:
-        the camera's exposure sets it per check)."""
+                 timing: ChallengeTiming | None = None) -> FlashSchedule:
+        """The challenge of this order and pattern (with ``timing``, else the space's: the
+        camera's exposure sets the free base duration per check)."""
         return build_schedule(self.config, play_order, pattern,
-                              self.base_us if base_us is None else base_us,
+                              self.timing if timing is None else timing,
                               [self.level_rgb[level] for level in play_order], nonce="0" * 32)
 
     def all_patterns(self) -> Iterator[tuple[int, ...]]:
         return (self.pattern(i) for i in range(self.timing_patterns))
 
 
-def challenge_space(config: ChallengeConfig, family: str, base_us: int) -> ChallengeSpace:
-    """The space of ``config``'s challenges under ``family`` with states of ``base_us``."""
+def challenge_space(config: ChallengeConfig, family: str,
+                    timing: ChallengeTiming) -> ChallengeSpace:
+    """The space of ``config``'s challenges under ``family`` with ``timing``."""
     if family not in ("white_levels", "hue_levels"):
         raise ValueError(f"{family}: only fixed-colour families have an enumerable space")
     idle = idle_state_of(config)
-    every = ChallengeSpace(config, family, base_us,
+    every = ChallengeSpace(config, family, timing,
                            tuple(itertools.permutations(range(config.n0))),
                            level_colours(family, config.levels))
-    longest = (config.timing_steps - 1,) * (config.n0 - 1) + (0,)
+    longest = (timing.steps - 1,) * (config.n0 - 1) + (0,)
     safe = []
     for order in every.play_orders:
         verdicts = {count_sequence(every.schedule(order, p), idle)
@@ -106,9 +106,9 @@ def play_order_of(schedule: FlashSchedule) -> tuple[int, ...]:
     return tuple(slots)
 
 
-def pattern_of(schedule: FlashSchedule, config: ChallengeConfig) -> tuple[int, ...]:
+def pattern_of(schedule: FlashSchedule, timing: ChallengeTiming) -> tuple[int, ...]:
     """The timing pattern a drawn schedule was played with."""
-    step = max(config.timing_step_us, 1)
+    step = max(timing.step_us, 1)
     return tuple((d - schedule.state_duration_us) // step for d in schedule.durations_us)
 
 

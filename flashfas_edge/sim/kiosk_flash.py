@@ -12,7 +12,13 @@ presented: the virtual camera sees what the display showed, when the display say
 from __future__ import annotations
 
 from flashfas_edge.clock import monotonic_us, sleep_until_us
-from flashfas_edge.flash.base import FlashError, FlashPlayback, FlashSchedule, FlashState
+from flashfas_edge.flash.base import (
+    FlashError,
+    FlashPlayback,
+    FlashSchedule,
+    FlashState,
+    OnsetGrid,
+)
 from flashfas_edge.sim.kiosk import SimKiosk
 
 
@@ -38,23 +44,35 @@ class SimFlashDriver:
     def supports_colour(self) -> bool:
         return self._colour
 
-    def play(self, schedule: FlashSchedule, timeout_s: float) -> FlashPlayback:
+    def holds_timing(self) -> bool:
+        return True  # commands change the simulated light at their host time
+
+    def play(self, schedule: FlashSchedule, timeout_s: float,
+             grid: OnsetGrid | None = None) -> FlashPlayback:
         if not self._started:
             raise FlashError("simulated flash surface is not started")
         total_us = schedule.total_us
         if total_us / 1e6 > timeout_s:
             raise FlashError(f"schedule of {total_us / 1e6:.2f} s exceeds timeout {timeout_s} s")
         t = monotonic_us() + 2_000  # first state on the next "vsync"
+        if grid is not None:
+            t = grid.next_at_or_after(t)
+        first = t
         onsets = []
         for slot, state in enumerate(schedule.states):
             sleep_until_us(t)
             now = monotonic_us()
             self.kiosk.command_display(state, now)
             onsets.append(now)
-            # Each state lasts its full duration from its real onset: a late wake-up delays the
-            # rest of the sequence instead of shortening the next state below the length that
-            # holds one clean frame (pipeline/challenge.py, state_duration_for).
-            t = now + schedule.duration_of(slot)
+            if grid is not None:
+                # Locked to the camera's frames: every onset keeps its place on the grid, so a
+                # late wake-up shortens its own state only (by less than the grid's margin).
+                t = first + sum(schedule.duration_of(k) for k in range(slot + 1))
+            else:
+                # Each state lasts its full duration from its real onset: a late wake-up delays
+                # the rest of the sequence instead of shortening the next state below the
+                # length that holds one clean frame (pipeline/challenge.py, state_duration_for).
+                t = now + schedule.duration_of(slot)
         sleep_until_us(t)
         end = monotonic_us()
         self.kiosk.command_idle(end)
