@@ -17,7 +17,9 @@ recordings; it is estimated twice: directly from the uniform draws (with its exa
 resolves figures far below 1 / (draws).
 
     .venv/bin/python scripts/measure_replay_space.py --n 200 --json replay-space.json
-    .venv/bin/python scripts/measure_replay_space.py --n 100 --timing-steps 5 --timing-step-us 12500
+    .venv/bin/python scripts/measure_replay_space.py --n 100 --frame-lock-steps 5
+    .venv/bin/python scripts/measure_replay_space.py --n 100 --free-timing --timing-steps 5 \
+        --timing-step-us 12500
 """
 
 from __future__ import annotations
@@ -58,6 +60,9 @@ def main() -> int:
     parser.add_argument("--bundle", type=Path, default=Path("engines/edge-default"))
     parser.add_argument("--timing-steps", type=int, help="override [pipeline.challenge]")
     parser.add_argument("--timing-step-us", type=int, help="override [pipeline.challenge]")
+    parser.add_argument("--frame-lock-steps", type=int, help="override [pipeline.challenge]")
+    parser.add_argument("--free-timing", action="store_true",
+                        help="[pipeline.challenge] frame_lock = false: onsets at any phase")
     parser.add_argument("--max-timing-residual", type=float,
                         help="override [pipeline.gates] max_timing_residual_steps")
     parser.add_argument("--patterns", type=int, default=400,
@@ -74,7 +79,10 @@ def main() -> int:
     args = parser.parse_args()
 
     overrides = {k: v for k, v in (("timing_steps", args.timing_steps),
-                                   ("timing_step_us", args.timing_step_us)) if v is not None}
+                                   ("timing_step_us", args.timing_step_us),
+                                   ("frame_lock_steps", args.frame_lock_steps),
+                                   ("frame_lock", False if args.free_timing else None))
+                 if v is not None}
     backend = create_backend(args.bundle, "onnxruntime", intra_op_threads=1)
     width, height = (int(v) for v in args.size.split("x"))
     kiosk = SimKiosk(PROFILE_BY_NAME[args.profile], width=width, height=height, seed=1,
