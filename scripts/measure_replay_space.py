@@ -101,6 +101,7 @@ def main() -> int:
     answers: dict[str, int] = {}
     per_recording = []
     live_residuals = []  # the timing fit of the live checks themselves: the margin to the limit
+    live_ambient = []  # frame-locked: the same with the room light's ripple and drift fitted
     pipeline.start()
     try:
         for i in range(args.n):
@@ -115,6 +116,8 @@ def main() -> int:
                 print(f"seed {args.seed + i}: {key} {result.detail}", file=sys.stderr)
             if "timing_residual_steps" in result.detail:
                 live_residuals.append(float(result.detail["timing_residual_steps"]))
+            if "ambient_fit_residual_steps" in result.detail:
+                live_ambient.append(float(result.detail["ambient_fit_residual_steps"]))
             playback = recorder.last_playback()
             if result.verdict is not Verdict.LIVE or playback is None:
                 continue
@@ -148,6 +151,10 @@ def main() -> int:
             q: round(float(np.percentile(live_residuals, v)), 3)
             for q, v in (("p50", 50), ("p95", 95), ("max", 100))
         } if live_residuals else None,
+        "live_ambient_fit_residual_steps": {
+            q: round(float(np.percentile(live_ambient, v)), 3)
+            for q, v in (("p50", 50), ("p95", 95), ("max", 100))
+        } if live_ambient else None,
         "recordings": len(per_recording),
         **_summary(per_recording, space),
         "minutes": round((time.monotonic() - started) / 60, 1),

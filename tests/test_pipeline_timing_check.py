@@ -163,3 +163,88 @@ def test_a_timing_just_past_its_limit_is_unclear_and_far_past_it_a_mismatch():
                                     {"flash_snr": 50.0}, {})
         want = Reason.CHALLENGE_UNCLEAR if expected is Verdict.RETRY else Reason.CHALLENGE_MISMATCH
         assert (info.value.verdict, info.value.reason) == (expected, want)
+
+
+def _locked_playback(periods) -> FlashPlayback:
+    """Frame-locked: states of whole frame periods, every onset 2.5 ms before a frame starts
+    (in the gap after the previous frame's last row: 8 ms exposure + 20 ms readout)."""
+    levels = (1.0, 0.75, 0.5, 0.25, 0.0)
+    states = tuple(FlashState((1.0, 1.0, 1.0), v) for v in levels)
+    durations = tuple(n * PERIOD_US for n in periods)
+    schedule = FlashSchedule(states, PERIOD_US, "n", (0, 1, 2, 3, 4), durations_us=durations,
+                             frame_locked=True)
+    onsets = np.concatenate([[0], np.cumsum(durations)[:-1]]) + 90_000 + PERIOD_US - 2_500
+    return FlashPlayback(schedule, tuple(int(t) for t in onsets),
+                         int(onsets[-1] + durations[-1]))
+
+
+def _rippling_frames(playback: FlashPlayback, ripple: float, hz: float = 100.0) -> list[Frame]:
+    """A face lit by a lamp on 50 Hz mains (its light ripples by ``ripple`` at 100 Hz, each row
+    integrating it over its own exposure) and by the played flash; a fast readout (5 ms), so the
+    face rows do not average the ripple away."""
+    readout_us = 5_000
+    from flashfas_edge.pipeline.timing_check import ambient_terms
+
+    frames = []
+    rows = np.arange(H, dtype=np.float64)
+    for k in range(20):
+        t0 = 90_000 + k * PERIOD_US
+        probe = Frame(k, t0, EXPOSURE_US, readout_us, np.zeros((H, W, 3), np.uint8))
+        e = np.array([predicted_excitation([probe], (r, r), H, playback, 0, 1)[0, 0]
+                      for r in rows])
+        lamp = np.array([ambient_terms([probe], (r, r), H, hz)[0, 0] for r in rows])
+        # office-like: the lamp far brighter on the face than the flash
+        value = 150 * (1 + ripple * lamp) + np.where(np.isfinite(e), 60 * np.nan_to_num(e), 0)
+        image = np.repeat(np.repeat(value[:, None, None], W, 1), 3, 2).round().astype(np.uint8)
+        frames.append(Frame(k, t0, EXPOSURE_US, readout_us, image))
+    return frames
+
+
+def test_locked_frames_are_fitted_with_the_lamps_ripple_and_a_timing_one_frame_off_is_not():
+    """Frame-locked, every frame is clean: what a live face leaves of the timing fit is the room
+    light's ripple, which the second fit models. A recording whose third state lasted one frame
+    longer (and its fourth one shorter) cannot hide in it."""
+    played = _locked_playback((2, 1, 2, 2, 1))
+    frames = _rippling_frames(played, ripple=0.15)
+    fit = fit_timing(frames, LANDMARKS, played, latency_us=0, rise_us=1, gamma=1.0)
+    assert fit is not None and fit.frames_used == 8
+    assert fit.ambient_residual_steps < 0.05 < fit.residual_steps  # the ripple, modelled
+    other = _locked_playback((2, 1, 3, 1, 1))
+    wrong = fit_timing(frames, LANDMARKS, other, latency_us=0, rise_us=1, gamma=1.0)
+    assert wrong is not None and (wrong.residual_steps > 0.5
+                                  or wrong.ambient_residual_steps > 0.2), wrong
+    free = _playback(lambda i: (1.0, 1.0, 1.0), (66_000, 91_000, 66_000, 116_000, 66_000))
+    unlocked = fit_timing(_frames_seeing(free), LANDMARKS, free, 0, 1, 1.0)
+    assert unlocked is not None and np.isnan(unlocked.ambient_residual_steps)  # free timing
+
+
+def test_a_lamp_the_locked_fit_cannot_model_gets_retry_not_spoof():
+    """Light that changes in a way neither fit models (here a 41 Hz ripple) leaves the first fit
+    within its half step but the second above its limit: retry / challenge_unclear, never a
+    spoof verdict for what may be a live face."""
+    import dataclasses
+
+    import pytest
+
+    from flashfas_edge.pipeline.config import PipelineConfig
+    from flashfas_edge.pipeline.pipeline import Pipeline
+    from flashfas_edge.pipeline.rejection import CheckRejected
+    from flashfas_edge.pipeline.result import Reason, Verdict
+
+    @dataclasses.dataclass
+    class _Cap:
+        playback: FlashPlayback
+        frames: list
+
+    played = _locked_playback((2, 1, 2, 2, 1))
+    pipeline = Pipeline.__new__(Pipeline)  # only the timing rule and its config
+    pipeline.config = PipelineConfig(latency_us=0, display_rise_us=1, camera_gamma=1.0)
+    pipeline._camera = None
+    detail: dict = {}
+    pipeline._verify_timing(_Cap(played, _rippling_frames(played, 0.15)),
+                            np.stack([LANDMARKS]), {"flash_snr": 50.0}, detail)  # mains: passes
+    assert detail["ambient_fit_residual_steps"] < 0.05
+    odd = _Cap(played, _rippling_frames(played, 0.06, hz=41.0))
+    with pytest.raises(CheckRejected) as info:
+        pipeline._verify_timing(odd, np.stack([LANDMARKS]), {"flash_snr": 50.0}, {})
+    assert info.value.verdict is Verdict.RETRY and info.value.reason is Reason.CHALLENGE_UNCLEAR

@@ -502,10 +502,18 @@ class Pipeline:
             raise retry(Reason.NO_CLEAN_FRAME, timing_verified=False,
                         timing_frames=fit.frames_used, frames_missing=fit.frames_missing)
         detail["timing_residual_steps"] = round(min(fit.residual_steps, 1e6), 4)
+        snr = evidence.get("flash_snr") or 0.0
         if fit.residual_steps <= cfg.gates.max_timing_residual_steps:
+            if np.isfinite(fit.ambient_residual_steps):
+                detail["ambient_fit_residual_steps"] = round(fit.ambient_residual_steps, 4)
+                limit_ambient = cfg.gates.max_ambient_fit_residual_steps
+                if fit.ambient_residual_steps > limit_ambient:
+                    reason = (Reason.LOW_FLASH_SNR if snr < cfg.gates.min_flash_snr_for_mismatch
+                              else Reason.CHALLENGE_UNCLEAR)
+                    raise retry(reason, challenge_verified=False,
+                                max_ambient_fit_residual_steps=limit_ambient)
             return
         limit = {"max_timing_residual_steps": cfg.gates.max_timing_residual_steps}
-        snr = evidence.get("flash_snr") or 0.0
         if snr < cfg.gates.min_flash_snr_for_mismatch:
             raise retry(Reason.LOW_FLASH_SNR, challenge_verified=False, **limit)
         if fit.residual_steps <= cfg.gates.max_timing_residual_for_retry:

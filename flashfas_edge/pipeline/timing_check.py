@@ -23,6 +23,15 @@ The residual is measured in level steps: max_f ‖m_f − (a + B·E_f)‖ over t
 two closest states' fitted responses (for white levels: b × the smallest step between levels), so
 it does not depend on how bright the flash is on this face. Frames that saw the idle screen
 (unknown colour) are left out.
+
+Frame-locked checks (every onset between two frames, pipeline/challenge.py) are fitted a second
+time with the room light's own change modelled: mains flicker (lamps ripple at 100 or 120 Hz;
+each frame's face rows integrate it over their exposure windows, one sine and one cosine term per
+check) and a linear drift. Every locked frame is clean, so what is left of a live face's residual
+is mostly that ripple: the second fit leaves live faces about a quarter of the first fit's
+residual, and must lie within ``max_ambient_fit_residual_steps``. The first fit still applies: on
+its own the second one, with three more free terms, can absorb a timing error in a check of few
+frames (docs/SAFETY.md §3).
 """
 
 from __future__ import annotations
@@ -39,6 +48,7 @@ from flashfas_edge.pipeline.reflection_check import linearise
 
 _ROWS = 12  # face rows sampled per frame
 _SAMPLES = 12  # time samples per row's exposure window
+RIPPLE_HZ = (100.0, 120.0)  # lamps on 50 Hz and on 60 Hz mains
 
 
 @dataclass(frozen=True)
@@ -47,6 +57,9 @@ class TimingFit:
     frames_used: int
     gain: float  # b: linear face response to the full flash
     frames_missing: int = 0  # frame periods in the window with no frame (dropped by the camera)
+    # frame-locked checks: the worst residual with the room light's ripple and drift fitted too
+    # (the better of 100 and 120 Hz); NaN where not fitted (free timing, too few frames)
+    ambient_residual_steps: float = float("nan")
 
 
 def missing_frames(frames: Sequence[Frame], t0_us: int, t1_us: int, period_us: float) -> int:
@@ -86,6 +99,14 @@ def commanded_light(playback: FlashPlayback) -> np.ndarray:
     return np.array([[s.intensity * c for c in s.rgb] for s in states], np.float64)
 
 
+def _exposure_times(frame: Frame, rows: tuple[float, float], height: int) -> np.ndarray:
+    """float [_ROWS, _SAMPLES]: sample times (µs) over the face rows' exposure windows."""
+    row_idx = np.linspace(rows[0], rows[1], _ROWS)
+    frac = (np.arange(_SAMPLES) + 0.5) / _SAMPLES
+    starts = frame.t_start_us + frame.readout_us * row_idx / max(height - 1, 1)
+    return starts[:, None] + frac[None, :] * frame.exposure_us
+
+
 def predicted_excitation(frames: Sequence[Frame], rows: tuple[float, float], height: int,
                          playback: FlashPlayback, latency_us: int, rise_us: int) -> np.ndarray:
     """float [F, C]: mean commanded light over the face rows' exposure windows (NaN: saw idle);
@@ -93,13 +114,25 @@ def predicted_excitation(frames: Sequence[Frame], rows: tuple[float, float], hei
     levels = commanded_light(playback)
     onsets = np.asarray(playback.onsets_us, np.float64) + latency_us
     end = float(playback.end_us + latency_us)
-    row_idx = np.linspace(rows[0], rows[1], _ROWS)
-    frac = (np.arange(_SAMPLES) + 0.5) / _SAMPLES
     out = np.empty((len(frames), levels.shape[1]))
     for i, f in enumerate(frames):
-        starts = f.t_start_us + f.readout_us * row_idx / max(height - 1, 1)
-        t = starts[:, None] + frac[None, :] * f.exposure_us
+        t = _exposure_times(f, rows, height)
         out[i] = np.mean(_excitation_at(t, onsets, end, levels, rise_us), axis=(0, 1))
+    return out
+
+
+def ambient_terms(frames: Sequence[Frame], rows: tuple[float, float], height: int,
+                  ripple_hz: float) -> np.ndarray:
+    """float [F, 3]: per frame, the mean over its face rows' exposure windows of sin and cos of
+    the ripple, and the window's mean time (s, from the frames' mean): the room light's change
+    is a combination of these (its level, the ripple's amplitude and phase, the drift)."""
+    out = np.empty((len(frames), 3))
+    for i, f in enumerate(frames):
+        t = _exposure_times(f, rows, height)
+        phase = 2 * np.pi * ripple_hz * t * 1e-6
+        out[i] = (np.sin(phase).mean(), np.cos(phase).mean(), t.mean() * 1e-6)
+    if len(frames):
+        out[:, 2] -= out[:, 2].mean()
     return out
 
 
@@ -134,19 +167,29 @@ def fit_timing(frames: Sequence[Frame], landmarks: np.ndarray, playback: FlashPl
                          gain=float("nan"), frames_missing=missing)
     m = np.array([linearise(face_crop(frames[int(j)].image, landmarks).mean_rgb(), gamma)
                   for j in keep])
-    residual, gain = _fit_line(e[keep], m, commanded_light(playback))
+    light = commanded_light(playback)
+    residual, gain = _fit_line(e[keep], m, light)
+    ambient = float("nan")
+    # with the ambient terms the design has 4 + C columns: keep two frames more than that
+    if playback.schedule.frame_locked and keep.size >= 6 + e.shape[1]:
+        kept = [frames[int(j)] for j in keep]
+        ambient = min(_fit_line(e[keep], m, light,
+                                ambient_terms(kept, rows, height, hz))[0] for hz in RIPPLE_HZ)
     return TimingFit(residual_steps=residual, frames_used=int(keep.size), gain=gain,
-                     frames_missing=missing)
+                     frames_missing=missing, ambient_residual_steps=ambient)
 
 
-def _fit_line(e: np.ndarray, m: np.ndarray, light: np.ndarray) -> tuple[float, float]:
+def _fit_line(e: np.ndarray, m: np.ndarray, light: np.ndarray,
+              extra: np.ndarray | None = None) -> tuple[float, float]:
     """(worst residual in level steps, gain): the face's linear means ``m`` [K, 3] against the
-    excitation ``e`` [K, C] on one line (C = 1: their channel mean) or one 3 × 3 response."""
+    excitation ``e`` [K, C] on one line (C = 1: their channel mean) or one 3 × 3 response;
+    ``extra`` [K, E]: more terms fitted beside it (the room light's change)."""
     if e.shape[1] == 1:
         m = m.mean(axis=1, keepdims=True)
-    design = np.concatenate([np.ones((e.shape[0], 1)), e], axis=1)
+    columns = [np.ones((e.shape[0], 1)), e] + ([] if extra is None else [extra])
+    design = np.concatenate(columns, axis=1)
     coef, *_ = np.linalg.lstsq(design, m, rcond=None)
-    response = coef[1:]  # [C, channels]: the face's response to each primary (or to luma)
+    response = coef[1:1 + e.shape[1]]  # [C, channels]: the face's response per primary (or luma)
     gain = float(np.ones(response.shape[0]) @ response.mean(axis=1))  # full white's response
     fitted = light @ response  # each state's fitted response
     distinct = [(a, b) for a in range(len(light)) for b in range(a + 1, len(light))
