@@ -65,6 +65,9 @@ def main() -> int:
                         help="[pipeline.challenge] frame_lock = false: onsets at any phase")
     parser.add_argument("--max-timing-residual", type=float,
                         help="override [pipeline.gates] max_timing_residual_steps")
+    parser.add_argument("--max-ambient-fit-residual", type=float,
+                        help="override [pipeline.gates] max_ambient_fit_residual_steps (2.0, its "
+                        "bound: the second timing fit as good as off)")
     parser.add_argument("--patterns", type=int, default=400,
                         help="timing patterns tried per recording (all when fewer)")
     parser.add_argument("--pairs", type=int, default=300,
@@ -88,8 +91,9 @@ def main() -> int:
     kiosk = SimKiosk(PROFILE_BY_NAME[args.profile], width=width, height=height, seed=1,
                      face_shape=args.face_shape, physics=args.physics)
     recorder = CheckRecording(SimCamera(kiosk, fps=args.fps), SimFlashDriver(kiosk, colour=True))
-    gates = ({} if args.max_timing_residual is None
-             else {"max_timing_residual_steps": args.max_timing_residual})
+    gates = {k: v for k, v in (("max_timing_residual_steps", args.max_timing_residual),
+                               ("max_ambient_fit_residual_steps", args.max_ambient_fit_residual))
+             if v is not None}
     config = PipelineConfig.model_validate({"latency_us": kiosk.latency_us,
                                             "challenge": overrides, "gates": gates})
     pipeline = Pipeline(recorder.camera, recorder.flash, GroundTruthLandmarks(), backend, config)
@@ -138,6 +142,7 @@ def main() -> int:
         "physics": args.physics,
         "face_shape": args.face_shape,
         "max_timing_residual_steps": config.gates.max_timing_residual_steps,
+        "max_ambient_fit_residual_steps": config.gates.max_ambient_fit_residual_steps,
         "frame_locked": timing.locked,
         "timing_steps": timing.steps,
         "timing_step_us": timing.step_us,

@@ -166,10 +166,10 @@ class GateThresholds(_Section):
     # a live face's timing error reaches 0.5–0.9 steps about once in 40 checks (docs/SAFETY.md)
     max_timing_residual_for_retry: float = Field(default=1.0, gt=0, le=4.0)
     # Frame-locked checks are fitted once more with the room light's mains ripple and drift
-    # modelled (timing_check.py). Live faces on the simulated kiosk stay under 0.07 steps there;
-    # the timings one frame off that the first fit let through lay at 0.27 steps or more
-    # (docs/SAFETY.md §3). Above this limit: retry / challenge_unclear (never spoof: an unusual
-    # lamp must not call a live face an attack).
+    # modelled (timing_check.py). Live faces on the simulated kiosk stayed under 0.09 steps there
+    # in 200 checks, a quarter of the first fit's residual (docs/SAFETY.md §3). Above this limit:
+    # retry / challenge_unclear (never spoof: an unusual lamp must not call a live face an
+    # attack).
     max_ambient_fit_residual_steps: float = Field(default=0.2, gt=0, le=2.0)
 
 
