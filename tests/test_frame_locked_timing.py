@@ -19,6 +19,7 @@ from flashfas_edge.kiosk.recording import CheckRecording
 from flashfas_edge.pipeline.challenge import (
     ChallengeTiming,
     draw_challenge,
+    frame_grid_start_us,
     frame_lock_phase_us,
     free_timing,
     locked_timing,
@@ -124,3 +125,18 @@ def test_locked_onsets_reach_the_camera_between_two_frames_on_the_simulated_kios
         assert span - 2_000 <= into <= period - config.display_rise_us + 2_000, (into, span)
     assert result.detail["state_duration_us"] == timing.base_us
     assert isinstance(timing, ChallengeTiming)
+
+
+def test_the_frame_grid_comes_from_the_recent_frames_not_one_timestamp():
+    """A USB camera stamped on arrival is late by a few ms now and then: the grid is the
+    median offset of the last frames from it, so one late stamp (even the newest) does not move
+    it, and a dropped frame leaves no gap in it."""
+    period = 1e6 / 30
+    true = [1_000_000 + round(k * period) for k in range(10)]
+    assert frame_grid_start_us(true, period) == true[-1]
+    jittered = list(true)
+    jittered[-1] += 3_000  # the newest frame stamped 3 ms late
+    jittered[4] -= 2_000
+    del jittered[6]  # a dropped frame
+    assert abs(frame_grid_start_us(jittered, period) - true[-1]) <= 1
+    assert frame_grid_start_us([], period) is None

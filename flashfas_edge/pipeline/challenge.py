@@ -26,6 +26,8 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from flashfas_edge.capture.base import CameraInfo
 from flashfas_edge.flash.base import FlashSchedule, FlashState, OnsetGrid
 from flashfas_edge.flash.safety import UnsafeFlashError, check_schedule, count_sequence
@@ -120,6 +122,19 @@ def locked_timing(config: ChallengeConfig, camera: CameraInfo) -> ChallengeTimin
     """Frame-locked states: 1 + j frame periods, j in 0..``frame_lock_steps`` − 1."""
     period_us = int(round(1e6 / camera.fps))
     return ChallengeTiming(period_us, period_us, config.frame_lock_steps, locked=True)
+
+
+def frame_grid_start_us(frame_starts_us: Sequence[int], period_us: float) -> int | None:
+    """Where the camera's frame grid lies, from the start times of its recent frames: the newest
+    start moved by the median of every frame's offset from the grid the newest one implies. One
+    late or early timestamp (a USB camera stamped on arrival) does not move it; dropped frames
+    leave no offset. None without frames."""
+    if len(frame_starts_us) == 0:
+        return None
+    starts = np.asarray(frame_starts_us, np.float64)
+    newest = float(starts.max())
+    periods = np.round((newest - starts) / period_us)
+    return int(round(newest + float(np.median(starts + periods * period_us - newest))))
 
 
 def onset_grid(phase_us: float, camera: CameraInfo, frame_start_us: int,

@@ -33,6 +33,7 @@ from flashfas_edge.flash.base import (
     FlashPlayback,
     FlashSchedule,
     FlashState,
+    OnsetGrid,
 )
 from flashfas_edge.flash.safety import FlashSafetyGovernor, UnsafeFlashError
 from flashfas_edge.flash_levels import same_levels
@@ -43,6 +44,7 @@ from flashfas_edge.pipeline.challenge import (
     ChallengeTiming,
     challenge_family,
     draw_challenge,
+    frame_grid_start_us,
     frame_lock_phase_us,
     free_timing,
     idle_state_of,
@@ -316,11 +318,9 @@ class Pipeline:
         # The flashes of the checks just before count too: wait until this one fits (SAFETY.md).
         self._wait_until_safe(schedule, clock)
         # 2. flash: blocks for the sequence itself, bounded by its length plus a margin; locked
-        # onsets are placed from the newest frame's start, one frame period apart
+        # onsets are placed on the grid of the recent frames' starts, one frame period apart
         sequence_s = schedule.total_us / 1e6
-        newest = camera.last_frame_time_us()
-        grid = (None if phase is None or newest is None
-                else onset_grid(phase, info, newest, cfg.latency_us))
+        grid = None if phase is None else self._onset_grid(camera, info, phase)
         try:
             playback = clock.timed(
                 "flash",
@@ -352,6 +352,19 @@ class Pipeline:
             lambda: camera.frames_between(t0_us, t1_us, cfg.timeouts.capture_s, ready_us),
         )
         return schedule, playback, frames
+
+    def _onset_grid(self, camera: Camera, info: CameraInfo, phase_us: float) -> OnsetGrid | None:
+        """The host times to command locked onsets at, from the last ~10 frames' starts (their
+        median offset from the frame grid: one mis-stamped frame does not move it)."""
+        newest = camera.last_frame_time_us()
+        if newest is None:
+            return None
+        period_us = 1e6 / info.fps
+        recent = camera.frames_between(int(newest - 10 * period_us), newest + 1, timeout_s=0.1,
+                                       complete_at_us=newest)
+        start = frame_grid_start_us([f.t_start_us for f in recent], period_us)
+        return None if start is None else onset_grid(phase_us, info, start,
+                                                     self.config.latency_us)
 
     def _wait_until_safe(self, schedule: FlashSchedule, clock: StageClock) -> None:
         now = clock_now_us()
