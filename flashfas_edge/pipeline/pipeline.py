@@ -517,8 +517,11 @@ class Pipeline:
         detail["timing_residual_steps"] = round(min(fit.residual_steps, 1e6), 4)
         snr = evidence.get("flash_snr") or 0.0
         if fit.residual_steps <= cfg.gates.max_timing_residual_steps:
-            if np.isfinite(fit.ambient_residual_steps):
-                detail["ambient_fit_residual_steps"] = round(fit.ambient_residual_steps, 4)
+            # NaN: not fitted (free timing, too few frames); inf: the fit gave the flash no
+            # gain, which fails the limit like any residual past it (fail closed)
+            if not np.isnan(fit.ambient_residual_steps):
+                detail["ambient_fit_residual_steps"] = round(min(fit.ambient_residual_steps, 1e6),
+                                                             4)
                 limit_ambient = cfg.gates.max_ambient_fit_residual_steps
                 if fit.ambient_residual_steps > limit_ambient:
                     reason = (Reason.LOW_FLASH_SNR if snr < cfg.gates.min_flash_snr_for_mismatch
