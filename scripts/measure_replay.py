@@ -26,9 +26,11 @@ from collections import Counter
 from pathlib import Path
 
 from flashfas_edge.api.client import ApiClientError, LivenessClient
-from flashfas_edge.pipeline.challenge import ChallengeTiming
+from flashfas_edge.capture.base import CameraInfo
+from flashfas_edge.pipeline.challenge import frame_lock_phase_us, free_timing, locked_timing
 from flashfas_edge.pipeline.config import ChallengeConfig
 from flashfas_edge.pipeline.replay_space import challenge_space, upper_bound_95
+from flashfas_edge.sim.device import PROFILE_BY_NAME
 from flashfas_edge.tools.demo import DaemonProcess, demo_config, wait_ready
 
 
@@ -84,11 +86,12 @@ def main() -> int:
             daemon.stop()
     tries = sum(v for k, v in replayed.items() if not k.startswith("error/"))
     accepted = sum(v for k, v in replayed.items() if k.startswith("live/"))
-    # the simulated kiosk's camera (kiosk15_mipi, 640 × 480, 30 fps) leaves room for frame lock,
-    # and both flash surfaces here hold their timing
-    timing = (ChallengeTiming(33_333, 33_333, challenge.frame_lock_steps, locked=True)
-              if challenge.frame_lock else
-              ChallengeTiming(64_000, challenge.timing_step_us, challenge.timing_steps))
+    # the daemon's own rule (Pipeline.challenge_timing) on the simulated kiosk's camera; both
+    # flash surfaces here hold their timing
+    profile = PROFILE_BY_NAME["kiosk15_mipi"]
+    camera = CameraInfo(640, 480, profile.fps, profile.exposure_us, profile.readout_us)
+    locked = frame_lock_phase_us(challenge, camera, profile.display_rise_us) is not None
+    timing = locked_timing(challenge, camera) if locked else free_timing(challenge, camera)
     space = challenge_space(challenge, "white_levels", timing)
     safe, patterns, analytic = len(space.play_orders), space.timing_patterns, 1.0 / space.size
     result = {

@@ -57,17 +57,18 @@ class SimFlashDriver:
         t = monotonic_us() + 2_000  # first state on the next "vsync"
         if grid is not None:
             t = grid.next_at_or_after(t)
-        first = t
+        planned = t  # where each onset belongs on the grid
         onsets = []
         for slot, state in enumerate(schedule.states):
             sleep_until_us(t)
             now = monotonic_us()
             self.kiosk.command_display(state, now)
             onsets.append(now)
+            planned += schedule.duration_of(slot)
             if grid is not None:
                 # Locked to the camera's frames: every onset keeps its place on the grid, so a
                 # late wake-up shortens its own state only (by less than the grid's margin).
-                t = first + sum(schedule.duration_of(k) for k in range(slot + 1))
+                t = planned
             else:
                 # Each state lasts its full duration from its real onset: a late wake-up delays
                 # the rest of the sequence instead of shortening the next state below the
