@@ -32,6 +32,7 @@ class FaceCrop:
     patch: np.ndarray  # uint8 [h, w, 3], a view into the frame
     mask: np.ndarray  # uint8 [h, w], 255 inside the ellipse
     top: int = 0  # the frame row of the patch's first row
+    left: int = 0  # the frame column of the patch's first column
 
     @property
     def pixel_count(self) -> int:
@@ -87,7 +88,7 @@ def face_crop(image: np.ndarray, points: np.ndarray) -> FaceCrop:
             255,
             thickness=-1,
         )
-    return FaceCrop(patch=patch, mask=mask, top=y0)
+    return FaceCrop(patch=patch, mask=mask, top=y0, left=x0)
 
 
 def pixel_noise_sigma(crop: FaceCrop) -> float:
