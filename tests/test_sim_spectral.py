@@ -199,3 +199,19 @@ def test_spectral_sessions_name_their_attack_species_for_per_species_error_rates
                 assert sc.params["mask"]["material"] in species
             seen.add(species)
     assert len(seen) >= 6
+
+
+def test_the_gloss_is_skin_ablation_gives_the_mask_the_victims_gloss_and_nothing_else():
+    from flashfas_edge.sim.head import HeadIdentity
+
+    dev = device_spectra(PROFILE_BY_NAME["kiosk15_mipi"])
+    victim = HeadIdentity.draw(np.random.default_rng(9))
+    for seed in range(6):
+        look, mat, params = draw_mask(np.random.default_rng(seed), victim, dev)
+        look_a, mat_a, params_a = draw_mask(np.random.default_rng(seed), victim, dev,
+                                            ablations=("gloss_is_skin",))
+        assert (look_a.spec, look_a.shininess) == (victim.skin_spec, victim.skin_shininess)
+        # the same draw otherwise: paint, material, eyes, coverage
+        np.testing.assert_array_equal(mat.reflectance, mat_a.reflectance)
+        assert params["material"] == params_a["material"]
+        assert (look.partial, look.eyes_real) == (look_a.partial, look_a.eyes_real)

@@ -21,7 +21,7 @@ EPILOG = """examples:
 """
 # what masks the spectral renderer can draw (sim/mask_attack.py; a test keeps the two equal)
 MASK_MATERIALS = ("resin", "silicone", "plaster")
-ABLATIONS = ("paint_is_skin", "skin_without_diffusion")  # sim/mask_attack.py ABLATIONS
+ABLATIONS = ("paint_is_skin", "skin_without_diffusion", "gloss_is_skin")  # mask_attack.py
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -71,7 +71,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--ablate", action="append", default=[], choices=ABLATIONS,
                    help="spectral physics, for test sets that measure which cue a model uses: "
                    "paint_is_skin (mask paint with the victim's skin spectrum), "
-                   "skin_without_diffusion (no light diffusing under skin); repeatable")
+                   "skin_without_diffusion (no light diffusing under skin), gloss_is_skin (the "
+                   "mask's surface with the victim's skin gloss); repeatable")
     p.add_argument("--aligned-cache", metavar="SIZES",
                    help="training-only dataset: write no session files, only the aligned "
                    "training caches at these comma-separated face sizes (e.g. 64,128), where "

@@ -39,7 +39,7 @@ def painter_view(rng: np.random.Generator) -> np.ndarray:
     return spectra.illuminant_response(observer, light, balanced=True)
 
 
-ABLATIONS = ("paint_is_skin", "skin_without_diffusion")
+ABLATIONS = ("paint_is_skin", "skin_without_diffusion", "gloss_is_skin")
 
 
 def draw_mask(rng: np.random.Generator, victim: HeadIdentity, device: spectra.SpectralDevice,
@@ -48,7 +48,10 @@ def draw_mask(rng: np.random.Generator, victim: HeadIdentity, device: spectra.Sp
     """(the mask's look for the head tracer, its paint's spectral material, parameters).
 
     ``ablations`` (measurements only, never training data): ``paint_is_skin`` gives the paint the
-    victim's own skin spectrum, so that only gloss, diffusion and shape still differ."""
+    victim's own skin spectrum, so that only gloss, diffusion and shape still differ;
+    ``gloss_is_skin`` gives the mask's surface the victim's own skin gloss (specular weight and
+    exponent), so that only colour, diffusion and shape still differ. Every draw is made as
+    without the ablation, so an ablated set matches its plain set session by session."""
     p = np.array([_MATERIAL_P[MASK_MATERIALS.index(m)] for m in materials])
     kind = str(materials[int(rng.choice(len(materials), p=p / p.sum()))])
     skin = skin_material(victim.skin_rgb, device).reflectance
@@ -70,6 +73,8 @@ def draw_mask(rng: np.random.Generator, victim: HeadIdentity, device: spectra.Sp
         eyes_real=bool(rng.uniform() < 0.7),
         partial=bool(rng.uniform() < 0.3),
     )
+    if "gloss_is_skin" in ablations:
+        look.spec, look.shininess = float(victim.skin_spec), float(victim.skin_shininess)
     params = {"material": kind, "spec": look.spec, "shininess": look.shininess,
               "paint_detail": look.paint_detail, "eyes_real": look.eyes_real,
               "partial": look.partial,
