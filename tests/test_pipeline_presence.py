@@ -132,10 +132,13 @@ def test_a_still_face_in_range_is_flashed_and_tracked_while_the_flash_plays(
     _show(kiosk, Subject(seed=4))
     before = flash.plays
     result = pipeline.run_check()
-    for _ in range(2):  # on a loaded CPU: lost frames, or a detector slower than the presence
-        if result.verdict is not Verdict.RETRY or flash.plays == before + 1 and \
-                result.reason is not Reason.NO_CLEAN_FRAME:
-            break  # window; ask again, as a kiosk does
+    for _ in range(2):  # on a loaded CPU: lost frames, a detector slower than the presence
+        # window, or a tracking thread that got no CPU before the (frame-locked, ~0.3 s)
+        # sequence ended: ask again, as a kiosk does
+        if (result.verdict is not Verdict.RETRY or flash.plays == before + 1
+                and result.reason is not Reason.NO_CLEAN_FRAME) \
+                and result.detail.get("landmarks_tracked_during_capture", 0) >= 1:
+            break
         before, result = flash.plays, pipeline.run_check()
     assert flash.plays == before + 1, result.detail
     gates = (Reason.NO_FACE, Reason.MULTIPLE_FACES, Reason.MOTION)

@@ -127,8 +127,11 @@ def test_two_people_in_front_of_the_kiosk_get_multiple_faces_with_the_real_detec
 
 def test_flash_states_shorter_than_a_frame_get_no_clean_frame(kiosk, devices, backend):
     # 20 ms states against 6 ms exposure + 8 ms readout at 30 fps: most states fall between
-    # frames, and a frame that straddles two states must not be used.
-    pipeline = _pipeline(kiosk, devices, backend, challenge={"state_duration_us": 20_000})
+    # frames, and a frame that straddles two states must not be used. Free timing: locked to the
+    # camera's frames (once the camera has run long enough to place the grid), every state
+    # would last whole frame periods instead.
+    pipeline = _pipeline(kiosk, devices, backend,
+                         challenge={"state_duration_us": 20_000, "frame_lock": False})
     kiosk.set_subject(Subject(seed=3))
     result = pipeline.run_check()
     assert (result.verdict, result.reason) == (Verdict.RETRY, Reason.NO_CLEAN_FRAME)
