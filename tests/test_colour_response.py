@@ -124,3 +124,6 @@ def test_frames_that_cannot_give_a_response_are_refused_with_the_reason(scene):
         estimate_colour_response(frames, _drives(), starts, exposure, readout, away, 2.2)
     with pytest.raises(ColourResponseError, match="one drive"):
         estimate_colour_response(frames[:4], _drives(), starts, exposure, readout, marks, 2.2)
+    as_float = [f.astype(np.float32) for f in frames]
+    with pytest.raises(ColourResponseError, match="uint8"):
+        estimate_colour_response(as_float, _drives(), starts, exposure, readout, marks, 2.2)

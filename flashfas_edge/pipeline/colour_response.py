@@ -120,6 +120,10 @@ def estimate_colour_response(images: Sequence[np.ndarray], drives: np.ndarray,
     best fit kept."""
     drives = np.asarray(drives, np.float64)
     k_frames = len(images)
+    shape = images[0].shape if k_frames else ()
+    if len(shape) != 3 or shape[2] != 3 or any(
+            img.dtype != np.uint8 or img.shape != shape for img in images):
+        raise ColourResponseError("the frames must be uint8 [H, W, 3], all of one size")
     if drives.shape != (k_frames, 3) or len(starts_us) != k_frames:
         raise ColourResponseError("one drive [3] and one start time per frame are needed")
     marks = np.asarray(landmarks, np.float64)
@@ -163,10 +167,10 @@ def estimate_colour_response(images: Sequence[np.ndarray], drives: np.ndarray,
     # per row of the face: the sum of each frame's linear light over the region's pixels
     weight = region.astype(np.float32)
     row_sums = np.einsum("kyxc,yx->kyc", linear, weight)[:, rows_local].astype(np.float64)
-    starts = _band_starts(np.minimum((np.arange(len(rows)) * ROW_BANDS) // len(rows),
-                                     ROW_BANDS - 1))
+    band_starts = _band_starts(np.minimum((np.arange(len(rows)) * ROW_BANDS) // len(rows),
+                                          ROW_BANDS - 1))
     diff = row_sums[lit] - row_sums[dark][None]  # [L, R, 3]
-    r_band = np.add.reduceat(diff, starts, axis=1)  # [L, B, 3]
+    r_band = np.add.reduceat(diff, band_starts, axis=1)  # [L, B, 3]
     pinv = np.linalg.pinv(d_lit)  # [3, L]
     null = np.eye(len(lit)) - d_lit @ pinv  # projects out what the primaries can explain
     t_mid = float(np.mean(starts_us)) + exposure_us / 2 + readout_us / 2
@@ -175,7 +179,8 @@ def estimate_colour_response(images: Sequence[np.ndarray], drives: np.ndarray,
         basis = np.stack([_exposure_means(float(s), rows.astype(np.float64), h, exposure_us,
                                           readout_us, t_mid, 2 * np.pi * float(hz))
                           for s in starts_us])  # [K, R, 3 terms]
-        fit = _fit_room_light(basis, row_sums, lit, dark, starts, null, r_band, float(hz))
+        fit = _fit_room_light(basis, row_sums, lit, dark, band_starts, null, r_band,
+                              float(hz))
         if fit.objective < kept.objective:
             kept = fit
     response = pinv @ (diff - kept.change).sum(axis=1)  # [3 primaries, 3 channels]
@@ -195,7 +200,7 @@ class _RoomLightFit:
 
 
 def _fit_room_light(basis: np.ndarray, row_sums: np.ndarray, lit: list[int], dark: int,
-                    starts: np.ndarray, null: np.ndarray, r_band: np.ndarray,
+                    band_starts: np.ndarray, null: np.ndarray, r_band: np.ndarray,
                     ripple_hz: float) -> _RoomLightFit:
     """The room light's terms at one ripple frequency. The ambient-only frame is the room light
     at its own level ``g_dark`` (row by row), a lit frame's at ``g_k``; what the lit frame has
@@ -209,7 +214,7 @@ def _fit_room_light(basis: np.ndarray, row_sums: np.ndarray, lit: list[int], dar
         per_term = ((basis[lit] - basis[dark][None]) / level_dark[None, :, None])  # [L, R, 3]
         # the ambient-only frame scaled by each lit frame's change of room light, per band
         q_band = np.add.reduceat(per_term[:, :, None, :] * row_sums[dark][None, :, :, None],
-                                 starts, axis=1)  # [L, B, 3 channels, 3 terms]
+                                 band_starts, axis=1)  # [L, B, 3 channels, 3 terms]
         lhs = np.einsum("ij,jbcq->ibcq", null, q_band).reshape(-1, 3) * _TERM_SCALE[None, :]
         rhs = np.einsum("ij,jbc->ibc", null, r_band).reshape(-1)
         # MAP fit: the terms' Gaussian prior against the misfit per equation, which is first
@@ -220,7 +225,7 @@ def _fit_room_light(basis: np.ndarray, row_sums: np.ndarray, lit: list[int], dar
             noise_var = max(misfit / max(rhs.size - 3, 1), 1e-30)
         terms = _TERM_SCALE * unit
     change = (per_term @ terms)[:, :, None] * row_sums[dark][None]  # [L, R, 3]
-    corrected = r_band - np.add.reduceat(change, starts, axis=1)
+    corrected = r_band - np.add.reduceat(change, band_starts, axis=1)
     return _RoomLightFit(_residual(null, corrected) + noise_var * float(unit @ unit), terms,
                          ripple_hz, change)
 
