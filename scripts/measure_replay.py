@@ -27,7 +27,7 @@ from pathlib import Path
 
 from flashfas_edge.api.client import ApiClientError, LivenessClient
 from flashfas_edge.capture.base import CameraInfo
-from flashfas_edge.pipeline.challenge import frame_lock_phase_us, free_timing, locked_timing
+from flashfas_edge.pipeline.challenge import challenge_timing
 from flashfas_edge.pipeline.config import ChallengeConfig
 from flashfas_edge.pipeline.replay_space import challenge_space, upper_bound_95
 from flashfas_edge.sim.device import PROFILE_BY_NAME
@@ -90,8 +90,8 @@ def main() -> int:
     # flash surfaces here hold their timing
     profile = PROFILE_BY_NAME["kiosk15_mipi"]
     camera = CameraInfo(640, 480, profile.fps, profile.exposure_us, profile.readout_us)
-    locked = frame_lock_phase_us(challenge, camera, profile.display_rise_us) is not None
-    timing = locked_timing(challenge, camera) if locked else free_timing(challenge, camera)
+    timing, _phase = challenge_timing(challenge, camera, profile.display_rise_us,
+                                      holds_timing=True)
     space = challenge_space(challenge, "white_levels", timing)
     safe, patterns, analytic = len(space.play_orders), space.timing_patterns, 1.0 / space.size
     result = {

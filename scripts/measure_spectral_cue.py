@@ -185,8 +185,8 @@ def _rendered(args: tuple[int, int]) -> dict | None:
     if req.attack_type not in ("live", "mask"):
         return None
     req = replace(req, physics="spectral", face_shape="scanned")
-    session = render_session(req, SessionOptions(schedule=ScheduleSpec(family=HUE_FAMILY)))
     scene = build_scene(req)
+    session = render_session(req, SessionOptions(schedule=ScheduleSpec(family=HUE_FAMILY)), scene)
     first = session.landmarks[int(np.argmin(session_drives(session).sum(axis=1)))]
     region = face_region_mask(scene.flash.shape[:2], first)
     truth = scene.flash_primaries[region].sum(axis=0)
@@ -194,8 +194,9 @@ def _rendered(args: tuple[int, int]) -> dict | None:
     plain = measure_session(session, ripple_hz=())
     if measured is None or plain is None:
         return None
-    return {"type": req.attack_type, "device": req.profile.name, "scenario": req.scenario,
-            "truth": (truth / truth.sum()).ravel(), "measured": measured, "plain": plain}
+    return {"index": index, "type": req.attack_type, "device": req.profile.name,
+            "scenario": req.scenario, "truth": (truth / truth.sum()).ravel(),
+            "measured": measured, "plain": plain}
 
 
 def rendered(n: int, seed: int, directions: dict[str, tuple[np.ndarray, np.ndarray]],
@@ -208,10 +209,11 @@ def rendered(n: int, seed: int, directions: dict[str, tuple[np.ndarray, np.ndarr
     while len(rows) < n:
         batch = [(seed, index + k) for k in range(max(2 * (n - len(rows)), 8))]
         index += len(batch)
-        for row in imap_tasks(_rendered, batch, workers, progress=False, desc="render",
-                              total=len(batch), count=lambda _r: 1):
-            if row is not None and len(rows) < n:
-                rows.append(row)
+        done = [row for row in imap_tasks(_rendered, batch, workers, progress=False,
+                                          desc="render", total=len(batch), count=lambda _r: 1)
+                if row is not None]
+        # the first n in index order, whichever worker finished first
+        rows += sorted(done, key=lambda row: row["index"])[: n - len(rows)]
     report: dict = {}
     for build in sorted({r["device"] for r in rows}):
         fisher, mean_dir = directions[build]

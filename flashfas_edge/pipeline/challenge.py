@@ -124,6 +124,18 @@ def locked_timing(config: ChallengeConfig, camera: CameraInfo) -> ChallengeTimin
     return ChallengeTiming(period_us, period_us, config.frame_lock_steps, locked=True)
 
 
+def challenge_timing(config: ChallengeConfig, camera: CameraInfo, rise_us: int,
+                     holds_timing: bool) -> tuple[ChallengeTiming, float | None]:
+    """How a check's states are timed with this camera, and where a locked onset's light
+    reaches the camera after a frame starts (None: free timing). Locked only where the flash
+    surface holds its commanded times (``holds_timing``) and the camera's frames leave room
+    (docs/SAFETY.md §3)."""
+    phase = frame_lock_phase_us(config, camera, rise_us) if holds_timing else None
+    if phase is None:
+        return free_timing(config, camera), None
+    return locked_timing(config, camera), phase
+
+
 def frame_grid_start_us(frame_starts_us: Sequence[int], period_us: float) -> int | None:
     """Where the camera's frame grid lies, from the start times of its recent frames: the newest
     start moved by the median of every frame's offset from the grid the newest one implies. One

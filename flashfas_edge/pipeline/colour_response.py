@@ -31,12 +31,14 @@ import cv2
 import numpy as np
 
 from flashfas_edge import _core
+from flashfas_edge.pipeline.config import GateThresholds
 from flashfas_edge.pipeline.face_region import face_crop, interocular_px
 from flashfas_edge.pipeline.timing_check import RIPPLE_HZ
 
 ROW_BANDS = 8  # the face's rows in this many bands, each a separate set of equations
 _FEATURE_RADIUS_IOD = 0.3  # eyes and mouth are left out: a mask's eye openings show real eyes
-_CLIP_LEVEL = 250  # a pixel at or above this in any frame is not linear
+# a pixel at or above the gates' saturation level in any frame is not linear
+_CLIP_LEVEL = GateThresholds().saturation_level
 _MIN_PIXELS = 400
 # Prior spread of each room-light term (drift per second, ripple amplitudes): a term the frames
 # barely constrain (e.g. states a whole number of ripple periods apart see the ripple at one

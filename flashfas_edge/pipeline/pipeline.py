@@ -43,12 +43,11 @@ from flashfas_edge.pipeline.capture_tracker import CaptureTracker
 from flashfas_edge.pipeline.challenge import (
     ChallengeTiming,
     challenge_family,
+    challenge_timing,
     draw_challenge,
     frame_grid_start_us,
-    frame_lock_phase_us,
     free_timing,
     idle_state_of,
-    locked_timing,
     onset_grid,
 )
 from flashfas_edge.pipeline.config import PipelineConfig
@@ -294,11 +293,8 @@ class Pipeline:
         (docs/SAFETY.md §3)."""
         assert self._flash is not None
         cfg = self.config
-        phase = (frame_lock_phase_us(cfg.challenge, info, cfg.display_rise_us)
-                 if self._flash.holds_timing() else None)
-        if phase is None:
-            return free_timing(cfg.challenge, info), None
-        return locked_timing(cfg.challenge, info), phase
+        return challenge_timing(cfg.challenge, info, cfg.display_rise_us,
+                                self._flash.holds_timing())
 
     def _flash_and_capture(
         self, clock: StageClock, info: CameraInfo

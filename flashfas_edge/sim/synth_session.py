@@ -16,7 +16,7 @@ import numpy as np
 
 from flashfas_edge.data.session import Session
 from flashfas_edge.sim.frame_composer import FrameComposer, shake_path, warp_frame, warp_points
-from flashfas_edge.sim.scene import SceneRequest, build_scene
+from flashfas_edge.sim.scene import Scene, SceneRequest, build_scene
 from flashfas_edge.sim.schedule import IDLE_STATE, ScheduleSpec, draw_schedule
 
 FRAME_MODES = ("all", "clean")
@@ -37,8 +37,11 @@ class SessionOptions:
             raise ValueError(f"frames must be one of {FRAME_MODES}")
 
 
-def render_session(req: SceneRequest, opts: SessionOptions = SessionOptions()) -> Session:
-    scene = build_scene(req)
+def render_session(req: SceneRequest, opts: SessionOptions = SessionOptions(),
+                   scene: Scene | None = None) -> Session:
+    """The session of ``req``; ``scene``: ``build_scene(req)`` already built (a caller that
+    also needs the scene's own images builds it once)."""
+    scene = build_scene(req) if scene is None else scene
     prof = req.profile
     rng = np.random.default_rng(np.random.SeedSequence([req.scene_seed, 17]))
     sched = draw_schedule(rng, opts.schedule)
