@@ -127,6 +127,9 @@ class SleepingFlash:
     def holds_timing(self) -> bool:
         return False
 
+    def idle_state(self) -> None:
+        return None  # unknown: the worst idle screen is assumed
+
 
 class BackendDouble:
     def __init__(self) -> None:

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flashfas_edge.flash.base import FlashPlayback, FlashSchedule, FlashState
+from flashfas_edge.flash.base import DARK, FlashPlayback, FlashSchedule, FlashState
 from flashfas_edge.flash.safety import (
     FlashSafetyGovernor,
     Step,
@@ -22,8 +22,9 @@ from flashfas_edge.flash.safety import (
     max_flashes_in_window,
     red_transitions,
     relative_luminance,
+    schedule_steps,
 )
-from flashfas_edge.pipeline.challenge import draw_challenge
+from flashfas_edge.pipeline.challenge import draw_challenge, idle_between_sequences
 from flashfas_edge.pipeline.config import ChallengeConfig
 
 WHITE = (1.0, 1.0, 1.0)
@@ -95,6 +96,23 @@ def test_flashes_spread_over_more_than_a_second_are_counted_per_window():
     assert general_flashes([0.0, 1.0] * 4 + [0.0], every_us=300_000) == 2
 
 
+def test_a_change_starts_where_it_leaves_its_start_level_and_a_held_second_ends_it():
+    def spans(levels_at):
+        steps = [Step(t, white(v)) for t, v in levels_at]
+        return [(t.t_first_us, t.t_last_us) for t in general_transitions(steps)]
+
+    # down to 0.25, 0.3 (a 0.05 step) held for 0.6 s, then up to 0.75: the rise is the last step
+    assert spans([(0, 1.0), (100, 0.25), (200, 0.3), (600_200, 0.75)]) == [
+        (100, 100), (600_200, 600_200)]
+    # 1.0 to 0.85 (not a flash: both above 0.8), held for a second, then down to 0.0: the fall
+    # starts after the hold, not before it (no window holds both ends)
+    assert spans([(0, 0.0), (100, 1.0), (200, 0.85), (1_000_200, 0.85), (1_000_300, 0.0)]) == [
+        (100, 100), (1_000_300, 1_000_300)]
+    # a rise held under a second is still one change with the rest of the rise
+    assert spans([(0, 0.0), (100, 0.5), (900_100, 1.0), (900_200, 0.0)]) == [
+        (100, 900_100), (900_200, 900_200)]
+
+
 def test_saturated_red_is_recognised_and_a_red_tint_is_not():
     assert is_saturated_red(FlashState(RED, 0.6))
     assert not is_saturated_red(FlashState((1.0, 0.2, 0.2), 1.0))
@@ -141,6 +159,73 @@ def test_a_retry_right_after_a_check_is_delayed_until_the_second_has_room():
     later = governor.earliest_start_us(ramp, now)
     assert later > now  # 2 + 2 flashes would fall in one second
     assert later <= start + ramp.total_us + 1_000_001
+
+
+def test_a_surface_that_goes_dark_between_checks_needs_no_wait_for_a_one_flash_retry():
+    # Against a dark idle this ramp is one flash (up from dark, down to dark): two back to back
+    # are two. Against the worst idle screen each is two, and the retry has to wait.
+    ramp = schedule_of([0.0, 0.5, 1.0, 0.75, 0.25])
+    assert count_sequence(ramp, DARK).general == 1
+    start = 10_000_000
+    onsets = tuple(start + k * 64_000 for k in range(5))
+    now = start + ramp.total_us + 1_000
+    waits = {}
+    for name, idle in (("dark", DARK), ("worst", None)):
+        governor = FlashSafetyGovernor(max_flashes=3, idle=idle)
+        governor.record(FlashPlayback(ramp, onsets, start + ramp.total_us))
+        waits[name] = governor.earliest_start_us(ramp, now) - now
+    assert waits == {"dark": 0, "worst": waits["worst"]} and waits["worst"] > 0
+
+
+def _timeline(played: list[tuple[int, FlashSchedule]], idle: FlashState) -> list[Step]:
+    steps = [Step(-1, idle)]
+    for start, schedule in played:
+        steps += [*schedule_steps(schedule, start), Step(start + schedule.total_us, idle)]
+    return steps
+
+
+@settings(max_examples=40, deadline=None)
+@given(idle=st.sampled_from([DARK, white(0.3), white(1.0)])
+       | st.tuples(*[st.floats(0.0, 1.0)] * 3).map(lambda rgb: FlashState(rgb, 1.0)),
+       gaps_ms=st.lists(st.integers(0, 400), min_size=2, max_size=4),
+       colour=st.booleans())
+def test_checks_back_to_back_stay_within_three_flashes_against_the_idle_the_governor_knows(
+    idle, gaps_ms, colour
+):
+    """What the governor lets through, counted as the face sees it (the surface's idle between
+    the sequences), never holds more than three flashes in any second."""
+    config = ChallengeConfig(state_duration_us=34_000, timing_steps=4)
+    governor = FlashSafetyGovernor(max_flashes=3, idle=idle)
+    played: list[tuple[int, FlashSchedule]] = []
+    now = 5_000_000
+    for gap_ms in gaps_ms:
+        schedule = draw_challenge(config, supports_colour=colour)
+        start = governor.earliest_start_us(schedule, now)
+        onsets = tuple(start + sum(schedule.duration_of(j) for j in range(k))
+                       for k in range(schedule.n0))
+        governor.record(FlashPlayback(schedule, onsets, start + schedule.total_us))
+        played.append((start, schedule))
+        now = start + schedule.total_us + gap_ms * 1000
+    steps = _timeline(played, idle)
+    assert max_flashes_in_window(general_transitions(steps)) <= 3
+    assert max_flashes_in_window(red_transitions(steps)) <= 3
+
+
+def test_each_surface_names_the_idle_it_shows_and_the_daemon_counts_against_it():
+    from flashfas_edge.flash.display_flash import DisplayFlash
+    from flashfas_edge.flash.display_window import WindowDisplayFlash
+    from flashfas_edge.flash.led_serial import LedSerialFlash
+
+    grey = (0.2, 0.2, 0.2)
+    assert LedSerialFlash("/dev/null").idle_state() == DARK  # the panel is off between sequences
+    assert WindowDisplayFlash().idle_state() == DARK  # the daemon's window paints black ...
+    assert WindowDisplayFlash(idle_rgb=grey).idle_state() == FlashState(grey, 1.0)  # ... or this
+    assert DisplayFlash().idle_state() is None  # the kiosk app's own screen: not known
+    configured = ChallengeConfig(idle_rgb=grey)
+    assert idle_between_sequences(configured, LedSerialFlash("/dev/null")) == DARK
+    assert idle_between_sequences(configured, DisplayFlash()) == FlashState(grey, 1.0)
+    assert idle_between_sequences(ChallengeConfig(), DisplayFlash()) is None  # the worst
+    assert idle_between_sequences(ChallengeConfig(), None) is None
 
 
 def test_the_governor_refuses_a_sequence_unsafe_on_its_own():

@@ -77,6 +77,9 @@ class _DisplaySurface:
     def holds_timing(self) -> bool:
         return False
 
+    def idle_state(self) -> None:
+        return None  # unknown: the worst idle screen is assumed
+
 
 def test_a_display_surface_keeps_free_timing(tmp_path):
     backend = OrtBackend(random_weight_bundle(tmp_path, "white_levels"), intra_op_threads=1)

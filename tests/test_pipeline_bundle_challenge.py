@@ -41,6 +41,9 @@ class _ColourSurface:
     def holds_timing(self) -> bool:
         return False
 
+    def idle_state(self) -> None:
+        return None  # unknown: the worst idle screen is assumed
+
     def play(self, schedule: FlashSchedule, timeout_s: float, grid=None) -> FlashPlayback:
         raise AssertionError("not played in these tests")
 

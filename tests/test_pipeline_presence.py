@@ -20,7 +20,7 @@ from flashfas_edge.capture.frame_ring import FrameRing, RingCamera
 from flashfas_edge.clock import monotonic_us
 from flashfas_edge.face.ground_truth import GroundTruthLandmarks
 from flashfas_edge.face.mtcnn_landmarks import MtcnnLandmarks
-from flashfas_edge.flash.base import FlashPlayback, FlashSchedule
+from flashfas_edge.flash.base import FlashPlayback, FlashSchedule, FlashState
 from flashfas_edge.inference.ort_backend import OrtBackend
 from flashfas_edge.pipeline.config import PipelineConfig
 from flashfas_edge.pipeline.pipeline import Pipeline
@@ -55,6 +55,9 @@ class CountingFlash:
 
     def holds_timing(self) -> bool:
         return self._driver.holds_timing()
+
+    def idle_state(self) -> FlashState | None:
+        return self._driver.idle_state()
 
     def play(self, schedule: FlashSchedule, timeout_s: float, grid=None) -> FlashPlayback:
         self.plays += 1

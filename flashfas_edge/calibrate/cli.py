@@ -163,7 +163,7 @@ def _run(args: argparse.Namespace, config: Any) -> int:
     from flashfas_edge.face.factory import create_landmark_provider
     from flashfas_edge.flash.base import FlashError
     from flashfas_edge.kiosk.assembly import build_devices
-    from flashfas_edge.pipeline.challenge import idle_state_of
+    from flashfas_edge.pipeline.challenge import idle_between_sequences
 
     ui = ConsoleUi(sys.stderr if args.json else sys.stdout, ask=not args.yes)
     options = Options(toggles=args.toggles, live_checks=args.live_checks,
@@ -177,7 +177,8 @@ def _run(args: argparse.Namespace, config: Any) -> int:
     camera, flash, scene = build_devices(config)
     challenge = config.pipeline.challenge
     rig = Rig(camera, flash, create_landmark_provider(config.pipeline.landmarks),
-              idle=idle_state_of(challenge), max_flashes_per_s=challenge.max_flashes_per_s)
+              idle=idle_between_sequences(challenge, flash),
+              max_flashes_per_s=challenge.max_flashes_per_s)
     started = time.monotonic()
     from flashfas_edge.calibrate.browser_flash import browser_flash_served
 

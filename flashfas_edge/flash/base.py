@@ -24,6 +24,9 @@ class FlashState:
     intensity: float  # in [0, 1]; 0 = panel dark
 
 
+DARK = FlashState((0.0, 0.0, 0.0), 0.0)  # no light from the surface
+
+
 @dataclass(frozen=True)
 class FlashSchedule:
     """What to play: ``states[i]`` for ``durations_us[i]`` (or ``state_duration_us`` each when
@@ -114,4 +117,11 @@ class FlashDriver(Protocol):
         """True where each state starts at its commanded host time to within about a
         millisecond (a timer, not a display's vsync): onsets may then be locked to the camera's
         frames."""
+        ...
+
+    def idle_state(self) -> FlashState | None:
+        """What the surface itself shows between sequences, where it decides that (a panel
+        that goes dark, a window the daemon paints); None where something else fills the gap
+        (the kiosk app's own screen behind a browser overlay). The flash-safety governor
+        counts the changes into and out of each sequence against it (docs/SAFETY.md §2)."""
         ...

@@ -210,6 +210,9 @@ class DisplayFlash:
     def holds_timing(self) -> bool:
         return False  # states change at the display's vsync, not at a commanded time
 
+    def idle_state(self) -> None:
+        return None  # the overlay goes: the kiosk app's own screen shows between sequences
+
     def play(self, schedule: FlashSchedule, timeout_s: float,
              grid: OnsetGrid | None = None) -> FlashPlayback:
         """Play at the display's pace; ``grid`` is not used (:meth:`holds_timing` is False)."""

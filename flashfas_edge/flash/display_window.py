@@ -26,6 +26,7 @@ from typing import Any
 
 from flashfas_edge.clock import monotonic_us, sleep_until_us
 from flashfas_edge.flash.base import (
+    DARK,
     FlashError,
     FlashPlayback,
     FlashSchedule,
@@ -43,7 +44,6 @@ from flashfas_edge.flash.presentation import (
 log = logging.getLogger(__name__)
 
 SURFACE = "flash window"
-_BLACK = FlashState((0.0, 0.0, 0.0), 0.0)
 
 
 class WindowDisplayFlash:
@@ -51,7 +51,7 @@ class WindowDisplayFlash:
                  open_timeout_s: float = 10.0, limits: PresentationLimits = DEFAULT_LIMITS,
                  on_presented: PresentedListener | None = None) -> None:
         # The idle screen: the configured one ([pipeline.challenge] idle_rgb), else black.
-        self.idle = _BLACK if idle_rgb is None else FlashState(idle_rgb, 1.0)
+        self.idle = DARK if idle_rgb is None else FlashState(idle_rgb, 1.0)
         self.open_timeout_s = open_timeout_s
         self.limits = limits
         self.on_presented = on_presented
@@ -93,6 +93,9 @@ class WindowDisplayFlash:
 
     def holds_timing(self) -> bool:
         return False  # states change at the display's vsync, not at a commanded time
+
+    def idle_state(self) -> FlashState:
+        return self.idle  # the window paints it between sequences
 
     def play(self, schedule: FlashSchedule, timeout_s: float,
              grid: OnsetGrid | None = None) -> FlashPlayback:

@@ -22,7 +22,14 @@ import time
 import serial
 
 from flashfas_edge.clock import monotonic_us
-from flashfas_edge.flash.base import FlashError, FlashPlayback, FlashSchedule, OnsetGrid
+from flashfas_edge.flash.base import (
+    DARK,
+    FlashError,
+    FlashPlayback,
+    FlashSchedule,
+    FlashState,
+    OnsetGrid,
+)
 from flashfas_edge.flash.led_protocol import (
     CMD_ARM,
     CMD_CLEAR_FAULT,
@@ -122,6 +129,9 @@ class LedSerialFlash:
 
     def holds_timing(self) -> bool:
         return True  # the MCU's timer starts each state; FIRE names the host time of the first
+
+    def idle_state(self) -> FlashState:
+        return DARK  # the panel's outputs are off between sequences (firmware: dark to dark)
 
     def play(self, schedule: FlashSchedule, timeout_s: float,
              grid: OnsetGrid | None = None) -> FlashPlayback:

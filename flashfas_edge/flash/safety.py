@@ -123,11 +123,25 @@ def general_transitions(steps: Sequence[Step]) -> list[Transition]:
     def close(start: int, end: int) -> None:
         lo, hi = sorted((lum[start], lum[end]))
         if hi - lo >= GENERAL_DELTA - 1e-9 and lo < DARKER_BELOW:
-            # it started changing at the step after the pivot and ended at ``end``
-            found.append(Transition(times[start + 1], times[end], "general"))
+            # It ended at ``end`` and started at the last step taken from within 0.1 of the
+            # pivot: a hold after a change under 0.1 (a sequence's last state, then the idle
+            # screen a few per cent away for seconds) is not part of the change.
+            first = max(j for j in range(start + 1, end + 1)
+                        if abs(lum[j - 1] - lum[start]) < GENERAL_DELTA - 1e-9)
+            found.append(Transition(times[first], times[end], "general"))
 
     low = high = 0  # before the first 0.1 move: the lowest and highest points so far
+    held_since = times[0]  # when the luminance last changed
     for i in range(1, len(lum)):
+        if lum[i] != lum[i - 1]:
+            if times[i] - held_since >= WINDOW_US:
+                # A level held for a whole window ends any change: what comes after it starts
+                # from the held level (no window holds both sides of the hold).
+                if direction != 0:
+                    close(pivot, extreme)
+                low = high = pivot = extreme = i - 1
+                direction = 0
+            held_since = times[i]
         if direction == 0:
             low = i if lum[i] < lum[low] else low
             high = i if lum[i] > lum[high] else high

@@ -13,7 +13,13 @@ import numpy as np
 
 from flashfas_edge.capture.base import Camera, CameraInfo, Frame
 from flashfas_edge.data.session import Session
-from flashfas_edge.flash.base import FlashDriver, FlashPlayback, FlashSchedule, OnsetGrid
+from flashfas_edge.flash.base import (
+    FlashDriver,
+    FlashPlayback,
+    FlashSchedule,
+    FlashState,
+    OnsetGrid,
+)
 
 
 class RecordingCamera:
@@ -76,6 +82,9 @@ class RecordingFlash:
 
     def holds_timing(self) -> bool:
         return self.inner.holds_timing()
+
+    def idle_state(self) -> FlashState | None:
+        return self.inner.idle_state()
 
 
 class CheckRecording:

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from flashfas_edge.capture.base import CameraInfo
-from flashfas_edge.flash.base import FlashSchedule, FlashState, OnsetGrid
+from flashfas_edge.flash.base import FlashDriver, FlashSchedule, FlashState, OnsetGrid
 from flashfas_edge.flash.safety import UnsafeFlashError, check_schedule, count_sequence
 from flashfas_edge.flash_levels import level_colours
 from flashfas_edge.pipeline.config import ChallengeConfig
@@ -161,6 +161,15 @@ def onset_grid(phase_us: float, camera: CameraInfo, frame_start_us: int,
 def idle_state_of(config: ChallengeConfig) -> FlashState | None:
     """The configured idle screen as a flash state; None: unknown (the worst one is assumed)."""
     return None if config.idle_rgb is None else FlashState(rgb=config.idle_rgb, intensity=1.0)
+
+
+def idle_between_sequences(config: ChallengeConfig, flash: FlashDriver | None) -> FlashState | None:
+    """What the face sees between two sequences, for counting flashes across checks: the
+    surface's own idle where the surface decides it (a dark LED panel, the daemon's window),
+    else the configured idle screen, else None (the worst one is assumed). Each challenge on
+    its own is still drawn against the configured or worst idle screen (docs/SAFETY.md §2)."""
+    own = None if flash is None else flash.idle_state()
+    return own if own is not None else idle_state_of(config)
 
 
 def build_schedule(config: ChallengeConfig, play_order: Sequence[int], extra_steps: Sequence[int],

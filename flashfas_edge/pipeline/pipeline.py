@@ -47,7 +47,7 @@ from flashfas_edge.pipeline.challenge import (
     draw_challenge,
     frame_grid_start_us,
     free_timing,
-    idle_state_of,
+    idle_between_sequences,
     onset_grid,
 )
 from flashfas_edge.pipeline.config import PipelineConfig
@@ -142,9 +142,11 @@ class Pipeline:
         self._backend_info = dataclasses.asdict(backend.info())
         self._lock = threading.Lock()
         self._runner = StageRunner()
-        # Flashes across consecutive checks (docs/SAFETY.md §2): one governor per flash surface.
+        # Flashes across consecutive checks (docs/SAFETY.md §2): one governor per flash surface,
+        # counting against what the face sees between sequences.
         self._governor = FlashSafetyGovernor(
-            self.config.challenge.max_flashes_per_s, idle_state_of(self.config.challenge)
+            self.config.challenge.max_flashes_per_s,
+            idle_between_sequences(self.config.challenge, flash),
         )
 
     # -- lifecycle -------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from flashfas_edge.flash.base import (
     OnsetGrid,
 )
 from flashfas_edge.sim.kiosk import SimKiosk
+from flashfas_edge.sim.schedule import IDLE_STATE
 
 
 class SimFlashDriver:
@@ -46,6 +47,9 @@ class SimFlashDriver:
 
     def holds_timing(self) -> bool:
         return True  # commands change the simulated light at their host time
+
+    def idle_state(self) -> FlashState:
+        return IDLE_STATE  # the simulated kiosk shows its UI between sequences
 
     def play(self, schedule: FlashSchedule, timeout_s: float,
              grid: OnsetGrid | None = None) -> FlashPlayback:
