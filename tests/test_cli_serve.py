@@ -156,3 +156,8 @@ def test_demo_exits_1_when_an_attack_is_accepted_as_live(tmp_path, bundle):
     assert rows[0]["verdict"] == "live"
     assert result.returncode == 1
     assert "ATTACK ACCEPTED" in result.stdout and "FAIL" in result.stdout
+    # the first check follows no flash: nothing to wait for; the stages add up to no more than
+    # the request's own time (processing counts only what comes after the capture)
+    assert rows[0]["safety_wait_ms"] == 0.0
+    assert "waited for flash safety:  0 of 1 checks" in result.stdout
+    assert 0 < rows[0]["processing_ms"] < rows[0]["latency_ms"] - rows[0]["capture_ms"]

@@ -43,6 +43,7 @@ class DemoRow:
     processing_ms: float | None
     check_id: str | None
     attempts: int = 1
+    safety_wait_ms: float = 0.0  # before the flash: the flashes of the checks just before
 
 
 class DaemonProcess:
@@ -135,6 +136,11 @@ def wait_ready(client: LivenessClient, daemon: DaemonProcess, timeout_s: float) 
                        f"{daemon.log_tail()}")
 
 
+# Stages that are not processing after the capture: before the flash (the face found, the
+# challenge drawn, the wait for flash safety), the flash and capture themselves, and the total.
+_NOT_AFTER_CAPTURE = {"presence", "challenge", "safety_wait", "flash", "capture", "total"}
+
+
 def run_one(client: LivenessClient, scene: str, ambient: str, seed: int,
             max_retries: int = 2, max_attempts: int = 6) -> DemoRow:
     """Show ``scene`` to the virtual camera and check, asking again on ``retry`` like a kiosk
@@ -161,10 +167,10 @@ def run_one(client: LivenessClient, scene: str, ambient: str, seed: int,
     latency_ms = (time.perf_counter() - started) * 1000
     timings = answer.get("timings_ms", {})
     capture_ms = sum(timings.get(k, 0.0) for k in ("challenge", "flash", "capture"))
-    processing_ms = sum(v for k, v in timings.items()
-                        if k not in {"challenge", "flash", "capture", "total"})
+    processing_ms = sum(v for k, v in timings.items() if k not in _NOT_AFTER_CAPTURE)
     return DemoRow(scene, ambient, seed, answer["verdict"], answer["reason"], answer["score"],
-                   latency_ms, capture_ms, processing_ms, answer["check_id"], attempt)
+                   latency_ms, capture_ms, processing_ms, answer["check_id"], attempt,
+                   timings.get("safety_wait", 0.0))
 
 
 def _fmt_score(score: float | None) -> str:
@@ -210,6 +216,10 @@ def summarise(rows: list[DemoRow]) -> tuple[str, bool]:
     processing = [r.processing_ms for r in rows if r.processing_ms is not None]
     if processing:
         out.append(f"  processing after capture: p50 {statistics.median(processing):.0f} ms")
+    waits = [r.safety_wait_ms for r in rows if r.safety_wait_ms > 0]
+    if latencies:
+        shown = f" (p50 {statistics.median(waits):.0f} ms)" if waits else ""
+        out.append(f"  waited for flash safety:  {len(waits)} of {len(latencies)} checks{shown}")
     verdict = "FAIL: an attack was accepted as live" if accepted else \
         "PASS: no attack was accepted as live"
     out.append(verdict)
