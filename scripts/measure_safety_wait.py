@@ -21,7 +21,7 @@ import numpy as np
 
 from flashfas_edge.capture.base import CameraInfo
 from flashfas_edge.flash.base import DARK, FlashPlayback, FlashState
-from flashfas_edge.flash.safety import FlashSafetyGovernor, UnsafeFlashError
+from flashfas_edge.flash.safety import FlashSafetyGovernor, UnsafeFlashError, schedule_steps
 from flashfas_edge.pipeline.challenge import draw_challenge, locked_timing
 from flashfas_edge.pipeline.config import ChallengeConfig
 from flashfas_edge.sim.device import PROFILE_BY_NAME
@@ -52,8 +52,7 @@ def measure(idle: FlashState | None, runs: int, checks: int, max_gap_ms: float,
                 break
             if k > 0:
                 waits.append((start - now) / 1000)
-            onsets = tuple(start + sum(schedule.duration_of(j) for j in range(i))
-                           for i in range(schedule.n0))
+            onsets = tuple(step.t_us for step in schedule_steps(schedule, start))
             governor.record(FlashPlayback(schedule, onsets, start + schedule.total_us))
             now = start + schedule.total_us + int(rng.uniform(0, max_gap_ms) * 1000)
     w = np.asarray(waits) if waits else np.zeros(1)

@@ -201,8 +201,7 @@ def test_checks_back_to_back_stay_within_three_flashes_against_the_idle_the_gove
     for gap_ms in gaps_ms:
         schedule = draw_challenge(config, supports_colour=colour)
         start = governor.earliest_start_us(schedule, now)
-        onsets = tuple(start + sum(schedule.duration_of(j) for j in range(k))
-                       for k in range(schedule.n0))
+        onsets = tuple(step.t_us for step in schedule_steps(schedule, start))
         governor.record(FlashPlayback(schedule, onsets, start + schedule.total_us))
         played.append((start, schedule))
         now = start + schedule.total_us + gap_ms * 1000
