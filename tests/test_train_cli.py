@@ -299,6 +299,63 @@ def test_ensemble_refuses_mismatched_members_and_altered_member_files(
         load_bundle(out)
 
 
+def test_a_bundle_reads_back_into_its_network_and_fine_tunes(
+    two_member_bundles, trained_run, dataset, tmp_path
+):
+    """Export folds every BatchNorm into its conv; the network read back from the ONNX files
+    computes what the checkpoint did, and re-parameterised BatchNorms keep that function while
+    normalising training batches as the eval-mode network does."""
+    import copy
+
+    import torch
+
+    from flashfas_edge.train.from_bundle import (
+        RecoveryError,
+        model_from_bundle,
+        recalibrate_batchnorm,
+    )
+    from flashfas_edge.train.trainer import load_checkpoint, model_from_checkpoint
+
+    recovered = model_from_bundle(two_member_bundles[0])
+    assert max(recovered.provenance["parity_max_abs"].values()) < 1e-4
+    original, _ = model_from_checkpoint(load_checkpoint(trained_run / "best.pt"))
+    size = recovered.config.model.input_size
+    x = torch.randn(4, 6, 3, size, size, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        want = original(x).logit
+        got = recovered.model.eval()(x).logit
+        torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
+        calibration = torch.randn(16, 6, 3, size, size, generator=torch.Generator().manual_seed(2))
+        assert recalibrate_batchnorm(recovered.model, calibration) > 0
+        torch.testing.assert_close(recovered.model(x).logit, want, atol=1e-4, rtol=1e-4)
+        # a batch drawn like the calibration inputs (here: the same) is normalised alike in train
+        # mode; before recalibration, train mode computes another function
+        in_train = copy.deepcopy(recovered.model).train()(calibration).logit
+        in_eval = recovered.model.eval()(calibration).logit
+        torch.testing.assert_close(in_train, in_eval, atol=1e-3, rtol=1e-3)
+        raw = model_from_bundle(two_member_bundles[0]).model.train()(calibration).logit
+        assert float((raw - in_eval).abs().max()) > 1e-2
+
+    with pytest.raises(RecoveryError, match=r"no member 1 \(1 in all\)"):
+        model_from_bundle(two_member_bundles[0], member=1)
+
+    # an ensemble member through the CLI: one training step, the origin recorded
+    ens = tmp_path / "ens"
+    members = [a for b in two_member_bundles for a in ("--member", str(b))]
+    assert _cli("ensemble", *members, "--data", str(dataset), "--out", str(ens)).returncode == 0
+    common = ("--config", "tiny", "--data", str(dataset), "--epochs", "1", "--max-steps", "1",
+              "--threads", "1", "--no-progress", "--init-from", str(ens))
+    done = _cli("train", *common, "--init-member", "1", "--out", str(tmp_path / "ft"))
+    assert done.returncode == 0, done.stderr
+    origin = torch.load(tmp_path / "ft" / "last.pt", weights_only=False)["data"]["init_from"]
+    assert origin["member"] == 1 and origin["bundle"] == str(ens)
+    assert origin["batchnorm_recalibrated_on"] > 0
+    done = _cli("train", *common, "--init-member", "2", "--out", str(tmp_path / "bad"))
+    assert done.returncode == 1 and "no member 2" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert load_checkpoint(tmp_path / "ft" / "last.pt")["epoch"] == 0
+
+
 def test_ablate_trains_scores_and_tabulates_with_extra_training_data(dataset, tmp_path):
     import torch
 

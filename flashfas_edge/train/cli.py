@@ -17,6 +17,8 @@ TRAIN_EPILOG = """examples:
   flashfas-edge train --config edge --data DS --out runs/edge-s0 --resume
   flashfas-edge train --config edge --data DS --out runs/edge-s0 --resume --epochs 10
   flashfas-edge train --config edge-relight-ft --data DS --out runs/ft --init-from runs/r/best.pt
+  flashfas-edge train --config edge-relight-ft --data DS --out runs/ft1 \
+      --init-from engines/edge-default --init-member 1
   flashfas-edge train --config edge --data DS --extra-train DS2 --out runs/edge-more
   torchrun --nproc_per_node 4 -m flashfas_edge.cli train --config paper --data DS --out runs/p
 presets: edge, edge-relight, edge-relight-ft, edge-snr-aug, paper, tiny,
@@ -78,7 +80,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=Path,
         metavar="CKPT",
         help="start from this checkpoint's weights (same network) with the config's own "
-        "optimiser, LR and epochs: fine-tuning",
+        "optimiser, LR and epochs: fine-tuning; or from an exported bundle's folder, whose "
+        "networks are read back from their ONNX files (docs/MODEL_BUNDLE.md)",
+    )
+    p.add_argument(
+        "--init-member",
+        type=int,
+        default=0,
+        metavar="K",
+        help="with --init-from BUNDLE: which network of an ensemble (0 = the first; default 0)",
     )
     p.add_argument(
         "--hard-examples",
@@ -244,6 +254,7 @@ def run_train(args: argparse.Namespace) -> int:
                 progress=progress,
                 data_info=info,
                 init_from=args.init_from,
+                init_member=args.init_member,
             ),
             train,
             dev,

@@ -64,7 +64,7 @@ class _HeadLogit(nn.Module):
         return self.head(depth)
 
 
-def _modules(model: AtrFas) -> dict[str, tuple[nn.Module, str, str]]:
+def bundle_modules(model: AtrFas) -> dict[str, tuple[nn.Module, str, str]]:
     """module name → (network, input name, output name)."""
     assert model.type_gate is not None and model.attention_gate is not None
     out: dict[str, tuple[nn.Module, str, str]] = {"stem": (model.stem, "x", "feat")}
@@ -76,7 +76,22 @@ def _modules(model: AtrFas) -> dict[str, tuple[nn.Module, str, str]]:
     return out
 
 
-def _example_input(config: TrainConfig, name: str, batch: int) -> Tensor:
+def export_module(net: nn.Module, input_name: str, output_name: str, example: Tensor,
+                  path: Path) -> None:
+    """One module as the bundle holds it (eval mode: each BatchNorm folded into its conv)."""
+    torch.onnx.export(
+        net.eval(),
+        (example,),
+        str(path),
+        input_names=[input_name],
+        output_names=[output_name],
+        dynamic_axes={input_name: {0: "batch"}, output_name: {0: "batch"}},
+        opset_version=OPSET,
+        dynamo=False,
+    )
+
+
+def example_input(config: TrainConfig, name: str, batch: int) -> Tensor:
     m = config.model
     s, d = m.input_size, m.depth_size
     shapes = {
@@ -142,19 +157,9 @@ def export_bundle(
     out_dir.mkdir(parents=True, exist_ok=True)
     modules: dict[str, Any] = {}
     total = 0
-    for module_name, (net, input_name, output_name) in _modules(model).items():
+    for module_name, (net, input_name, output_name) in bundle_modules(model).items():
         path = out_dir / f"{module_name}.onnx"
-        example = _example_input(config, input_name, batch=2)
-        torch.onnx.export(
-            net.eval(),
-            (example,),
-            str(path),
-            input_names=[input_name],
-            output_names=[output_name],
-            dynamic_axes={input_name: {0: "batch"}, output_name: {0: "batch"}},
-            opset_version=OPSET,
-            dynamo=False,
-        )
+        export_module(net, input_name, output_name, example_input(config, input_name, 2), path)
         total += path.stat().st_size
         modules[module_name] = {
             "file": path.name,

@@ -33,6 +33,7 @@ from flashfas_edge.train.model import build_model
 LAST = "last.pt"
 BEST = "best.pt"
 HARD_QUANTILE = 0.9  # the top 10 % of per-example loss count as hard, besides misclassified ones
+RECALIBRATION_SAMPLES = 512  # training inputs that set a recovered bundle's BatchNorm statistics
 
 
 class CheckpointError(RuntimeError):
@@ -50,7 +51,8 @@ class TrainOptions:
     progress: bool = True
     data_info: dict[str, Any] = field(default_factory=dict)  # provenance, copied to checkpoints
     # warm start: the model weights of this checkpoint, then the config's own optimiser and LR
-    init_from: Path | None = None
+    init_from: Path | None = None  # a checkpoint, or an exported bundle's folder
+    init_member: int = 0  # which network of an ensemble bundle ``init_from`` names
 
 
 @dataclass
@@ -139,6 +141,30 @@ def _check_resumable(saved: dict[str, Any], wanted: dict[str, Any], path: Path) 
         )
 
 
+def _warm_start_from_bundle(
+    model: nn.Module, path: Path, member: int, config: TrainConfig, train: SplitTensors, seed: int
+) -> dict[str, Any]:
+    """Load an exported bundle's member into ``model`` (train/from_bundle.py) and give its
+    BatchNorms the statistics of ``RECALIBRATION_SAMPLES`` training inputs."""
+    from flashfas_edge.train.from_bundle import (
+        RecoveryError,
+        model_from_bundle,
+        recalibrate_batchnorm,
+    )
+
+    try:
+        recovered = model_from_bundle(path, member)
+    except RecoveryError as exc:
+        raise CheckpointError(str(exc)) from exc
+    if recovered.config.model != config.model:
+        raise CheckpointError(f"{path}: another network; --init-from needs the same model config")
+    pick = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))
+    inputs = train.x[pick[:RECALIBRATION_SAMPLES]].float()
+    recalibrate_batchnorm(recovered.model, inputs)
+    model.load_state_dict(recovered.model.state_dict())
+    return {**recovered.provenance, "batchnorm_recalibrated_on": int(len(inputs))}
+
+
 def _warm_start(model: nn.Module, path: Path, config: TrainConfig) -> dict[str, Any]:
     """Load another run's weights into ``model`` (fine-tuning): the network must be the same,
     the recipe — augmentation, learning rate, epochs — is this run's own. Returns the provenance:
@@ -183,6 +209,10 @@ def train_model(options: TrainOptions, train: SplitTensors, dev: SplitTensors) -
         history = state["history"]
         best_key = tuple(state["best_key"])  # type: ignore[assignment]
         start_epoch = state["epoch"] + 1
+    elif options.init_from is not None and options.init_from.is_dir():
+        data_info = {**data_info, "init_from": _warm_start_from_bundle(
+            model, options.init_from, options.init_member, config, train, options.seed
+        )}
     elif options.init_from is not None:
         data_info = {**data_info, "init_from": _warm_start(model, options.init_from, config)}
     net: nn.Module = model
