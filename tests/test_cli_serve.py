@@ -161,3 +161,19 @@ def test_demo_exits_1_when_an_attack_is_accepted_as_live(tmp_path, bundle):
     assert rows[0]["safety_wait_ms"] == 0.0
     assert "waited for flash safety:  0 of 1 checks" in result.stdout
     assert 0 < rows[0]["processing_ms"] < rows[0]["latency_ms"] - rows[0]["capture_ms"]
+
+
+def test_demo_runs_with_the_real_detector_in_the_loop(tmp_path, bundle):
+    """``--landmarks mtcnn``: the daemon's config names the detector, and the header says so."""
+    from flashfas_edge.config import load_config
+    from flashfas_edge.tools.demo import demo_config
+
+    path, _ = demo_config(tmp_path, bundle, landmarks="mtcnn")
+    assert load_config(path).pipeline.landmarks.provider == "mtcnn"
+    out = tmp_path / "demo.json"
+    result = _cli("demo", "--bundle", str(bundle), "--ambients", "office", "--scenes", "live",
+                  "--landmarks", "mtcnn", "--json-out", str(out), timeout=180)
+    assert "landmarks mtcnn" in result.stdout, result.stdout + result.stderr
+    rows = json.loads(out.read_text())
+    assert [r["scene"] for r in rows][0] == "live"
+    assert all(r["verdict"] in {"live", "spoof", "retry"} for r in rows)

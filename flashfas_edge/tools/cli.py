@@ -18,6 +18,7 @@ _DEMO_EPILOG = """examples:
   flashfas-edge demo                        # what `make demo` runs
   flashfas-edge demo --ambients office dark_room --repeats 2 --json-out /tmp/demo.json
   flashfas-edge demo --ambients sunlight   # the flash cannot beat the sun: retry, low_flash_snr
+  flashfas-edge demo --landmarks mtcnn     # the real camera's face detector in the loop
 exit codes: 0 no attack accepted, 1 an attack was accepted as live, 2 the daemon failed
 """
 
@@ -51,6 +52,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     demo.add_argument("--flash", choices=("sim", "led-sim"), default="sim",
                       help="sim: the simulated flash; led-sim: the LED-panel driver on the panel "
                            "firmware's simulator (pty)")
+    demo.add_argument("--landmarks", choices=("ground_truth", "mtcnn"), default="ground_truth",
+                      help="ground_truth: the simulated kiosk's own landmarks; mtcnn: the real "
+                           "camera's detector on the simulated frames ([pipeline.landmarks])")
     demo.set_defaults(func=_demo)
 
 
@@ -78,4 +82,4 @@ def _demo(args: argparse.Namespace) -> int:
 
     return run_demo(bundle=args.bundle, ambients=args.ambients, scenes=args.scenes,
                     repeats=args.repeats, json_out=args.json_out, ready_timeout_s=args.timeout,
-                    flash=args.flash)
+                    flash=args.flash, landmarks=args.landmarks)

@@ -236,6 +236,7 @@ def run_demo(
     ready_timeout_s: float,
     replay_after_live: bool = True,
     flash: str = "sim",
+    landmarks: str = "ground_truth",
 ) -> int:
     ambients = list(ambients or DEFAULT_AMBIENTS)
     scenes = list(scenes or DEFAULT_SCENES)
@@ -256,7 +257,7 @@ def run_demo(
             return EXIT_DAEMON_FAILED
     with tempfile.TemporaryDirectory(prefix="flashfas-demo-") as tmp:
         directory = Path(tmp)
-        config_path, key = demo_config(directory, bundle, flash)
+        config_path, key = demo_config(directory, bundle, flash, landmarks)
         print("flashfas-edge demo: starting the daemon on the simulated kiosk ...", flush=True)
         daemon = DaemonProcess(config_path, directory / "daemon.log")
         rows: list[DemoRow] = []
@@ -267,7 +268,8 @@ def run_demo(
                 status = client.status()
                 print(f"daemon ready at {url}: model {status['model']['name']} "
                       f"({(status['model']['sha256'] or '')[:12]}), backend "
-                      f"{status['backend']['name']} on {status['backend']['device']}\n",
+                      f"{status['backend']['name']} on {status['backend']['device']}, "
+                      f"landmarks {landmarks}\n",
                       flush=True)
                 print(f"{'scene':<16} {'ambient':<13} {'verdict':<6} {'reason':<22} "
                       f"{'score':>6} {'latency':>11}")
