@@ -265,6 +265,66 @@ def test_a_stronger_relight_boost_leaves_less_of_the_flash():
         PRESETS["edge-relight"].replace(optim={"relight_boost": (0.5, 2.0)})
 
 
+def test_alignment_jitter_moves_every_frame_and_the_depth_label_alike():
+    import cv2
+
+    from flashfas_edge.face.template import canonical_template
+    from flashfas_edge.train.augment import (
+        ALIGN_SHIFT_SD,
+        alignment_jitter,
+        jitter_alignment,
+        scaled_jitter,
+    )
+
+    size, depth_size = 64, 16
+    template = canonical_template(size)
+    centre, iod = template.mean(axis=0), float(template[1, 0] - template[0, 0])
+    # its spread is the one documented, about the template's centre
+    rng = np.random.default_rng(0)
+    moved = np.array([alignment_jitter(size, rng) @ [*centre, 1.0] - centre for _ in range(4000)])
+    np.testing.assert_allclose(moved.std(axis=0) / iod, ALIGN_SHIFT_SD, rtol=0.1)
+    assert np.all(np.abs(moved.mean(axis=0)) / iod < 0.01)
+
+    # a smooth face-like blob: the jittered crop, shrunk to the depth size, is the jittered label
+    yy, xx = np.mgrid[0:size, 0:size] + 0.5
+    blob = np.exp(-((xx - 30) ** 2 + (yy - 36) ** 2) / (2 * 12.0**2)).astype(np.float32)
+    label = cv2.resize(blob, (depth_size, depth_size), interpolation=cv2.INTER_AREA)
+    for seed in range(5):
+        move = alignment_jitter(size, np.random.default_rng(seed))
+        move[:, 2] += (4.0, -6.0)  # a larger shift than usual, to test the conversion
+        want = cv2.resize(jitter_alignment(blob, move), (depth_size, depth_size),
+                          interpolation=cv2.INTER_AREA)
+        got = jitter_alignment(label, scaled_jitter(move, depth_size / size))
+        unscaled = jitter_alignment(label, move)
+        assert np.abs(got - want).max() < 0.04 < 0.2 < np.abs(unscaled - want).max()
+    # every frame of a check gets the same move
+    frames = np.repeat((blob * 255).astype(np.uint8)[:, :, None], 3, axis=-1)
+    check = np.stack([frames, frames // 2])
+    out = jitter_alignment(check, move)
+    assert out.shape == check.shape
+    np.testing.assert_allclose(out[1].astype(int), out[0].astype(int) // 2, atol=1)
+
+
+def test_jittered_training_runs_and_moves_the_depth_targets(tmp_path):
+    from flashfas_edge.train.trainer import jittered_depth
+
+    config = TINY.replace(optim={"epochs": 1, "batch_size": 8, "align_jitter": 1.0})
+    assert config.optim.frame_augment
+    depth = torch.zeros(2, config.model.depth_size, config.model.depth_size)
+    depth[:, 2:4, 2:4] = 1.0
+    move = np.array([[1.0, 0.0, 4.0], [0.0, 1.0, 0.0]])  # 4 px right in the input crop
+    out = jittered_depth(depth, [move, None], config.model)
+    factor = config.model.depth_size / config.model.input_size
+    assert torch.equal(out[1], depth[1])
+
+    def centre_x(image: torch.Tensor) -> float:
+        return float((image.sum(0) * torch.arange(image.shape[1])).sum() / image.sum())
+
+    assert abs(centre_x(out[0]) - centre_x(depth[0]) - 4 * factor) < 0.05
+    with pytest.raises(ConfigError, match="align_jitter"):
+        TINY.replace(optim={"align_jitter": 1.5})
+
+
 def test_snr_augmentation_without_aligned_frames_fails_loudly(tmp_path):
     config = TINY.replace(optim={"epochs": 1, "batch_size": 8, "snr_augment": 0.5})
     train = _toy_split(16, config.model.input_size, seed=1)

@@ -13,12 +13,21 @@ by ambient light only).
   the lit side and stretched on the shadow side. Training scenes are lit from the front, diffusely
   or from behind; this shows the networks the side-lit look of strong sun without rendering any
   scene of the held-out test scenarios.
+- **Alignment jitter** (``jitter_alignment``): the kiosk aligns each check on a landmark
+  detector's points, not on the renderer's. The detector's error moves the whole crop by a small
+  similarity (registration keeps the frames of a check together), so one random similarity about
+  the template's centre re-aligns every frame of the check, and the depth label with it. Its
+  spread is twice what MTCNN shows on the simulated kiosk's scanned faces
+  (``scripts/measure_face_shapes.py``: shift sd 0.014 / 0.020 template interocular distances in
+  x / y, scale 3.5 %, rotation 1.4°), for real faces under a real camera.
 """
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
+from flashfas_edge.face.template import canonical_template
 from flashfas_edge.train.config import RELIGHT_BOOST_DEFAULT
 from flashfas_edge.train.sample import network_input
 
@@ -29,6 +38,9 @@ CAMERA_GAMMA = 2.2  # the device profiles span 2.0–2.4
 SHADOW_LEVEL_RANGE = (0.15, 0.7)  # the shadow side's share of the lit side's ambient light
 TERMINATOR_WIDTH_RANGE = (0.05, 0.5)  # in face half-widths: hard sun edge … soft wrap
 RELIGHT_NOISE_RANGE = (0.3, 1.5)  # fresh sensor noise in grey levels after re-quantisation
+ALIGN_SHIFT_SD = 0.04  # template interocular distances, per axis
+ALIGN_LOG_SCALE_SD = 0.05
+ALIGN_ROTATION_SD_DEG = 2.5
 # uint8 → linear light, by table: the same float32 values as the power law, ~6× faster
 _LINEAR = (np.arange(256, dtype=np.float32) / 255.0) ** CAMERA_GAMMA
 
@@ -77,6 +89,37 @@ def relight_ambient(
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
+def alignment_jitter(size: int, rng: np.random.Generator) -> np.ndarray:
+    """float64 [2, 3]: a random similarity about the template's centre, in ``size`` pixels."""
+    template = canonical_template(size).astype(np.float64)
+    centre = template.mean(axis=0)
+    iod = template[1, 0] - template[0, 0]
+    scale = np.exp(rng.normal(0.0, ALIGN_LOG_SCALE_SD))
+    angle = np.radians(rng.normal(0.0, ALIGN_ROTATION_SD_DEG))
+    linear = scale * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    shift = rng.normal(0.0, ALIGN_SHIFT_SD, 2) * iod
+    return np.hstack([linear, (centre + shift - linear @ centre)[:, None]])
+
+
+def jitter_alignment(image: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """[..., S, S, C] or [S, S] image(s) warped by ``matrix`` (given for a crop of the same size;
+    a smaller map, e.g. the depth label, takes the shift in proportion). Edges are repeated."""
+    size = image.shape[-3] if image.ndim >= 3 else image.shape[0]
+    if image.ndim == 4:
+        return np.stack([jitter_alignment(frame, matrix) for frame in image])
+    return cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_REPLICATE)
+
+
+def scaled_jitter(matrix: np.ndarray, factor: float) -> np.ndarray:
+    """The same similarity on an image ``factor`` times the size. ``matrix`` is in OpenCV pixel
+    coordinates (pixel centres at integers), the crop scaled in continuous ones (pixel i covers
+    [i, i + 1)): the shift converts out, scales, and converts back."""
+    linear, half = matrix[:, :2], np.array([0.5, 0.5])
+    shift = (matrix[:, 2] - linear @ half + half) * factor + linear @ half - half
+    return np.hstack([linear, shift[:, None]])
+
+
 def augmented_inputs(
     aligned: np.ndarray,
     input_mode: str,
@@ -84,15 +127,21 @@ def augmented_inputs(
     weaken: float = 0.0,
     relight: float = 0.0,
     boost: tuple[float, float] = RELIGHT_BOOST_DEFAULT,
-) -> np.ndarray:
-    """float32 [B, N, 3, S, S] network inputs; each check relit with probability ``relight``,
-    then weakened with probability ``weaken``."""
-    out = []
+    jitter: float = 0.0,
+) -> tuple[np.ndarray, list[np.ndarray | None]]:
+    """float32 [B, N, 3, S, S] network inputs, and per check the alignment jitter it got (None:
+    none; the depth label must follow it). Each check is re-aligned with probability ``jitter``,
+    relit with probability ``relight``, then weakened with probability ``weaken``."""
+    out, moves = [], []
     for check in aligned:
         check = np.asarray(check)
+        move = alignment_jitter(check.shape[1], rng) if rng.random() < jitter else None
+        if move is not None:
+            check = jitter_alignment(check, move)
         if rng.random() < relight:
             check = relight_ambient(check, rng, boost)
         if rng.random() < weaken:
             check = weaken_flash(check, rng)
         out.append(network_input(check, input_mode))
-    return np.stack(out)
+        moves.append(move)
+    return np.stack(out), moves

@@ -124,6 +124,9 @@ class OptimConfig:
     snr_augment: float = 0.0  # share of checks shown with a weakened flash (augment.py)
     relight_augment: float = 0.0  # share of checks relit by a brighter side light (augment.py)
     relight_boost: tuple[float, float] = RELIGHT_BOOST_DEFAULT  # uniform range of the boost
+    # share of checks re-aligned by a small random similarity, as a landmark detector's error
+    # moves the crop (augment.jitter_alignment)
+    align_jitter: float = 0.0
     hard_example_epoch: int = 0  # >0: from this epoch on, re-sample hard examples (MoESA §3.3)
     hard_example_factor: float = 3.0  # sampling weight of a hard example relative to an easy one
 
@@ -132,8 +135,9 @@ class OptimConfig:
             raise ConfigError("epochs, batch_size must be ≥ 1 and lr > 0")
         if not 0 < self.lr_decay <= 1:
             raise ConfigError("lr_decay must be in (0, 1]")
-        if not (0 <= self.snr_augment <= 1 and 0 <= self.relight_augment <= 1):
-            raise ConfigError("snr_augment and relight_augment are shares in [0, 1]")
+        if not all(0 <= share <= 1 for share in
+                   (self.snr_augment, self.relight_augment, self.align_jitter)):
+            raise ConfigError("snr_augment, relight_augment and align_jitter are shares in [0, 1]")
         low, high = self.relight_boost
         if not 1 <= low <= high:
             raise ConfigError(f"relight_boost must be a range 1 ≤ low ≤ high, got {low}, {high}")
@@ -141,7 +145,7 @@ class OptimConfig:
     @property
     def frame_augment(self) -> bool:
         """Whether training builds inputs from the aligned frames (an augmentation is on)."""
-        return self.snr_augment > 0 or self.relight_augment > 0
+        return self.snr_augment > 0 or self.relight_augment > 0 or self.align_jitter > 0
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,8 @@
 - ``edge``: the default bundle (64×64 in, 16×16 depth, narrow inverted-residual ResUNets);
   ``edge-snr-aug`` adds the flash-SNR augmentation (tried, not kept); ``edge-relight`` the
   ambient-relighting augmentation, ``edge-relight-ft`` a stronger-relighting fine-tune of it
-  (``train --init-from``); ``edge128`` / ``edge128-relight`` the same at 128² in.
+  (``train --init-from``), ``edge-scanned-ft`` that fine-tune with the crop jittered as a landmark
+  detector moves it; ``edge128`` / ``edge128-relight`` the same at 128² in.
 - ``ablation-*``: ATR-FAS Table 3 (mixing) and Table 4 (input) rows on the ``edge`` sizes.
 - ``moesa``: MoESA §3.2 (per-expert sigmoid gate, spatial attention, squared live depth).
 - ``baseline-binary-cnn``: a plain CNN on the differential frames with a binary loss only.
@@ -51,6 +52,17 @@ EDGE_RELIGHT_FT = EDGE_RELIGHT.replace(
     name="edge-relight-ft",
     description="fine-tune of edge-relight: relit ambient 1–6× brighter, LR 3e-4, 3 epochs",
     optim={"relight_boost": (1.0, 6.0), "lr": 3e-4, "lr_decay": 0.7, "epochs": 3},
+)
+
+# The fine-tune that carried the default bundle from the procedural heads to scanned faces
+# (train --init-from engines/edge-default --init-member K on scanned-face sessions): the relighting
+# fine-tune plus the crop moved as a real landmark detector moves it, so that the networks do not
+# depend on the renderer's own landmark convention (docs/RESULTS.md).
+EDGE_SCANNED_FT = EDGE_RELIGHT_FT.replace(
+    name="edge-scanned-ft",
+    description="edge-relight-ft + half the checks re-aligned by a detector-sized random "
+    "similarity",
+    optim={"align_jitter": 0.5},
 )
 
 # The edge network at twice the resolution (128² in, 32² depth): 4× the multiply-accumulates,
@@ -129,7 +141,8 @@ def _build() -> dict[str, TrainConfig]:
     presets = {
         c.name: c
         for c in (
-            EDGE, EDGE_SNR_AUG, EDGE_RELIGHT, EDGE_RELIGHT_FT, EDGE128, EDGE128_RELIGHT, PAPER, TINY
+            EDGE, EDGE_SNR_AUG, EDGE_RELIGHT, EDGE_RELIGHT_FT, EDGE_SCANNED_FT, EDGE128,
+            EDGE128_RELIGHT, PAPER, TINY,
         )
     }
     for name, (experts, mixing, attention, text) in _TABLE3.items():

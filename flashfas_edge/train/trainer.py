@@ -22,9 +22,9 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from flashfas_edge.train.augment import augmented_inputs
+from flashfas_edge.train.augment import augmented_inputs, jitter_alignment, scaled_jitter
 from flashfas_edge.train.cache import SplitTensors
-from flashfas_edge.train.config import TrainConfig, from_dict
+from flashfas_edge.train.config import ModelConfig, TrainConfig, from_dict
 from flashfas_edge.train.distributed import ParallelContext, init_parallel, shutdown_parallel
 from flashfas_edge.train.losses import Targets, total_loss
 from flashfas_edge.train.metrics import MetricsError, eer_threshold
@@ -74,6 +74,17 @@ def batch_targets(split: SplitTensors, index: torch.Tensor, device: torch.device
     return Targets(
         live=(attack < 0).float(), attack_index=attack, depth=split.depth[index].to(device)
     )
+
+
+def jittered_depth(depth: torch.Tensor, moves: list[np.ndarray | None],
+                   model: ModelConfig) -> torch.Tensor:
+    """The depth labels [B, D, D] moved with their checks' alignment jitter."""
+    factor = model.depth_size / model.input_size
+    out = depth.cpu().numpy().copy()
+    for k, move in enumerate(moves):
+        if move is not None:
+            out[k] = jitter_alignment(out[k], scaled_jitter(move, factor))
+    return torch.from_numpy(out).to(depth.device)
 
 
 @torch.no_grad()
@@ -255,18 +266,21 @@ def train_model(options: TrainOptions, train: SplitTensors, dev: SplitTensors) -
             index = order[step * batch : (step + 1) * batch]
             if frame_augment:
                 assert train.aligned is not None
-                x_np = augmented_inputs(
+                x_np, moves = augmented_inputs(
                     train.aligned[index.numpy()],
                     config.model.input_mode,
                     frame_rng,
                     weaken=config.optim.snr_augment,
                     relight=config.optim.relight_augment,
                     boost=config.optim.relight_boost,
+                    jitter=config.optim.align_jitter,
                 )
                 x = torch.from_numpy(x_np).to(ctx.device)
             else:
-                x = train.x[index].to(ctx.device).float()
+                x, moves = train.x[index].to(ctx.device).float(), []
             targets = batch_targets(train, index, ctx.device)
+            if any(move is not None for move in moves):
+                targets.depth = jittered_depth(targets.depth, moves, config.model)
             if config.optim.augment:  # mirror the whole check: the template is symmetric
                 flip = (torch.rand(len(index), generator=aug) < 0.5).to(ctx.device)
                 x = torch.where(flip[:, None, None, None, None], x.flip(-1), x)
