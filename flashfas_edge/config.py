@@ -166,9 +166,10 @@ class SimConfig(_Section):
     profile: str = "kiosk15_mipi"  # device profile: display, camera, latency (sim/device.py)
     fps: float = Field(default=30.0, gt=0, le=240)
     colour: bool = True  # the virtual display can show colours (challenge palette)
-    # the people's face relief: procedural (what the shipped model was trained on) or scanned
-    # (the ICT-FaceKit morphable model; sim/face_shape.py FACE_SHAPES)
-    face_shape: Literal["procedural", "scanned"] = "procedural"
+    # the people's face relief: scanned (the ICT-FaceKit morphable model, what the shipped model
+    # was fine-tuned on and a real detector finds as it finds real faces) or the older procedural
+    # relief (sim/face_shape.py FACE_SHAPES)
+    face_shape: Literal["procedural", "scanned"] = "scanned"
     # the renderer's light transport: rgb (RGB albedo × flash colour) or spectral (skin, paints,
     # inks and the flash surface's primaries per wavelength; sim/spectral_render.py)
     physics: Literal["rgb", "spectral"] = "rgb"

@@ -25,6 +25,7 @@ from flashfas_edge.sim.face_shape import (
 from flashfas_edge.sim.gbuffer import EYE, SKIN
 from flashfas_edge.sim.head import HeadIdentity
 from flashfas_edge.sim.scene import DEPTH_SIZE, SceneRequest, build_scene
+from flashfas_edge.sim.synth_dataset import SynthJob
 
 
 def _neutral() -> FaceShape:
@@ -122,13 +123,17 @@ def test_a_seed_gives_the_same_person_in_either_shape():
 def test_the_cli_config_and_renderer_name_the_same_shapes():
     config_shapes = typing.get_args(SimConfig.model_fields["face_shape"].annotation)
     assert tuple(config_shapes) == FACE_SHAPE_CHOICES == FACE_SHAPES
-    assert SimConfig().face_shape == "procedural"
+    # the kiosk and the dataset renderer show the faces the shipped model was fine-tuned on
+    assert SimConfig().face_shape == "scanned"
+    assert SynthJob(out="x", n=1).face_shape == "scanned"
 
 
 def test_the_simulated_kiosk_shows_the_configured_face_shape():
-    sim = SimConfig.model_validate({"face_shape": "scanned"})
-    _, _, controls = build_sim_kiosk(sim, CameraConfig(width=160, height=120))
+    _, _, controls = build_sim_kiosk(SimConfig(), CameraConfig(width=160, height=120))
     assert controls.kiosk.scene.params["face_shape"] == "scanned"
+    sim = SimConfig.model_validate({"face_shape": "procedural"})
+    _, _, controls = build_sim_kiosk(sim, CameraConfig(width=160, height=120))
+    assert "face_shape" not in controls.kiosk.scene.params  # the procedural relief
     with pytest.raises(ValidationError):
         SimConfig.model_validate({"face_shape": "clay"})
 

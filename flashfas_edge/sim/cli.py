@@ -17,7 +17,7 @@ EPILOG = """examples:
   flashfas-edge synth --out data/small --n 1000 --width 320 --height 240 --frames all
   flashfas-edge synth --out data/big --n 20000 --split train --aligned-cache 64,128
   flashfas-edge synth --out data/spectral --n 400 --physics spectral --challenge hue_levels
-  flashfas-edge synth --out data/scanned --n 200 --face-shape scanned --preview
+  flashfas-edge synth --out data/procedural --n 200 --face-shape procedural --preview
 """
 # what masks the spectral renderer can draw (sim/mask_attack.py; a test keeps the two equal)
 MASK_MATERIALS = ("resin", "silicone", "plaster")
@@ -48,10 +48,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--frames", choices=("clean", "all"), default="clean",
                    help="clean: one exposure-clean frame per flash state; all: every camera "
                    "frame of the sequence (default clean)")
-    p.add_argument("--face-shape", choices=FACE_SHAPE_CHOICES, default="procedural",
-                   help="procedural: the hand-made relief the shipped model was trained on; "
-                   "scanned: identities and expressions of the ICT-FaceKit morphable model "
-                   "(docs/DATASET.md, Face shapes) (default procedural)")
+    p.add_argument("--face-shape", choices=FACE_SHAPE_CHOICES, default="scanned",
+                   help="scanned: identities and expressions of the ICT-FaceKit morphable model, "
+                   "the faces the shipped model was fine-tuned on; procedural: the hand-made "
+                   "relief of the earlier datasets (docs/DATASET.md, Face shapes) "
+                   "(default scanned)")
     p.add_argument("--shard-size", type=int, default=16, help="sessions per shard file")
     p.add_argument("--compress", action="store_true", help="deflate shards (slower, ~smaller)")
     p.add_argument("--preview", action="store_true", help="also write OUT/preview.png")

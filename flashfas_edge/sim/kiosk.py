@@ -84,7 +84,7 @@ class SimKiosk:
 
     def __init__(self, profile: DeviceProfile = PROFILES[1], width: int = 640, height: int = 480,
                  seed: int = 0, subject: Subject | None = None, physics: str = "rgb",
-                 face_shape: str = "procedural"):
+                 face_shape: str = "scanned"):
         self.profile = profile
         self.face_shape = face_shape
         self.width = width

@@ -47,7 +47,7 @@ class SynthJob:
     physics: str = "rgb"  # SceneRequest.physics
     challenge_family: str = "white_levels"  # white_levels | hue_levels (ScheduleSpec.family)
     mask_materials: tuple[str, ...] = MASK_MATERIALS  # spectral physics: masks drawn from these
-    face_shape: str = "procedural"  # sim/face_shape.py FACE_SHAPES
+    face_shape: str = "scanned"  # sim/face_shape.py FACE_SHAPES
     ablations: tuple[str, ...] = ()  # spectral physics, test sets only (mask_attack.ABLATIONS)
 
 
