@@ -90,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--challenge", action="append", default=[], metavar="'KEY = VALUE'",
                         help="a [pipeline.challenge] setting, e.g. 'frame_lock = false' (free "
                         "timing) or 'frame_lock_steps = 4'; repeatable")
+    parser.add_argument("--face-shape", choices=("scanned", "procedural"),
+                        help="the simulated kiosk's face shape (default: the config's, scanned)")
     parser.add_argument("--json-out", type=Path)
     args = parser.parse_args(argv)
 
@@ -98,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
         config_path, key = demo_config(directory, args.bundle, landmarks=args.landmarks)
         with config_path.open("a") as handle:
             handle.write(f"[kiosk.sim]\nfps = {FPS}\n")
+            if args.face_shape:
+                handle.write(f'face_shape = "{args.face_shape}"\n')
             if args.challenge:
                 handle.write("[pipeline.challenge]\n" + "\n".join(args.challenge) + "\n")
         daemon = DaemonProcess(config_path, directory / "daemon.log")
