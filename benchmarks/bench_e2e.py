@@ -41,6 +41,7 @@ from pathlib import Path
 
 from flashfas_edge.api.client import LivenessClient
 from flashfas_edge.sim.device import PROFILE_BY_NAME
+from flashfas_edge.sim.face_shape import FACE_SHAPES
 from flashfas_edge.tools.demo import DaemonProcess, demo_config, wait_ready
 
 # Before the last frame: the presence gate (a face in range and still, before any flash), the
@@ -90,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--challenge", action="append", default=[], metavar="'KEY = VALUE'",
                         help="a [pipeline.challenge] setting, e.g. 'frame_lock = false' (free "
                         "timing) or 'frame_lock_steps = 4'; repeatable")
-    parser.add_argument("--face-shape", choices=("scanned", "procedural"),
+    parser.add_argument("--face-shape", choices=FACE_SHAPES,
                         help="the simulated kiosk's face shape (default: the config's, scanned)")
     parser.add_argument("--json-out", type=Path)
     args = parser.parse_args(argv)

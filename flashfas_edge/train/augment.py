@@ -104,9 +104,9 @@ def alignment_jitter(size: int, rng: np.random.Generator) -> np.ndarray:
 def jitter_alignment(image: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     """[..., S, S, C] or [S, S] image(s) warped by ``matrix`` (given for a crop of the same size;
     a smaller map, e.g. the depth label, takes the shift in proportion). Edges are repeated."""
-    size = image.shape[-3] if image.ndim >= 3 else image.shape[0]
     if image.ndim == 4:
         return np.stack([jitter_alignment(frame, matrix) for frame in image])
+    size = image.shape[0]
     return cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_LINEAR,
                           borderMode=cv2.BORDER_REPLICATE)
 

@@ -91,14 +91,22 @@ def _set_identity(bn: nn.BatchNorm2d) -> None:
     var.fill_(1.0 - bn.eps)
 
 
+def _build(config: TrainConfig) -> AtrFas:
+    """A network of ``config`` without touching the caller's random state (its initial weights
+    are overwritten anyway)."""
+    with torch.random.fork_rng(devices=[]):
+        model = build_model(config.model)
+    if not isinstance(model, AtrFas):
+        raise RecoveryError(f"architecture {config.model.architecture!r} has no bundle form")
+    return model
+
+
 @torch.no_grad()
 def _make_probe(config: TrainConfig) -> AtrFas:
-    torch.manual_seed(PROBE_SEED)
-    probe = build_model(config.model)
-    if not isinstance(probe, AtrFas):
-        raise RecoveryError(f"architecture {config.model.architecture!r} has no bundle form")
+    probe = _build(config)
+    values = torch.Generator().manual_seed(PROBE_SEED)
     for param in probe.parameters():
-        param.copy_(torch.randn_like(param))
+        param.copy_(torch.randn(param.shape, generator=values))
     for _, bn in _conv_bn_pairs(probe):
         _set_identity(bn)
     return probe.eval()
@@ -179,10 +187,7 @@ def model_from_bundle(bundle_dir: Path, member: int = 0) -> Recovered:
         raise RecoveryError(f"{bundle_dir}: no member {member} ({len(bundle.members)} in all)")
     config = member_config(bundle.manifest, member)
     probe = _make_probe(config)
-    torch.manual_seed(PROBE_SEED + 1)
-    model = build_model(config.model)
-    assert isinstance(model, AtrFas)
-    model.eval()
+    model = _build(config).eval()
     parity: dict[str, float] = {}
     probe_modules = bundle_modules(probe)
     with tempfile.TemporaryDirectory(prefix="flashfas-probe-") as tmp:
