@@ -32,6 +32,10 @@ class DetectorUnavailable(RuntimeError):
 
 
 _OPSET = 17
+# detect_prominent: how far below the relative size it still searches. P-Net finds a face at the
+# pyramid level whose 12-pixel cell it roughly fills, give or take a level (×0.709), and a box's
+# side need not be its area's square root.
+SIZE_MARGIN = 0.75
 _PNET_STRIDE = 2
 _PNET_CELL = 12
 
@@ -226,6 +230,21 @@ def _crops(image: np.ndarray, boxes: np.ndarray, size: int) -> np.ndarray:
     return out
 
 
+def _crops_near(image: np.ndarray, box: np.ndarray, size: int) -> np.ndarray:
+    """``_crops`` of the normalised image for one box, normalising only the pixels it samples
+    (the box and a pixel around it, inside the frame): the same crop, without converting the
+    whole frame."""
+    h, w = image.shape[:2]
+    left, top = max(int(math.floor(box[0])) - 1, 0), max(int(math.floor(box[1])) - 1, 0)
+    right = min(int(math.ceil(box[2])) + 2, w)
+    bottom = min(int(math.ceil(box[3])) + 2, h)
+    if right <= left or bottom <= top:  # wholly outside the frame: all border
+        return np.zeros((1, 3, size, size), np.float32)
+    window = _normalised(image[top:bottom, left:right])
+    shifted = box[:4] - np.array([left, top, left, top], np.float32)
+    return _crops(window, shifted[None], size)
+
+
 class MtcnnLandmarks:
     """Faces with 5 landmarks from MTCNN. Thresholds are the reference implementation's."""
 
@@ -258,11 +277,20 @@ class MtcnnLandmarks:
     def _run(self, net: str, x: np.ndarray) -> list[np.ndarray]:
         return self._sessions[net].run(None, {"x": np.ascontiguousarray(x, np.float32)})
 
-    def _proposals(self, image: np.ndarray, min_face_px: float) -> np.ndarray:
-        h, w = image.shape[:2]
+    def _scales(self, h: int, w: int, min_face_px: float) -> list[float]:
+        """The pyramid's scales, largest first: level k finds faces of about 12 / scale pixels,
+        from ``min_face_px`` up to the whole frame."""
+        scales = []
         scale = _PNET_CELL / min_face_px
-        found = []
         while min(h, w) * scale >= _PNET_CELL:
+            scales.append(scale)
+            scale *= self.scale_factor
+        return scales
+
+    def _proposals(self, image: np.ndarray, scales: list[float]) -> np.ndarray:
+        h, w = image.shape[:2]
+        found = []
+        for scale in scales:
             sw, sh = int(math.ceil(w * scale)), int(math.ceil(h * scale))
             scaled = cv2.resize(image, (sw, sh), interpolation=cv2.INTER_AREA)
             reg, prob = self._run("pnet", scaled.transpose(2, 0, 1)[None])
@@ -277,7 +305,6 @@ class MtcnnLandmarks:
                 scores = prob[0, 1, ys, xs]
                 keep = nms(boxes, scores, 0.5)
                 found.append(np.column_stack([boxes[keep], scores[keep]]))
-            scale *= self.scale_factor
         if not found:
             return np.empty((0, 5), np.float32)
         boxes = np.concatenate(found)
@@ -318,6 +345,30 @@ class MtcnnLandmarks:
         min_face = max(float(_PNET_CELL), 0.5 * size, float(self.min_face_px) / 2)
         return self._cascade(window, min_face, (float(left), float(top)))
 
+    def detect_prominent(
+        self, frame: Frame, relative_side: float, min_score: float = 0.0
+    ) -> list[FaceLandmarks]:
+        """The faces a gate that ignores small ones counts: every face whose box side is at least
+        ``relative_side`` × the largest face's (of those scoring ≥ ``min_score``), best score
+        first; smaller ones may be left out.
+
+        The pyramid is searched from its large faces down: first the levels for faces of at least
+        twice ``min_face_px``, then, below them, only down to ``SIZE_MARGIN`` × ``relative_side``
+        × the largest face found (all of them when none was). A face near the camera skips the
+        finest levels, the costliest half of a whole-frame search.
+        """
+        image = _normalised(frame.image)
+        h, w = image.shape[:2]
+        scales = self._scales(h, w, float(self.min_face_px))
+        split = 2.0 * self.min_face_px
+        large = self._stages(image, [s for s in scales if _PNET_CELL / s >= split], (0.0, 0.0))
+        confident = [_side(row) for row in large if row[4] >= min_score]
+        smallest = SIZE_MARGIN * relative_side * max(confident, default=0.0)
+        finer = [s for s in scales if smallest <= _PNET_CELL / s < split]
+        if not finer:
+            return _faces(large)
+        return _faces(np.concatenate([large, self._stages(image, finer, (0.0, 0.0))]))
+
     def refine(
         self, frame: Frame, box: tuple[float, float, float, float]
     ) -> FaceLandmarks | None:
@@ -325,7 +376,7 @@ class MtcnnLandmarks:
         stage: one 48×48 crop instead of a pyramid search. None when O-Net no longer sees a face
         there (score below its threshold): the caller searches again."""
         boxes = _square(np.array([box], np.float32))
-        crop = _crops((frame.image.astype(np.float32) - 127.5) / 128.0, boxes, 48)
+        crop = _crops_near(frame.image, boxes[0], 48)
         with self._lock:
             reg, marks, prob = self._run("onet", crop)
         score = float(prob[0, 1])
@@ -344,16 +395,26 @@ class MtcnnLandmarks:
     def _cascade(
         self, pixels: np.ndarray, min_face_px: float, offset: tuple[float, float]
     ) -> list[FaceLandmarks]:
-        image = (pixels.astype(np.float32) - 127.5) / 128.0  # RGB, as trained
+        image = _normalised(pixels)
+        h, w = image.shape[:2]
+        return _faces(self._stages(image, self._scales(h, w, min_face_px), offset))
+
+    def _stages(
+        self, image: np.ndarray, scales: list[float], offset: tuple[float, float]
+    ) -> np.ndarray:
+        """P-Net on the pyramid levels ``scales``, R-Net, O-Net: [K, 15] rows of box
+        (x0, y0, x1, y1), score and the 5 landmarks (x, y), in the frame's pixels (``image``
+        starts at ``offset`` in it); before the last NMS."""
+        empty = np.empty((0, 15))
         with self._lock:
-            boxes = self._proposals(image, min_face_px)
+            boxes = self._proposals(image, scales)
             if not len(boxes):
-                return []
+                return empty
             reg, prob = self._run("rnet", _crops(image, boxes, 24))
             boxes[:, 4] = prob[:, 1]
             boxes = self._refine(boxes, reg)[prob[:, 1] > self.thresholds[1]]
             if not len(boxes):
-                return []
+                return empty
             boxes = boxes[nms(boxes[:, :4], boxes[:, 4], 0.7)]
             boxes[:, :4] = _square(boxes[:, :4])
             reg, marks, prob = self._run("onet", _crops(image, boxes, 48))
@@ -366,19 +427,28 @@ class MtcnnLandmarks:
         boxes[:, [0, 2]] += offset[0]
         boxes[:, [1, 3]] += offset[1]
         good = prob[:, 1] > self.thresholds[2]
-        boxes, xs, ys = boxes[good], xs[good], ys[good]
-        keep = nms(boxes[:, :4], boxes[:, 4], 0.7, by_min=True)
-        faces = [
-            FaceLandmarks(
-                points=np.stack([xs[k], ys[k]], axis=1).astype(np.float32),
-                box=(
-                    float(boxes[k, 0]),
-                    float(boxes[k, 1]),
-                    float(boxes[k, 2]),
-                    float(boxes[k, 3]),
-                ),
-                score=float(boxes[k, 4]),
-            )
-            for k in keep
-        ]
-        return faces  # nms kept them best score first
+        points = np.stack([xs, ys], axis=2).reshape(-1, 10)
+        return np.column_stack([boxes[good, :5], points[good]])
+
+
+def _normalised(pixels: np.ndarray) -> np.ndarray:
+    return (pixels.astype(np.float32) - 127.5) / 128.0  # RGB, as trained
+
+
+def _side(row: np.ndarray) -> float:
+    return float(max(row[2] - row[0], row[3] - row[1]))
+
+
+def _faces(rows: np.ndarray) -> list[FaceLandmarks]:
+    """The faces left after the cascade's last NMS, best score first."""
+    if not len(rows):
+        return []
+    keep = nms(rows[:, :4], rows[:, 4], 0.7, by_min=True)
+    return [
+        FaceLandmarks(
+            points=rows[k, 5:15].reshape(5, 2).astype(np.float32),
+            box=(float(rows[k, 0]), float(rows[k, 1]), float(rows[k, 2]), float(rows[k, 3])),
+            score=float(rows[k, 4]),
+        )
+        for k in keep
+    ]

@@ -6,6 +6,10 @@ face from the presence anchor (presence.py) into each new frame — MTCNN's last
 previous box, a few ms — while the flash driver and the camera do their work. Once the last frame
 is in, the state frames' landmarks are already known but for the newest one or two, so only
 their work is left after the capture (face_track.py takes them as ``known``).
+
+Stopping waits only for the frame in hand, not for the next one: a tracker waiting for a frame
+when the capture ends would otherwise hold the check until that frame came, which no one needs
+(half a frame period on average). It leaves when that wait ends.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ class CaptureTracker:
         self._next_us = after_us + 1  # frames starting after the anchor's
         self._known: dict[int, FaceLandmarks] = {}
         self._stop = threading.Event()
+        self._busy = threading.Lock()  # held while a frame is in hand
         self._thread = threading.Thread(target=self._run, name="capture-tracker", daemon=True)
 
     def start(self) -> None:
@@ -40,8 +45,8 @@ class CaptureTracker:
     def stop(self) -> dict[int, FaceLandmarks]:
         """Stop after the frame in hand; the faces tracked so far, by ``Frame.index``."""
         self._stop.set()
-        self._thread.join()
-        return dict(self._known)
+        with self._busy:
+            return dict(self._known)
 
     def _run(self) -> None:
         try:
@@ -54,12 +59,13 @@ class CaptureTracker:
                         self._stop.wait(0.005)  # no frame yet: look at the stop flag, wait again
                     continue
                 for frame in self._camera.frames_between(self._next_us, newest + 1, _WAIT_S):
-                    if self._stop.is_set():
-                        return
-                    self._next_us = frame.t_start_us + 1
-                    face = follow_face(frame, self._provider, self._previous)
-                    if face is not None:
-                        self._known[frame.index] = face
-                        self._previous = face
+                    with self._busy:
+                        if self._stop.is_set():
+                            return
+                        self._next_us = frame.t_start_us + 1
+                        face = follow_face(frame, self._provider, self._previous)
+                        if face is not None:
+                            self._known[frame.index] = face
+                            self._previous = face
         except Exception:  # the track is an optimisation: the state frames are searched again
             log.exception("capture tracking stopped")

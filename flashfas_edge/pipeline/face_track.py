@@ -7,12 +7,14 @@ yet: from there on the face is tracked from its box in the frame before — a pr
 refine a known box (``refine``, MTCNN's last stage alone) does that, one that can search near it
 (``detect_near``) does that. Faces already tracked while the frames arrived (``known``, by frame
 index: capture_tracker.py) are not looked for again. Several faces are counted wherever the frame
-is searched, which is where a second person matters; presence.py searches the newest frame just
-before the flash.
+is searched, which is where a second person matters; presence.py searches a frame just before the
+flash. Such a search may leave out faces too small to count (``detect_prominent``: MTCNN then skips
+its pyramid's finest levels when the face is near).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
@@ -40,6 +42,17 @@ class NearbyFaceSearch(Protocol):
     ) -> list[FaceLandmarks]: ...
 
 
+@runtime_checkable
+class ProminentFaceSearch(Protocol):
+    """Optional capability of a LandmarkProvider: a whole-frame search that may leave out faces
+    smaller than ``relative_side`` × the largest one (MTCNN: it skips the pyramid's finest
+    levels when the face is near)."""
+
+    def detect_prominent(
+        self, frame: Frame, relative_side: float, min_score: float
+    ) -> list[FaceLandmarks]: ...
+
+
 @dataclass(frozen=True)
 class FaceTrack:
     faces: list[FaceLandmarks]  # as the provider found them, in the frames where it found one
@@ -59,6 +72,18 @@ def _pick_face(faces: list[FaceLandmarks], previous: FaceLandmarks | None) -> Fa
         return max(faces, key=lambda f: _area(f.box))
     centre = previous.points.mean(axis=0)
     return min(faces, key=lambda f: float(np.linalg.norm(f.points.mean(axis=0) - centre)))
+
+
+def search_frame(
+    frame: Frame, provider: LandmarkProvider, gates: GateThresholds
+) -> list[FaceLandmarks]:
+    """Every face the gates can count in the whole frame: a provider that can leave out faces
+    too small to count as a second one (``detect_prominent``) does."""
+    if isinstance(provider, ProminentFaceSearch):
+        # box sides: a second face counts from this area ratio to the main one's
+        relative_side = math.sqrt(gates.second_face_min_area_ratio)
+        return provider.detect_prominent(frame, relative_side, gates.min_face_score)
+    return provider.detect(frame)
 
 
 def _search(
@@ -121,7 +146,8 @@ def track_face(
         if face is None:
             # nothing known here (or the track was lost): search the whole frame
             try:
-                face = _search(frame, slot, provider.detect(frame), gates, previous, counts)
+                face = _search(frame, slot, search_frame(frame, provider, gates), gates,
+                               previous, counts)
             except CheckRejected as rejected:
                 if rejected.reason is not Reason.NO_FACE:
                     raise

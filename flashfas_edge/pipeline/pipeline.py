@@ -50,6 +50,7 @@ from flashfas_edge.pipeline.challenge import (
     idle_between_sequences,
     onset_grid,
 )
+from flashfas_edge.pipeline.challenge_deck import ChallengeDeck
 from flashfas_edge.pipeline.config import PipelineConfig
 from flashfas_edge.pipeline.decision import decide, resolve_threshold
 from flashfas_edge.pipeline.face_track import FaceTrack, track_face
@@ -63,6 +64,10 @@ from flashfas_edge.pipeline.stage_clock import StageClock, StageRunner, StageTim
 from flashfas_edge.pipeline.timing_check import fit_timing
 
 log = logging.getLogger(__name__)
+
+# After a check answers, the next challenge is drawn this much later: the answer is on its way
+# by then (challenge_deck.py).
+_DRAW_AHEAD_DELAY_S = 0.05
 
 
 class PipelineSetupError(ValueError):
@@ -148,6 +153,8 @@ class Pipeline:
             self.config.challenge.max_flashes_per_s,
             idle_between_sequences(self.config.challenge, flash),
         )
+        # the next check's challenge, drawn once this one has answered (challenge_deck.py)
+        self._deck = ChallengeDeck(self._draw_challenge)
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -166,6 +173,7 @@ class Pipeline:
         self._landmarks.detect(
             Frame(index=-1, t_start_us=0, exposure_us=1, readout_us=0, image=blank)
         )
+        self._draw_ahead()
 
     def stop(self) -> None:
         for device in (self._flash, self._camera):
@@ -175,12 +183,16 @@ class Pipeline:
                 except Exception:  # stopping is best effort; the other device must still stop
                     log.exception("stopping %s failed", type(device).__name__)
         self._runner.close()
+        self._deck.close()
 
     # -- the two entry points --------------------------------------------------------------------
 
     def run_check(self, *, want_depth: bool = False, check_id: str | None = None) -> CheckResult:
         """Steps 1–10 on the kiosk's camera and flash (``check_id``: the caller's id for it)."""
-        return self._guarded(self._capture_live, want_depth, check_id)
+        try:
+            return self._guarded(self._capture_live, want_depth, check_id)
+        finally:
+            self._draw_ahead()
 
     def run_recorded(self, session: Session, *, want_depth: bool = False) -> CheckResult:
         """Steps 4–10 on a recorded session (its own flash sequence is the challenge)."""
@@ -308,10 +320,7 @@ class Pipeline:
         timing, phase = self.challenge_timing(info)
         if phase is not None and camera.last_frame_time_us() is None:
             timing, phase = free_timing(cfg.challenge, info), None  # no frame to lock to yet
-        schedule = clock.timed(
-            "challenge", lambda: draw_challenge(cfg.challenge, flash.supports_colour(), info,
-                                                self.challenge_family, timing)
-        )
+        schedule = clock.timed("challenge", lambda: self._deck.take(timing))
         clock.nonce = schedule.nonce
         # The flashes of the checks just before count too: wait until this one fits (SAFETY.md).
         self._wait_until_safe(schedule, clock)
@@ -350,6 +359,23 @@ class Pipeline:
             lambda: camera.frames_between(t0_us, t1_us, cfg.timeouts.capture_s, ready_us),
         )
         return schedule, playback, frames
+
+    def _draw_ahead(self) -> None:
+        """The next check's challenge, drawn in the background (challenge_deck.py); a camera
+        that cannot say its timing now leaves the next check to draw its own."""
+        if self._camera is None or self._flash is None:
+            return
+        try:
+            timing = self.challenge_timing(self._camera.info())[0]
+        except Exception:
+            log.exception("no challenge drawn ahead")
+            return
+        self._deck.prepare(timing, delay_s=_DRAW_AHEAD_DELAY_S)
+
+    def _draw_challenge(self, timing: ChallengeTiming) -> FlashSchedule:
+        assert self._flash is not None
+        return draw_challenge(self.config.challenge, self._flash.supports_colour(), None,
+                              self.challenge_family, timing)
 
     def _onset_grid(self, camera: Camera, info: CameraInfo, phase_us: float) -> OnsetGrid | None:
         """The host times to command locked onsets at, from the last ~10 frames' starts (their
@@ -476,22 +502,23 @@ class Pipeline:
         )
         detail.update(track.detail)
         images = _stack_images(cap.state_frames)
-        # 5. verify: exposure, flash SNR, challenge
-        evidence = clock.bounded(
-            "verify",
-            lambda: measure_flash(
+
+        # 5. verify: exposure, flash SNR, challenge (order, colour, then the onsets' timing)
+        def verify() -> dict[str, Any]:
+            evidence = measure_flash(
                 images, track.landmarks, cap.schedule, cfg.gates, cfg.camera_gamma
-            ),
-            t.verify_s,
-        )
-        detail.update(evidence.detail)
-        try:
-            gate_flash(evidence, cfg.gates)
-            if cap.playback is not None:
-                self._verify_timing(cap, track.landmarks, evidence.detail, detail)
-        except CheckRejected as rejected:
-            rejected.detail = {**detail, **rejected.detail}
-            raise
+            )
+            found = dict(evidence.detail)
+            try:
+                gate_flash(evidence, cfg.gates)
+                if cap.playback is not None:
+                    self._verify_timing(cap, track.landmarks, evidence.detail, found)
+            except CheckRejected as rejected:
+                rejected.detail = {**detail, **found, **rejected.detail}
+                raise
+            return found
+
+        detail.update(clock.bounded("verify", verify, t.verify_s))
         return track, images
 
     def _verify_timing(self, cap: _Capture, landmarks: np.ndarray, evidence: dict[str, Any],
