@@ -126,3 +126,39 @@ def test_search_near_a_known_face_finds_it_again(detector):
     assert near.score > 0.95
     # nothing is searched far from the given box
     assert detector.detect_near(frame, (0.0, 400.0, 40.0, 440.0)) == []
+
+
+def test_the_prominent_search_skips_the_finest_levels_and_keeps_faces_that_count(detector):
+    """detect_prominent (the whole-frame search of the face gates) finds the same near face as
+    the full search with fewer pyramid levels, and still every face at least half its size."""
+    face = _astronaut()[40:300, 120:340]  # the head and shoulders, ~200 px
+    image = np.full((480, 640, 3), 120, np.uint8)
+    image[100:360, 20:240] = face
+    single = _frame(np.ascontiguousarray(image))
+    levels = {"n": 0}
+    run = detector._run
+
+    def counting(net, x):
+        levels["n"] += net == "pnet"
+        return run(net, x)
+
+    detector._run = counting
+    try:
+        (full,) = detector.detect(single)
+        full_levels, levels["n"] = levels["n"], 0
+        (near,) = detector.detect_prominent(single, 0.5, 0.6)
+        prominent_levels = levels["n"]
+    finally:
+        del detector._run
+    assert prominent_levels < full_levels
+    iod = float(np.linalg.norm(full.points[1] - full.points[0]))
+    assert float(np.abs(near.points - full.points).max()) < 0.02 * iod
+    # a second face at 0.6 of the first one's size counts, and is found
+    second = cv2.resize(face, (132, 156), interpolation=cv2.INTER_AREA)
+    image[150:306, 420:552] = second
+    pair = _frame(np.ascontiguousarray(image))
+    faces = detector.detect_prominent(pair, 0.5, 0.6)
+    assert len(faces) == 2
+    with pytest.raises(CheckRejected) as info:
+        track_face([_frame(pair.image, k) for k in range(3)], detector, GateThresholds())
+    assert info.value.reason is Reason.MULTIPLE_FACES

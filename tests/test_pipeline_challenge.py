@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 
 import pytest
@@ -96,3 +97,56 @@ def test_state_duration_always_holds_one_whole_frame_of_the_camera():
     assert state_duration_for(ChallengeConfig(state_duration_us=150_000), CAMERA) == 150_000
     with pytest.raises(ValueError):
         state_duration_for(config, None)
+
+
+def test_a_challenge_drawn_ahead_is_taken_once_and_only_for_its_own_timing():
+    from flashfas_edge.flash.safety import UnsafeFlashError
+    from flashfas_edge.pipeline.challenge import free_timing, locked_timing
+    from flashfas_edge.pipeline.challenge_deck import ChallengeDeck
+
+    config = ChallengeConfig()
+    drawn = []
+
+    def draw(timing):
+        schedule = draw_challenge(config, supports_colour=False, timing=timing)
+        drawn.append(schedule.nonce)
+        return schedule
+
+    def settled(deck):  # the background draw has returned
+        deadline = time.monotonic() + 10
+        while not deck._next[1].done() and time.monotonic() < deadline:
+            time.sleep(0.005)
+
+    deck = ChallengeDeck(draw)
+    free = free_timing(config, CAMERA)
+    try:
+        deck.prepare(free)
+        settled(deck)
+        ahead = deck.take(free)
+        assert ahead.nonce == drawn[0] and len(drawn) == 1  # the one drawn in the background
+        again = deck.take(free)  # nothing prepared: drawn now, never the same one twice
+        assert again.nonce == drawn[1] != ahead.nonce
+        # drawn ahead for another timing: not played, a fresh one for this timing instead
+        deck.prepare(free)
+        locked = locked_timing(config, CAMERA)
+        assert locked != free
+        settled(deck)
+        other = deck.take(locked)
+        assert other.nonce == drawn[3] and other.frame_locked
+        # a draw still waiting to start is not waited for
+        deck.prepare(free, delay_s=5.0)
+        assert deck.take(free).nonce == drawn[4]
+    finally:
+        deck.close()
+
+    def unsafe(timing):
+        raise UnsafeFlashError("no safe challenge")
+
+    failing = ChallengeDeck(unsafe)
+    try:
+        failing.prepare(free)
+        settled(failing)
+        with pytest.raises(UnsafeFlashError):  # fails closed on the check's own thread
+            failing.take(free)
+    finally:
+        failing.close()

@@ -196,3 +196,32 @@ def test_presence_judges_the_current_frames_already_there_without_waiting_for_th
     with pytest.raises(CameraError):
         wait_for_subject(stale, GroundTruthLandmarks(), config.gates, config.tracking,
                          frame_timeout_s=0.3)
+
+
+def test_the_capture_tracker_stops_without_waiting_for_a_frame_nobody_needs(
+    kiosk, devices, monkeypatch
+):
+    """The capture ends while the tracker waits for the next frame: stopping returns the faces
+    tracked so far at once; the tracker leaves when its wait ends (here: never in the test)."""
+    import flashfas_edge.pipeline.capture_tracker as capture_tracker
+
+    camera, _ = devices
+    _show(kiosk, Subject(seed=4))
+    newest = camera.last_frame_time_us()
+    frames = camera.frames_between(newest - 200_000, newest + 1, 2.0, complete_at_us=newest)
+    frozen = FrozenCamera(camera, frames)  # no frame after these ever comes
+    last = frozen.last_frame_time_us()
+    first = frozen.frames_between(0, last + 1, 1.0, complete_at_us=last)[0]
+    anchor = GroundTruthLandmarks().detect(first)[0]
+    monkeypatch.setattr(capture_tracker, "_WAIT_S", 30.0)
+    tracker = capture_tracker.CaptureTracker(frozen, GroundTruthLandmarks(), anchor,
+                                             first.t_start_us)
+    tracker.start()
+    deadline = time.monotonic() + 10.0
+    while len(tracker._known) < len(frames) - 1 and time.monotonic() < deadline:
+        time.sleep(0.01)  # it follows the face into every frame after the anchor's
+    started = time.monotonic()
+    known = tracker.stop()
+    assert time.monotonic() - started < 5.0  # not the 30 s wait for a frame that never comes
+    assert len(known) == len(frames) - 1
+    assert tracker._thread.is_alive()  # still in that wait: nobody waited for it

@@ -58,7 +58,10 @@ class CaptureTracker:
                     except CameraError:
                         self._stop.wait(0.005)  # no frame yet: look at the stop flag, wait again
                     continue
-                for frame in self._camera.frames_between(self._next_us, newest + 1, _WAIT_S):
+                # the frames in already, up to the newest: without waiting for the one after it
+                arrived = self._camera.frames_between(self._next_us, newest + 1, _WAIT_S,
+                                                      complete_at_us=newest)
+                for frame in arrived:
                     with self._busy:
                         if self._stop.is_set():
                             return
