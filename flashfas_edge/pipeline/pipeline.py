@@ -461,18 +461,27 @@ class Pipeline:
             detail["landmarks_tracked_during_capture"] = sum(
                 f.index in cap.known for f in cap.state_frames
             )
-        track, images = self._verify(cap, clock, detail)
-        # 7–8. align + diffnorm (fused in the C++ core)
-        order = np.asarray(cap.schedule.order, dtype=np.int64)
-        x = clock.bounded(
-            "preprocess",
-            lambda: _core.preprocess(
-                images, track.landmarks, self._template, order, self._n0, self._input_size
-            ),
-            t.preprocess_s,
-        )
-        # 9. infer
-        output = clock.bounded("infer", lambda: self._backend.run(x), t.infer_s)
+        track, images = self._landmarks_of(cap, clock, detail)
+        # 5. the flash and the challenge are verified beside 7–9: the model does not wait for
+        # the verification, the verdict does (a check it rejects answers retry, whatever the
+        # model said)
+        verified = clock.begin("verify", self._verification(cap, track, images, detail))
+        try:
+            # 7–8. align + diffnorm (fused in the C++ core)
+            order = np.asarray(cap.schedule.order, dtype=np.int64)
+            x = clock.bounded(
+                "preprocess",
+                lambda: _core.preprocess(
+                    images, track.landmarks, self._template, order, self._n0, self._input_size
+                ),
+                t.preprocess_s,
+            )
+            # 9. infer
+            output = clock.bounded("infer", lambda: self._backend.run(x), t.infer_s)
+        except Exception:
+            verified.result(t.verify_s)  # a rejected flash is the answer, not the model's failure
+            raise
+        detail.update(verified.result(t.verify_s))
         # 10. decide
         verdict, reason = clock.timed("decide", lambda: decide(output, self.threshold))
         result = self._result(check_id, verdict, reason, clock, detail)
@@ -486,8 +495,15 @@ class Pipeline:
                 detail: dict[str, Any]) -> tuple[FaceTrack, np.ndarray]:
         """Steps 6 and 5: the face in every state frame, then the flash evidence and the
         challenge (order, colour, timing); raises :class:`CheckRejected` with ``detail``."""
-        cfg, t = self.config, self.config.timeouts
-        # 6. landmarks + face gates
+        track, images = self._landmarks_of(cap, clock, detail)
+        verification = self._verification(cap, track, images, detail)
+        detail.update(clock.bounded("verify", verification, self.config.timeouts.verify_s))
+        return track, images
+
+    def _landmarks_of(self, cap: _Capture, clock: StageClock,
+                      detail: dict[str, Any]) -> tuple[FaceTrack, np.ndarray]:
+        """Step 6: landmarks + face gates in every state frame, and the state frames' images."""
+        cfg = self.config
         track = clock.bounded(
             "landmarks",
             lambda: track_face(
@@ -498,12 +514,18 @@ class Pipeline:
                 anchor=cap.presence.face if cap.presence is not None else None,
                 register=cfg.tracking.register_frames,
             ),
-            t.landmarks_s,
+            cfg.timeouts.landmarks_s,
         )
         detail.update(track.detail)
-        images = _stack_images(cap.state_frames)
+        return track, _stack_images(cap.state_frames)
 
-        # 5. verify: exposure, flash SNR, challenge (order, colour, then the onsets' timing)
+    def _verification(self, cap: _Capture, track: FaceTrack, images: np.ndarray,
+                      detail: dict[str, Any]) -> Callable[[], dict[str, Any]]:
+        """Step 5 as a stage: exposure, flash SNR, the challenge (order, colour, then the onsets'
+        timing). Returns its detail, or raises :class:`CheckRejected` with ``detail`` and its
+        own (``detail`` is only read: the stage may run beside others)."""
+        cfg = self.config
+
         def verify() -> dict[str, Any]:
             evidence = measure_flash(
                 images, track.landmarks, cap.schedule, cfg.gates, cfg.camera_gamma
@@ -518,8 +540,7 @@ class Pipeline:
                 raise
             return found
 
-        detail.update(clock.bounded("verify", verify, t.verify_s))
-        return track, images
+        return verify
 
     def _verify_timing(self, cap: _Capture, landmarks: np.ndarray, evidence: dict[str, Any],
                        detail: dict[str, Any]) -> None:

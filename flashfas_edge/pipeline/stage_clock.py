@@ -2,9 +2,10 @@
 §1).
 
 Blocking I/O stages (flash, capture) carry their own timeouts into the driver calls; compute
-stages run on one worker thread and are abandoned when their deadline passes. A Python thread
-cannot be killed, so an abandoned stage may still finish in the background; the worker is then
-replaced so the next check does not queue behind it.
+stages run on worker threads and are abandoned when their deadline passes. A Python thread cannot
+be killed, so an abandoned stage may still finish in the background; the workers are then replaced
+so the next check does not queue behind it. Two compute stages may run side by side (``begin``:
+the flash verification beside the model); each records its own run time.
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 T = TypeVar("T")
+
+WORKERS = 2  # compute stages that may run at once (StageClock.begin beside StageClock.bounded)
 
 
 class StageTimeoutError(RuntimeError):
@@ -33,7 +36,11 @@ class StageRunner:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="flashfas-stage")
+        self._executor = self._new_executor()
+
+    @staticmethod
+    def _new_executor() -> ThreadPoolExecutor:
+        return ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="flashfas-stage")
 
     def submit(self, fn: Callable[[], T]) -> Future[T]:
         with self._lock:
@@ -43,7 +50,7 @@ class StageRunner:
         """Forget a worker that is stuck in a timed-out stage."""
         with self._lock:
             self._executor.shutdown(wait=False, cancel_futures=True)
-            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="flashfas-stage")
+            self._executor = self._new_executor()
 
     def close(self) -> None:
         with self._lock:
@@ -80,5 +87,36 @@ class StageClock:
         finally:
             self.timings_ms[stage] = (time.perf_counter() - start) * 1e3
 
+    def begin(self, stage: str, fn: Callable[[], T]) -> RunningStage[T]:
+        """Start ``fn`` on a stage worker and return at once; its result (and its timeout) is
+        taken later with :meth:`RunningStage.result`, while this thread runs other stages."""
+
+        def timed() -> T:
+            start = time.perf_counter()
+            try:
+                return fn()
+            finally:
+                self.timings_ms[stage] = (time.perf_counter() - start) * 1e3
+
+        return RunningStage(stage, self._runner, self._runner.submit(timed), time.monotonic())
+
     def total_ms(self) -> float:
         return (time.perf_counter() - self._t0) * 1e3
+
+
+class RunningStage(Generic[T]):
+    """A stage started with :meth:`StageClock.begin`."""
+
+    def __init__(self, stage: str, runner: StageRunner, future: Future[T], started: float):
+        self._stage, self._runner, self._future, self._started = stage, runner, future, started
+
+    def result(self, timeout_s: float) -> T:
+        """Its result (or its exception); :class:`StageTimeoutError` once ``timeout_s`` has passed
+        since it started."""
+        left = max(self._started + timeout_s - time.monotonic(), 0.0)
+        try:
+            return self._future.result(timeout=left)
+        except FutureTimeout:
+            self._future.cancel()
+            self._runner.abandon()
+            raise StageTimeoutError(self._stage, timeout_s) from None
