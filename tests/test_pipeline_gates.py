@@ -237,3 +237,32 @@ def test_a_mismatch_on_a_barely_visible_flash_is_retry_not_spoof():
     rejected = _reason(lambda: gate_flash(evidence, GATES))
     assert (rejected.verdict, rejected.reason) == (Verdict.RETRY, Reason.LOW_FLASH_SNR)
     assert rejected.detail["challenge_verified"] is False
+
+
+def _dark_frame(seed):
+    """A dark room's ambient-only state: grey level ~20, noise swamps the face's texture."""
+    rng = np.random.default_rng(seed)
+    return np.clip(rng.normal(20, 6, (H, W, 3)), 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("dark_slot", [0, 2])
+def test_one_frame_too_dark_to_register_takes_its_neighbours_shift(dark_slot):
+    """The detector's jitter on a still face, one state frame mostly noise (the first one too:
+    the frame with the most contrast is the reference): registration still carries the face,
+    and the dark frame's landmarks come from the frames around it, not from its detector."""
+    rng = np.random.default_rng(2)
+    truth = _landmarks()
+    images = [_textured_face(level, truth, seed=k) for k, level in enumerate(LEVELS)]
+    images[dark_slot] = _dark_frame(dark_slot)
+    jittery = [truth + rng.uniform(-4, 4, truth.shape).astype(np.float32) for _ in LEVELS]
+    jittery[dark_slot] = truth + np.float32(9.0)  # the detector's guess on the noise: far off
+    track = track_face(_frames(images, jittery), GroundTruthLandmarks(), GATES)
+    assert track.detail["registered"] is True
+    assert track.motion_iod < 0.02
+    np.testing.assert_allclose(track.landmarks[dark_slot], track.landmarks[4 - dark_slot // 2],
+                               atol=0.5)
+    # two such frames are too many: nothing to interpolate from with confidence
+    images[3] = _dark_frame(7)
+    raw = track_face(_frames(images, jittery), GroundTruthLandmarks(),
+                     GATES.model_copy(update={"max_motion_iod": 1.0}))
+    assert raw.detail["registered"] is False

@@ -34,11 +34,15 @@ CROP_PX = 64
 # the detector is the one that is off (seen: 0.18 IOD in a dark room, registration within 1 px of
 # the renderer's truth), and the registered landmarks replace its.
 MAX_DISAGREEMENT_IOD = 0.15
-# Every frame must correlate with the first this well once registered (normalised
+# Every frame must correlate with the reference frame this well once registered (normalised
 # cross-correlation of the grey crops): a face under ambient light alone still shows its eyes,
 # brows and mouth (live faces of a fresh 60-session simulated test split: lowest frame 0.58, in a
 # bedroom; median 0.98); a crop where noise swamps an untextured face does not, and its shift
-# means nothing.
+# means nothing. One frame may fall short (a dark room's ambient-only frame, grey level ~20 of
+# 255: 0.28–0.44 on the simulated kiosk): its shift is interpolated from the others' (the head
+# barely moves in 0.4 s, and they show whether it did), and its detector landmarks, as noisy as
+# its picture, are not used. The reference is the crop with the most contrast (the brightest
+# state, as a rule), not the first frame, which may be that dark one.
 MIN_CORRELATION = 0.4
 
 
@@ -46,11 +50,11 @@ def register_landmarks(
     frames: Sequence[Frame], landmarks: np.ndarray, detected: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray] | None:
     """(landmarks float32 [N, 5, 2] that follow the registered face, shifts float32 [N, 2] in
-    pixels against the first frame), or None where some frame cannot be registered (the crop
-    leaves the picture, the fit does not converge, or it disagrees with the detector): the
-    caller keeps the detector's. ``detected`` (bool [N]): the frames whose ``landmarks`` come
-    from the detector; the others (e.g. the ambient-only frame of a dark room, where the
-    detector sees no face) get theirs from registration alone."""
+    pixels against the first frame), or None where the frames cannot be registered (the crop
+    leaves the picture, more than one frame does not lock on, or they disagree with the
+    detector): the caller keeps the detector's. ``detected`` (bool [N]): the frames whose
+    ``landmarks`` come from the detector; the others (e.g. the ambient-only frame of a dark room,
+    where the detector sees no face) get theirs from registration alone."""
     found = np.ones(len(frames), bool) if detected is None else np.asarray(detected, bool)
     if not found.any():
         return None
@@ -71,20 +75,35 @@ def register_landmarks(
         crops[k] = cv2.warpAffine(
             grey, to_crop, (CROP_PX, CROP_PX), flags=cv2.INTER_AREA
         ).astype(np.float32)
+    # the reference first: shifts come back against it
+    reference = int(np.argmax(crops.reshape(len(frames), -1).std(axis=1)))
+    order = np.array([reference] + [k for k in range(len(frames)) if k != reference])
     try:
-        shifts, correlations = _core.register_translation(crops)
+        ordered, ordered_correlations = _core.register_translation(crops[order])
     except ValueError:  # a flat crop: nothing to register on
         return None
-    if not (np.all(np.isfinite(shifts)) and np.all(correlations >= MIN_CORRELATION)):
+    shifts = np.empty_like(ordered)
+    correlations = np.empty_like(ordered_correlations)
+    shifts[order], correlations[order] = ordered, ordered_correlations
+    weak = ~np.all(np.isfinite(shifts), axis=1) | ~(correlations >= MIN_CORRELATION)
+    if weak.sum() > 1 or (~weak).sum() < 2:
         return None
-    shifts = shifts / np.float32(scale)
-    seen_shifts = shifts[found]
+    if weak.any():  # its shift from the frames before and after it (the nearest at an end)
+        k = int(np.argmax(weak))
+        good = np.flatnonzero(~weak)
+        shifts[k] = [np.interp(k, good, shifts[good, axis]) for axis in range(2)]
+    shifts = (shifts - shifts[0]) / np.float32(scale)  # against the first frame, in pixels
+    trusted = found & ~weak
+    seen, seen_shifts = landmarks[trusted], shifts[trusted]
+    if len(seen) < 2:
+        return None
     # The detector's face centre against the registered one, up to one common offset (the median:
     # any single frame, the first included, may be the detector's outlier).
     gaps = seen.mean(axis=1) - seen_shifts
     gaps -= np.median(gaps, axis=0)
     agree = np.linalg.norm(gaps, axis=1) <= MAX_DISAGREEMENT_IOD * iod
-    if int(agree.sum()) < max(2, len(seen) - 1):
+    # one frame in all may be off: the detector's outlier, or a frame too dark to register
+    if int(agree.sum()) < max(2, len(seen) - (0 if weak.any() else 1)):
         return None
     # One landmark set for the face, the detector's averaged with each frame's shift taken out
     # (the median: a frame the detector got wrong does not pull it), moved by each shift.
