@@ -38,12 +38,17 @@ MAX_DISAGREEMENT_IOD = 0.15
 # cross-correlation of the grey crops): a face under ambient light alone still shows its eyes,
 # brows and mouth (live faces of a fresh 60-session simulated test split: lowest frame 0.58, in a
 # bedroom; median 0.98); a crop where noise swamps an untextured face does not, and its shift
-# means nothing. One frame may fall short (a dark room's ambient-only frame, grey level ~20 of
-# 255: 0.28–0.44 on the simulated kiosk): its shift is interpolated from the others' (the head
-# barely moves in 0.4 s, and they show whether it did), and its detector landmarks, as noisy as
-# its picture, are not used. The reference is the crop with the most contrast (the brightest
-# state, as a rule), not the first frame, which may be that dark one.
+# means nothing. One frame may fall short when it is dark (a dark room's ambient-only frame,
+# grey level ~20 of 255: 0.28–0.44 on the simulated kiosk): its shift is interpolated from the
+# others' (the head barely moves in 0.4 s, and they show whether it did), and its detector
+# landmarks, as noisy as its picture, are not used. A frame with the contrast to lock on that
+# does not (a face that moved or turned) still stops the registration. The reference is the crop
+# with the most contrast (the brightest state, as a rule), not the first frame, which may be that
+# dark one.
 MIN_CORRELATION = 0.4
+# Dark: the crop's standard deviation below this share of the reference's (the simulated dark
+# room's ambient-only crop: 0.15; its quarter-level state's: 0.45 and more).
+DARK_CONTRAST = 0.25
 
 
 def register_landmarks(
@@ -76,7 +81,8 @@ def register_landmarks(
             grey, to_crop, (CROP_PX, CROP_PX), flags=cv2.INTER_AREA
         ).astype(np.float32)
     # the reference first: shifts come back against it
-    reference = int(np.argmax(crops.reshape(len(frames), -1).std(axis=1)))
+    contrast = crops.reshape(len(frames), -1).std(axis=1)
+    reference = int(np.argmax(contrast))
     order = np.array([reference] + [k for k in range(len(frames)) if k != reference])
     try:
         ordered, ordered_correlations = _core.register_translation(crops[order])
@@ -86,7 +92,8 @@ def register_landmarks(
     correlations = np.empty_like(ordered_correlations)
     shifts[order], correlations[order] = ordered, ordered_correlations
     weak = ~np.all(np.isfinite(shifts), axis=1) | ~(correlations >= MIN_CORRELATION)
-    if weak.sum() > 1 or (~weak).sum() < 2:
+    dark = contrast < DARK_CONTRAST * contrast[reference]
+    if np.any(weak & ~dark) or weak.sum() > 1:
         return None
     if weak.any():  # its shift from the frames before and after it (the nearest at an end)
         k = int(np.argmax(weak))
