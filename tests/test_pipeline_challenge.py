@@ -150,3 +150,15 @@ def test_a_challenge_drawn_ahead_is_taken_once_and_only_for_its_own_timing():
             failing.take(free)
     finally:
         failing.close()
+
+
+def test_a_closed_deck_draws_nothing_ahead_and_still_draws_on_demand():
+    from flashfas_edge.pipeline.challenge import free_timing
+    from flashfas_edge.pipeline.challenge_deck import ChallengeDeck
+
+    config = ChallengeConfig()
+    deck = ChallengeDeck(lambda timing: draw_challenge(config, False, timing=timing))
+    deck.close()
+    timing = free_timing(config, CAMERA)
+    deck.prepare(timing)  # a check ending while the pipeline stops: no error, nothing drawn
+    assert len(deck.take(timing).nonce) == 32

@@ -34,17 +34,19 @@ class ChallengeDeck:
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="challenge-draw")
         self._lock = threading.Lock()
         self._next: tuple[ChallengeTiming, Future[FlashSchedule]] | None = None
+        self._closed = False
 
     def prepare(self, timing: ChallengeTiming, delay_s: float = 0.0) -> None:
         """Draw the next challenge for ``timing`` in the background, ``delay_s`` from now
-        (replacing one drawn before, which is then never played)."""
+        (replacing one drawn before, which is then never played). A closed deck draws nothing."""
 
         def draw() -> FlashSchedule:
             time.sleep(delay_s)
             return self._draw(timing)
 
         with self._lock:
-            self._next = (timing, self._executor.submit(draw))
+            if not self._closed:  # a check that ends while the pipeline stops
+                self._next = (timing, self._executor.submit(draw))
 
     def take(self, timing: ChallengeTiming) -> FlashSchedule:
         """The challenge drawn ahead for ``timing``, or a fresh draw; each is handed out once."""
@@ -59,5 +61,5 @@ class ChallengeDeck:
 
     def close(self) -> None:
         with self._lock:
-            self._next = None
-        self._executor.shutdown(wait=False, cancel_futures=True)
+            self._closed, self._next = True, None
+            self._executor.shutdown(wait=False, cancel_futures=True)
