@@ -162,3 +162,30 @@ def test_a_closed_deck_draws_nothing_ahead_and_still_draws_on_demand():
     timing = free_timing(config, CAMERA)
     deck.prepare(timing)  # a check ending while the pipeline stops: no error, nothing drawn
     assert len(deck.take(timing).nonce) == 32
+
+
+def test_a_challenge_drawn_ahead_is_kept_when_the_check_before_played_none():
+    """A check that ended at presence took no challenge: the one already drawn for the same
+    timing is kept, not drawn again."""
+    from flashfas_edge.pipeline.challenge import free_timing
+    from flashfas_edge.pipeline.challenge_deck import ChallengeDeck
+
+    config = ChallengeConfig()
+    drawn = []
+
+    def draw(timing):
+        schedule = draw_challenge(config, False, timing=timing)
+        drawn.append(schedule.nonce)
+        return schedule
+
+    deck = ChallengeDeck(draw)
+    timing = free_timing(config, CAMERA)
+    try:
+        deck.prepare(timing)
+        deck.prepare(timing)  # the presence retry's turn: nothing new
+        deadline = time.monotonic() + 10
+        while not deck._next[1].done() and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert deck.take(timing).nonce == drawn[0] and len(drawn) == 1
+    finally:
+        deck.close()

@@ -365,9 +365,9 @@ class MtcnnLandmarks:
         confident = [_side(row) for row in large if row[4] >= min_score]
         smallest = SIZE_MARGIN * relative_side * max(confident, default=0.0)
         finer = [s for s in scales if smallest <= _PNET_CELL / s < split]
-        if not finer:
-            return _faces(large)
-        return _faces(np.concatenate([large, self._stages(image, finer, (0.0, 0.0))]))
+        if finer:
+            large = np.concatenate([large, self._stages(image, finer, (0.0, 0.0))])
+        return _faces(large)
 
     def refine(
         self, frame: Frame, box: tuple[float, float, float, float]

@@ -37,16 +37,20 @@ class ChallengeDeck:
         self._closed = False
 
     def prepare(self, timing: ChallengeTiming, delay_s: float = 0.0) -> None:
-        """Draw the next challenge for ``timing`` in the background, ``delay_s`` from now
-        (replacing one drawn before, which is then never played). A closed deck draws nothing."""
+        """Draw the next challenge for ``timing`` in the background, ``delay_s`` from now. One
+        drawn (or being drawn) for the same timing and not failed is kept: a check that ended
+        before its flash (presence said retry) took none. A closed deck draws nothing."""
 
         def draw() -> FlashSchedule:
             time.sleep(delay_s)
             return self._draw(timing)
 
         with self._lock:
-            if not self._closed:  # a check that ends while the pipeline stops
-                self._next = (timing, self._executor.submit(draw))
+            pending = self._next
+            if self._closed or (pending is not None and pending[0] == timing
+                                and not (pending[1].done() and pending[1].exception())):
+                return
+            self._next = (timing, self._executor.submit(draw))
 
     def take(self, timing: ChallengeTiming) -> FlashSchedule:
         """The challenge drawn ahead for ``timing``, or a fresh draw; each is handed out once."""

@@ -77,35 +77,25 @@ class StageClock:
     def bounded(self, stage: str, fn: Callable[[], T], timeout_s: float) -> T:
         """Run ``fn`` on the stage worker; raise :class:`StageTimeoutError` past ``timeout_s``."""
         start = time.perf_counter()
-        future = self._runner.submit(fn)
         try:
-            return future.result(timeout=timeout_s)
-        except FutureTimeout:
-            future.cancel()
-            self._runner.abandon()
-            raise StageTimeoutError(stage, timeout_s) from None
+            running = RunningStage(stage, self._runner, self._runner.submit(fn), time.monotonic())
+            return running.result(timeout_s)
         finally:
             self.timings_ms[stage] = (time.perf_counter() - start) * 1e3
 
     def begin(self, stage: str, fn: Callable[[], T]) -> RunningStage[T]:
         """Start ``fn`` on a stage worker and return at once; its result (and its timeout) is
-        taken later with :meth:`RunningStage.result`, while this thread runs other stages."""
-
-        def timed() -> T:
-            start = time.perf_counter()
-            try:
-                return fn()
-            finally:
-                self.timings_ms[stage] = (time.perf_counter() - start) * 1e3
-
-        return RunningStage(stage, self._runner, self._runner.submit(timed), time.monotonic())
+        taken later with :meth:`RunningStage.result`, while this thread runs other stages. Its
+        time is its own run's, not the wait for it."""
+        future = self._runner.submit(lambda: self.timed(stage, fn))
+        return RunningStage(stage, self._runner, future, time.monotonic())
 
     def total_ms(self) -> float:
         return (time.perf_counter() - self._t0) * 1e3
 
 
 class RunningStage(Generic[T]):
-    """A stage started with :meth:`StageClock.begin`."""
+    """A stage running on a stage worker (:meth:`StageClock.begin`, :meth:`StageClock.bounded`)."""
 
     def __init__(self, stage: str, runner: StageRunner, future: Future[T], started: float):
         self._stage, self._runner, self._future, self._started = stage, runner, future, started
