@@ -67,6 +67,32 @@ def write_cache(
     return info
 
 
+def merge_caches(cache_dirs: list[Path], out_dir: Path, source: str = "") -> dict:
+    """One cache folder holding every sample of ``cache_dirs`` (same size), in the order given:
+    the cache of a split merged from several (``scripts/merge_splits.py``)."""
+    infos = [read_cache_info(d) for d in cache_dirs]
+    if len({info["size"] for info in infos}) != 1:
+        raise CacheError(f"caches of different sizes: {[info['size'] for info in infos]}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name in ("aligned", "attack", "depth"):
+        np.save(out_dir / f"{name}.npy",
+                np.concatenate([np.load(d / f"{name}.npy", mmap_mode="r") for d in cache_dirs]))
+    meta = [m for d in cache_dirs for m in json.loads((d / "meta.json").read_text())]
+    (out_dir / "meta.json").write_text(json.dumps(meta, default=str))
+    skipped: Counter[str] = Counter()
+    for info in infos:
+        skipped.update(info.get("skipped", {}))
+    info = {
+        "version": CACHE_VERSION,
+        "size": infos[0]["size"],
+        "count": sum(info["count"] for info in infos),
+        "skipped": dict(skipped),
+        "source": source,
+    }
+    (out_dir / "info.json").write_text(json.dumps(info, indent=1))
+    return info
+
+
 def read_cache_info(cache_dir: Path) -> dict:
     try:
         info = json.loads((cache_dir / "info.json").read_text())
