@@ -85,7 +85,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     cached = ", ".join(f"{n} samples at {size}²" for size, n in merged["cached"].items())
-    print(f"{args.out}: {merged['sessions']} sessions linked from {len(args.sources)} splits"
+    linked = f"{merged['sessions']} sessions linked" if merged["sessions"] else "no session files"
+    print(f"{args.out}: {linked} from {len(args.sources)} splits"
           + (f"; cache: {cached}" if cached else ""))
     return 0
 
