@@ -1,4 +1,5 @@
-"""Liveness decisions with the trained default bundle (engines/edge-default) on ONNX Runtime.
+"""Liveness decisions with the shipped bundles (engines/edge-default, engines/edge-masks) on ONNX
+Runtime.
 
 Live faces and each attack type under several ambient scenarios, through ``run_check`` on the
 simulated kiosk (flash, rolling-shutter camera, sync, verification, alignment, diffnorm, the real
@@ -19,12 +20,8 @@ from flashfas_edge.pipeline.pipeline import Pipeline
 from flashfas_edge.pipeline.result import Reason, Verdict
 from flashfas_edge.sim.device import PROFILES
 
-BUNDLE = Path(__file__).resolve().parents[1] / "engines" / "edge-default"
-if not (BUNDLE / "manifest.json").is_file():
-    pytest.skip(
-        f"the trained default bundle is not in this checkout ({BUNDLE} has no manifest.json)",
-        allow_module_level=True,
-    )
+ENGINES = Path(__file__).resolve().parents[1] / "engines"
+SHIPPED = ("edge-default", "edge-masks")
 
 _sim = "the simulated kiosk is not part of this build"
 SimCamera = pytest.importorskip("flashfas_edge.sim.kiosk_camera", reason=_sim).SimCamera
@@ -39,11 +36,14 @@ ATTACKS = ("print", "replay", "mask")
 SEEDS = (11, 12)
 
 
-@pytest.fixture(scope="module")
-def rig():
+@pytest.fixture(scope="module", params=SHIPPED)
+def rig(request):
     from flashfas_edge.inference.factory import create_backend
 
-    backend = create_backend(BUNDLE, "onnxruntime", intra_op_threads=1)
+    folder = ENGINES / request.param
+    if not (folder / "manifest.json").is_file():
+        pytest.skip(f"engines/{request.param} is not in this checkout (no manifest.json)")
+    backend = create_backend(folder, "onnxruntime", intra_op_threads=1)
     bundle = backend.bundle
     kiosk = SimKiosk(profile=PROFILES[1], width=320, height=240, seed=9)
     camera, flash = SimCamera(kiosk), SimFlashDriver(kiosk, colour=False)
