@@ -34,7 +34,7 @@ def test_two_splits_merge_into_one_that_reads_back_every_session(tmp_path):
     done = subprocess.run([sys.executable, str(SCRIPT), "--out", str(out), str(rgb), str(spectral)],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
-    assert "6 sessions linked from 2 splits" in done.stdout
+    assert "6 sessions linked from 2 split(s)" in done.stdout
 
     merged = DatasetReader(out)
     sources = [DatasetReader(rgb), DatasetReader(spectral)]
@@ -76,3 +76,23 @@ def test_splits_rendered_as_aligned_caches_merge_into_one_cache(tmp_path):
     assert merged.labels == parts[0].labels + parts[1].labels
     assert [m["dataset_seed"] for m in merged.meta] == [m["dataset_seed"] for p in parts
                                                         for m in p.meta]
+
+
+def test_one_split_without_a_class(tmp_path):
+    rgb = _render(tmp_path / "rgb", 3, "--width", "320", "--height", "240", "--n", "8",
+                  "--aligned-cache", "64")
+    model = ModelConfig(input_size=64)
+    whole = load_split_for(rgb, model, progress=False)
+    gone = next(label for label in whole.labels if label != "live")  # an attack class there
+    out = tmp_path / "without" / "train"
+    done = subprocess.run([sys.executable, str(SCRIPT), "--out", str(out), "--drop", gone,
+                           str(rgb)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    kept = load_split_for(out, model, progress=False)
+    keep = [i for i, label in enumerate(whole.labels) if label != gone]
+    assert kept.labels == [whole.labels[i] for i in keep] and 0 < len(keep) < len(whole)
+    np.testing.assert_array_equal(kept.x.numpy(), whole.x.numpy()[keep])
+    np.testing.assert_array_equal(kept.depth.numpy(), whole.depth.numpy()[keep])
+    bad = subprocess.run([sys.executable, str(SCRIPT), "--out", str(tmp_path / "x"), "--drop",
+                          "wood", str(rgb)], capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "wood" in bad.stderr

@@ -67,17 +67,29 @@ def write_cache(
     return info
 
 
-def merge_caches(cache_dirs: list[Path], out_dir: Path, source: str = "") -> dict:
-    """One cache folder holding every sample of ``cache_dirs`` (same size), in the order given:
-    the cache of a split merged from several (``scripts/merge_splits.py``)."""
+def merge_caches(
+    cache_dirs: list[Path], out_dir: Path, source: str = "", drop: tuple[str, ...] = ()
+) -> dict:
+    """One cache folder holding every sample of ``cache_dirs`` (same size), in the order given,
+    less the classes named in ``drop`` (``live`` or an attack type): the cache of a split merged
+    from several, or of one split without a class (``scripts/merge_splits.py``)."""
+    unknown = set(drop) - {"live", *ATTACK_TYPES}
+    if unknown:
+        raise CacheError(f"no such class to drop: {sorted(unknown)}")
+    dropped = [-1 if name == "live" else ATTACK_TYPES.index(name) for name in drop]
     infos = [read_cache_info(d) for d in cache_dirs]
     if len({info["size"] for info in infos}) != 1:
         raise CacheError(f"caches of different sizes: {[info['size'] for info in infos]}")
+    kept = [~np.isin(np.load(d / "attack.npy"), dropped) for d in cache_dirs]
+    if not any(k.any() for k in kept):
+        raise CacheError(f"nothing left after dropping {list(drop)}")
     out_dir.mkdir(parents=True, exist_ok=True)
     for name in ("aligned", "attack", "depth"):
-        np.save(out_dir / f"{name}.npy",
-                np.concatenate([np.load(d / f"{name}.npy", mmap_mode="r") for d in cache_dirs]))
-    meta = [m for d in cache_dirs for m in json.loads((d / "meta.json").read_text())]
+        parts = [np.load(d / f"{name}.npy", mmap_mode="r")[k]
+                 for d, k in zip(cache_dirs, kept, strict=True)]
+        np.save(out_dir / f"{name}.npy", np.concatenate(parts))
+    meta = [m for d, k in zip(cache_dirs, kept, strict=True)
+            for m, keep in zip(json.loads((d / "meta.json").read_text()), k, strict=True) if keep]
     (out_dir / "meta.json").write_text(json.dumps(meta, default=str))
     skipped: Counter[str] = Counter()
     for info in infos:
@@ -85,9 +97,11 @@ def merge_caches(cache_dirs: list[Path], out_dir: Path, source: str = "") -> dic
     info = {
         "version": CACHE_VERSION,
         "size": infos[0]["size"],
-        "count": sum(info["count"] for info in infos),
+        "count": len(meta),
         "skipped": dict(skipped),
         "source": source,
+        **({"dropped": {"classes": list(drop), "samples": int(sum((~k).sum() for k in kept))}}
+           if drop else {}),
     }
     (out_dir / "info.json").write_text(json.dumps(info, indent=1))
     return info
