@@ -22,6 +22,7 @@ import sys
 from pathlib import Path
 
 from flashfas_edge.data.dataset_format import INDEX_FILE, DatasetFormatError, write_index
+from flashfas_edge.inference.backend import ATTACK_TYPES
 from flashfas_edge.train.cache import CacheError, merge_caches
 from flashfas_edge.train.render_cache import MARKER
 from flashfas_edge.train.splits import cache_dir_for
@@ -85,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True, help="new split folder")
     parser.add_argument("--drop", action="append", default=[], metavar="CLASS",
-                        choices=["live", "print", "replay", "mask"],
+                        choices=["live", *ATTACK_TYPES],
                         help="leave out every session of this class (repeatable)")
     parser.add_argument("sources", type=Path, nargs="+", help="split folders")
     args = parser.parse_args(argv)

@@ -51,18 +51,23 @@ def write_cache(
     """Write aligned samples (in order) as one cache folder; returns its info dict."""
     if not samples:
         raise CacheError(f"no usable session for {out_dir} (skipped: {dict(skipped)})")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    np.save(out_dir / "aligned.npy", np.stack([s.aligned for s in samples]))
-    np.save(out_dir / "attack.npy", np.asarray([s.attack_index for s in samples], dtype=np.int8))
-    np.save(out_dir / "depth.npy", np.stack([s.depth.astype(np.float16) for s in samples]))
-    (out_dir / "meta.json").write_text(json.dumps([s.meta for s in samples], default=str))
-    info = {
-        "version": CACHE_VERSION,
-        "size": size,
-        "count": len(samples),
-        "skipped": dict(skipped),
-        "source": source,
+    arrays = {
+        "aligned": np.stack([s.aligned for s in samples]),
+        "attack": np.asarray([s.attack_index for s in samples], dtype=np.int8),
+        "depth": np.stack([s.depth.astype(np.float16) for s in samples]),
     }
+    return _save_cache(out_dir, arrays, [s.meta for s in samples],
+                       {"size": size, "skipped": dict(skipped), "source": source})
+
+
+def _save_cache(out_dir: Path, arrays: dict[str, np.ndarray], meta: list[dict],
+                info: dict) -> dict:
+    """The cache folder's files: one array file each, the samples' meta, and ``info.json``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name, array in arrays.items():
+        np.save(out_dir / f"{name}.npy", array)
+    (out_dir / "meta.json").write_text(json.dumps(meta, default=str))
+    info = {"version": CACHE_VERSION, "count": len(meta), **info}
     (out_dir / "info.json").write_text(json.dumps(info, indent=1))
     return info
 
@@ -80,31 +85,23 @@ def merge_caches(
     infos = [read_cache_info(d) for d in cache_dirs]
     if len({info["size"] for info in infos}) != 1:
         raise CacheError(f"caches of different sizes: {[info['size'] for info in infos]}")
-    kept = [~np.isin(np.load(d / "attack.npy"), dropped) for d in cache_dirs]
+    attack = [np.load(d / "attack.npy") for d in cache_dirs]
+    kept = [~np.isin(a, dropped) for a in attack]
     if not any(k.any() for k in kept):
         raise CacheError(f"nothing left after dropping {list(drop)}")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for name in ("aligned", "attack", "depth"):
-        parts = [np.load(d / f"{name}.npy", mmap_mode="r")[k]
-                 for d, k in zip(cache_dirs, kept, strict=True)]
-        np.save(out_dir / f"{name}.npy", np.concatenate(parts))
+    arrays = {"attack": np.concatenate([a[k] for a, k in zip(attack, kept, strict=True)])}
+    for name in ("aligned", "depth"):
+        arrays[name] = np.concatenate([np.load(d / f"{name}.npy", mmap_mode="r")[k]
+                                       for d, k in zip(cache_dirs, kept, strict=True)])
     meta = [m for d, k in zip(cache_dirs, kept, strict=True)
             for m, keep in zip(json.loads((d / "meta.json").read_text()), k, strict=True) if keep]
-    (out_dir / "meta.json").write_text(json.dumps(meta, default=str))
     skipped: Counter[str] = Counter()
     for info in infos:
         skipped.update(info.get("skipped", {}))
-    info = {
-        "version": CACHE_VERSION,
-        "size": infos[0]["size"],
-        "count": len(meta),
-        "skipped": dict(skipped),
-        "source": source,
-        **({"dropped": {"classes": list(drop), "samples": int(sum((~k).sum() for k in kept))}}
-           if drop else {}),
-    }
-    (out_dir / "info.json").write_text(json.dumps(info, indent=1))
-    return info
+    info = {"size": infos[0]["size"], "skipped": dict(skipped), "source": source}
+    if drop:
+        info["dropped"] = {"classes": list(drop), "samples": sum(int((~k).sum()) for k in kept)}
+    return _save_cache(out_dir, arrays, meta, info)
 
 
 def read_cache_info(cache_dir: Path) -> dict:
