@@ -186,3 +186,17 @@ def test_a_bad_challenge_record_is_refused(bundle_dir, edit, message):
     _edit_manifest(bundle_dir, lambda m: m.update(edit))
     with pytest.raises(BundleError, match=message):
         load_bundle(bundle_dir)
+
+
+def test_a_retry_band_edge_is_read_and_one_above_the_threshold_is_refused(bundle_dir):
+    assert load_bundle(bundle_dir).spoof_below is None  # no band: below the threshold is spoof
+
+    def band(edge):
+        return lambda m: m.__setitem__("threshold", {"default": 0.9, "spoof_below": edge})
+
+    _edit_manifest(bundle_dir, band(0.4))
+    assert load_bundle(bundle_dir).spoof_below == 0.4
+    for edge in (0.95, 0.0, "0.4", True):
+        _edit_manifest(bundle_dir, band(edge))
+        with pytest.raises(BundleError, match=r"threshold\.spoof_below"):
+            load_bundle(bundle_dir)

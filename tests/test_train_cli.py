@@ -261,6 +261,61 @@ def test_ensemble_bundle_averages_member_logits_through_the_daemon_backend(
     assert done.returncode == 0, done.stderr
 
 
+def test_the_threshold_for_the_worst_attack_type_and_its_retry_band(
+    two_member_bundles, dataset, tmp_path
+):
+    """``ensemble --target-apcer`` and ``threshold``: every attack type's dev APCER within the
+    target, the EER point kept as the retry band's lower edge; ``threshold`` rewrites only the
+    manifest's threshold and dev provenance, and a dataset without dev leaves it untouched."""
+    import shutil
+
+    import numpy as np
+
+    from flashfas_edge.inference.bundle import load_bundle
+    from flashfas_edge.train.evaluate import BundleScorer
+    from flashfas_edge.train.splits import find_split, load_split_for
+
+    out = tmp_path / "ens"
+    members = [a for b in two_member_bundles for a in ("--member", str(b))]
+    done = _cli("ensemble", *members, "--data", str(dataset), "--out", str(out),
+                "--target-apcer", "0.01")
+    assert done.returncode == 0, done.stderr
+    threshold = json.loads((out / "manifest.json").read_text())["threshold"]
+    assert threshold["target_apcer"] == 0.01
+    assert 0.0 < threshold["spoof_below"] <= threshold["default"] <= 1.0
+    scorer = BundleScorer(out)
+    dev = load_split_for(find_split(dataset, "dev"), scorer.model_config, None)
+    scores, labels = scorer.score(dev), np.asarray(dev.labels)
+    for kind in set(dev.labels) - {"live"}:  # a handful each: none may pass
+        assert (scores[labels == kind] < threshold["default"]).all(), kind
+    assert load_bundle(out).spoof_below == threshold["spoof_below"]
+
+    single = shutil.copytree(two_member_bundles[0], tmp_path / "single")
+    before = json.loads((single / "manifest.json").read_text())
+    done = _cli("threshold", "--model", str(single), "--data", str(dataset),
+                "--target-apcer", "0.01")
+    assert done.returncode == 0, done.stderr
+    assert "retry from" in done.stdout and "dev BPCER" in done.stdout
+    after = json.loads((single / "manifest.json").read_text())
+    assert after["threshold"]["target_apcer"] == 0.01
+    assert after["provenance"]["dev"]["apcer"] == {k: 0.0 for k in after["provenance"]["dev"][
+        "apcer"]}
+    assert {k: v for k, v in after.items() if k not in ("threshold", "provenance")} == {
+        k: v for k, v in before.items() if k not in ("threshold", "provenance")}
+    # without a target: the dev EER point again, no band
+    assert _cli("threshold", "--model", str(single), "--data", str(dataset)).returncode == 0
+    plain = json.loads((single / "manifest.json").read_text())["threshold"]
+    assert "spoof_below" not in plain and plain["default"] == pytest.approx(
+        after["threshold"]["spoof_below"])
+    empty = tmp_path / "no-sessions"
+    (empty / "dev").mkdir(parents=True)
+    text = (single / "manifest.json").read_text()
+    done = _cli("threshold", "--model", str(single), "--data", str(empty), "--target-apcer",
+                "0.01")
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert (single / "manifest.json").read_text() == text
+
+
 def test_ensemble_refuses_mismatched_members_and_altered_member_files(
     two_member_bundles, dataset, tmp_path
 ):

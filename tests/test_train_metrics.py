@@ -98,3 +98,35 @@ def test_system_view_counts_retries_apart_from_apcer_and_bpcer():
     assert replay["error_rate_answered"] is None and replay["accepted_rate_all"] == 0.0
     assert replay["retry_reasons"] == {"low_flash_snr": 2}
     assert report["n_scored"] == 5
+
+
+def test_the_worst_attack_type_threshold_rejects_every_type_down_to_its_target():
+    from flashfas_edge.train.metrics import apcer_target_threshold
+
+    labels = ["live"] * 4 + ["mask"] * 2 + ["print"]
+    scores = np.array([0.2, 0.6, 0.9, 0.95, 0.1, 0.92, 0.05])
+    # 1 %: fewer than 100 of a type, so none may pass; mid-gap (logit) above the highest mask
+    t = apcer_target_threshold(scores, labels, 0.01)
+    assert 0.92 < t < 0.95
+    report = evaluate_scores(scores, labels, t)
+    assert report.apcer_max == 0.0 and report.bpcer == 0.75
+    # 50 %: one of the two masks may pass, no print (floor(0.5 · 1) = 0): the print and the
+    # lower mask must be rejected, so the threshold sits just above 0.1, below the next score
+    t = apcer_target_threshold(scores, labels, 0.5)
+    assert 0.1 < t < 0.2
+    assert evaluate_scores(scores, labels, t).apcer == {"mask": 0.5, "print": 0.0}
+    # the EER point of the same split lies lower: the rule asks more of the attacks
+    assert eer_threshold(scores, labels)[1] < apcer_target_threshold(scores, labels, 0.01)
+
+
+def test_the_worst_attack_type_threshold_refuses_what_it_cannot_give():
+    from flashfas_edge.train.metrics import apcer_target_threshold
+
+    with pytest.raises(MetricsError, match="no attack"):
+        apcer_target_threshold(np.array([0.2, 0.9]), ["live", "live"], 0.01)
+    with pytest.raises(MetricsError, match="no bona fide"):
+        apcer_target_threshold(np.array([0.2, 0.9]), ["mask", "print"], 0.01)
+    with pytest.raises(MetricsError, match="target APCER"):
+        apcer_target_threshold(np.array([0.2, 0.9]), ["live", "mask"], 1.5)
+    with pytest.raises(MetricsError, match="P\\(live\\) = 1"):
+        apcer_target_threshold(np.array([0.2, 1.0]), ["live", "mask"], 0.01)

@@ -11,7 +11,8 @@
 
 /** Reasons that come with verdict "retry": ask the person to try again (docs/API.md). */
 export const RETRY_REASONS = Object.freeze([
-  "challenge_unclear", "challenge_lockout", "no_face", "multiple_faces", "face_too_small",
+  "score_uncertain", "challenge_unclear", "challenge_lockout", "no_face", "multiple_faces",
+  "face_too_small",
   "face_too_large", "motion",
   "underexposed", "overexposed", "low_flash_snr", "no_clean_frame", "flash_unsafe",
   "stage_timeout",

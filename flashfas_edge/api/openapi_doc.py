@@ -81,9 +81,9 @@ _NOT_ANSWERED_200 = {Reason.CAMERA_UNAVAILABLE, Reason.FLASH_UNAVAILABLE, Reason
 
 def _example_check(reason: Reason) -> dict[str, Any]:
     verdict = _VERDICT_OF_REASON.get(reason, Verdict.RETRY)
-    scored = reason in _VERDICT_OF_REASON
+    scored = reason in _VERDICT_OF_REASON or reason is Reason.SCORE_UNCERTAIN
     score = {Reason.SCORE_ABOVE_THRESHOLD: 0.91, Reason.SCORE_BELOW_THRESHOLD: 0.02,
-             Reason.CHALLENGE_MISMATCH: 0.88}.get(reason)
+             Reason.SCORE_UNCERTAIN: 0.09, Reason.CHALLENGE_MISMATCH: 0.88}.get(reason)
     return {
         "check_id": "5f0c2d8e9b1a4c7d8e6f5a4b3c2d1e0f", "verdict": verdict.value,
         "reason": reason.value, "score": score, "threshold": 0.1314,

@@ -108,6 +108,9 @@ class Bundle:
     # per member: role → module; one member unless the bundle is an ensemble (format 2)
     members: tuple[dict[str, ModuleSpec], ...]
     manifest: dict[str, Any] = field(repr=False)
+    # Scores in [spoof_below, threshold_default) answer retry (score_uncertain), lower ones
+    # spoof; None: every score below the threshold is spoof (docs/MODEL_BUNDLE.md, threshold).
+    spoof_below: float | None = None
 
     @property
     def manifest_path(self) -> Path:
@@ -207,6 +210,12 @@ def load_bundle(
     # Fail closed: a threshold of 0 (or NaN) would call every face live.
     if not isinstance(threshold_default, (int, float)) or not 0.0 < threshold_default <= 1.0:
         raise BundleError(f"{manifest_path}: threshold.default must be a number in (0, 1]")
+    spoof_below = threshold.get("spoof_below")
+    if spoof_below is not None and (
+            isinstance(spoof_below, bool) or not isinstance(spoof_below, (int, float))
+            or not 0.0 < spoof_below <= threshold_default):
+        raise BundleError(f"{manifest_path}: threshold.spoof_below must be a number in "
+                          f"(0, threshold.default = {threshold_default}]")
     routing = _parse_routing(manifest.get("routing", {}), manifest_path)
 
     modules_raw = field_of("modules", dict)
@@ -246,6 +255,7 @@ def load_bundle(
         modules=modules,
         members=tuple(members),
         manifest=manifest,
+        spoof_below=None if spoof_below is None else float(spoof_below),
     )
 
 

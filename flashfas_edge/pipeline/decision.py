@@ -22,7 +22,19 @@ def resolve_threshold(override: float | None, bundle_default: float) -> float:
     return float(threshold)
 
 
-def decide(output: ModelOutput, threshold: float) -> tuple[Verdict, Reason]:
+def resolve_spoof_below(threshold: float, bundle_spoof_below: float | None) -> float:
+    """The score below which a check is ``spoof``: the bundle's uncertain band's lower edge, never
+    above the threshold in use (a calibrated threshold only raises the upper edge), else the
+    threshold itself (no band)."""
+    if bundle_spoof_below is None:
+        return threshold
+    return min(float(bundle_spoof_below), threshold)
+
+
+def decide(output: ModelOutput, threshold: float,
+           spoof_below: float | None = None) -> tuple[Verdict, Reason]:
+    """``live`` at or above ``threshold``; ``spoof`` below ``spoof_below`` (default: the
+    threshold); in between ``retry`` / ``score_uncertain``."""
     try:
         p_live = float(output.p_live)
     except (TypeError, ValueError) as exc:
@@ -31,4 +43,6 @@ def decide(output: ModelOutput, threshold: float) -> tuple[Verdict, Reason]:
         raise ImplausibleModelOutput(f"P(live) = {p_live!r} is not a probability")
     if p_live >= threshold:
         return Verdict.LIVE, Reason.SCORE_ABOVE_THRESHOLD
+    if spoof_below is not None and p_live >= min(spoof_below, threshold):
+        return Verdict.RETRY, Reason.SCORE_UNCERTAIN
     return Verdict.SPOOF, Reason.SCORE_BELOW_THRESHOLD

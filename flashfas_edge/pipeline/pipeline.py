@@ -52,7 +52,7 @@ from flashfas_edge.pipeline.challenge import (
 )
 from flashfas_edge.pipeline.challenge_deck import ChallengeDeck
 from flashfas_edge.pipeline.config import PipelineConfig
-from flashfas_edge.pipeline.decision import decide, resolve_threshold
+from flashfas_edge.pipeline.decision import decide, resolve_spoof_below, resolve_threshold
 from flashfas_edge.pipeline.face_track import FaceTrack, track_face
 from flashfas_edge.pipeline.flash_gates import gate_flash, measure_flash
 from flashfas_edge.pipeline.frame_selection import select_state_frames
@@ -143,6 +143,7 @@ class Pipeline:
         self._input_size = bundle.input_size
         self._template = canonical_template(bundle.input_size)
         self.threshold = resolve_threshold(self.config.threshold_override, bundle.threshold_default)
+        self.spoof_below = resolve_spoof_below(self.threshold, bundle.spoof_below)
         self._model = {"name": bundle.name, "manifest_sha256": bundle.manifest_sha256}
         self._backend_info = dataclasses.asdict(backend.info())
         self._lock = threading.Lock()
@@ -483,7 +484,8 @@ class Pipeline:
             raise
         detail.update(verified.result(t.verify_s))
         # 10. decide
-        verdict, reason = clock.timed("decide", lambda: decide(output, self.threshold))
+        verdict, reason = clock.timed("decide", lambda: decide(output, self.threshold,
+                                                                  self.spoof_below))
         result = self._result(check_id, verdict, reason, clock, detail)
         result.score = float(output.p_live)
         result.type_probs = {k: float(v) for k, v in output.type_probs.items()}

@@ -20,15 +20,19 @@ class Verdict(str, Enum):
 class Reason(str, Enum):
     """Machine-readable reason of a check's answer. With `live`: score_above_threshold. With
     `spoof`: score_below_threshold, challenge_mismatch. Every other reason comes with `retry`
-    (ask the person to try again; never open): challenge_unclear, challenge_lockout, no_face,
-    multiple_faces, face_too_small, face_too_large, motion, underexposed, overexposed,
-    low_flash_snr, no_clean_frame, flash_unsafe, stage_timeout, internal_error.
+    (ask the person to try again; never open): score_uncertain, challenge_unclear,
+    challenge_lockout, no_face, multiple_faces, face_too_small, face_too_large, motion,
+    underexposed, overexposed, low_flash_snr, no_clean_frame, flash_unsafe, stage_timeout,
+    internal_error.
     camera_unavailable, flash_unavailable and invalid_session reach the caller as errors (503,
     422), not as a 200."""
 
     # live / spoof decisions
     SCORE_ABOVE_THRESHOLD = "score_above_threshold"
     SCORE_BELOW_THRESHOLD = "score_below_threshold"
+    # the score lies between the bundle's spoof edge and its threshold: neither let in nor called
+    # an attack; retry with a fresh challenge (docs/MODEL_BUNDLE.md, threshold)
+    SCORE_UNCERTAIN = "score_uncertain"
     CHALLENGE_MISMATCH = "challenge_mismatch"
     # the reflections followed this challenge best of all, but not clearly enough to verify it
     # (order or timing just past its limit): retry; counts toward the lock-out like a mismatch

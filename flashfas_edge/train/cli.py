@@ -31,7 +31,7 @@ EVAL_EPILOG = """examples:
   flashfas-edge eval --model runs/edge-s0/best.pt --data data/ds --out runs/eval-ckpt
   flashfas-edge eval --model engines/edge-default --data data/fresh-test
 With dev/ and test/ splits the threshold is fixed at the dev EER; with a single split the
-threshold stored in the bundle (dev EER at training time) is used.
+threshold stored in the bundle (or checkpoint) is used.
 """
 
 EXPORT_EPILOG = """examples:
@@ -43,8 +43,16 @@ EXPORT_EPILOG = """examples:
 
 ENSEMBLE_EPILOG = """examples:
   flashfas-edge ensemble --member runs/b0 --member runs/b1 --member runs/b2 \\
-      --data data/dsA --out engines/edge-default
-The threshold is the dev EER of the averaged scores, measured through ONNX Runtime.
+      --data data/dsA --out engines/edge-default --target-apcer 0.01
+The threshold is set on the dev split through ONNX Runtime: with --target-apcer, the lowest at
+which every attack type's APCER is at most that rate (scores from the dev EER point up to it
+answer retry); without it, the dev EER point of the averaged scores.
+"""
+
+THRESHOLD_EPILOG = """examples:
+  flashfas-edge threshold --model engines/edge-default --data data/scA-dev --target-apcer 0.01
+Scores the bundle's dev split through ONNX Runtime and rewrites only the manifest's threshold and
+its dev provenance. A site calibrated against the old manifest calibrates again.
 """
 
 
@@ -170,7 +178,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, required=True, help="new bundle folder")
     p.add_argument("--name", help="bundle name (default: the folder name)")
     p.add_argument("--cache", type=Path)
+    p.add_argument(
+        "--target-apcer", type=float, metavar="RATE",
+        help="threshold: the lowest at which every attack type's dev APCER is at most RATE "
+        "(e.g. 0.01), scores from the dev EER point up to it answering retry; default: the dev "
+        "EER point",
+    )
     p.set_defaults(func=run_ensemble)
+
+    p = subparsers.add_parser(
+        "threshold",
+        help="choose a bundle's threshold again on a dev split (rewrites its manifest)",
+        epilog=THRESHOLD_EPILOG,
+        formatter_class=fmt,
+    )
+    p.add_argument("--model", type=Path, required=True, help="the bundle folder to rewrite")
+    p.add_argument("--data", type=Path, required=True, help="dataset: its dev/ sets the threshold")
+    p.add_argument(
+        "--target-apcer", type=float, metavar="RATE",
+        help="every attack type's dev APCER at most RATE (e.g. 0.01); default: the dev EER point",
+    )
+    p.add_argument("--cache", type=Path)
+    p.set_defaults(func=run_threshold)
 
     p = subparsers.add_parser(
         "ablate",
@@ -390,13 +419,39 @@ def run_ensemble(args: argparse.Namespace) -> int:
 
     try:
         manifest = write_ensemble(
-            args.member, args.data, args.out, name=args.name, cache_root=args.cache
+            args.member, args.data, args.out, name=args.name, cache_root=args.cache,
+            target_apcer=args.target_apcer,
         )
     except (
         BundleError, BackendError, ExportError, DataError, CacheError, MetricsError, OSError
     ) as exc:
         return _fail(str(exc))
     print(manifest_summary(manifest))
+    return 0
+
+
+def run_threshold(args: argparse.Namespace) -> int:
+    from flashfas_edge.inference.backend import BackendError
+    from flashfas_edge.inference.bundle import BundleError
+    from flashfas_edge.train.cache import CacheError
+    from flashfas_edge.train.ensemble import rethreshold_bundle
+    from flashfas_edge.train.export import ExportError
+    from flashfas_edge.train.metrics import MetricsError
+    from flashfas_edge.train.splits import DataError
+
+    try:
+        manifest = rethreshold_bundle(args.model, args.data, args.target_apcer,
+                                      cache_root=args.cache)
+    except (
+        BundleError, BackendError, ExportError, DataError, CacheError, MetricsError, OSError
+    ) as exc:
+        return _fail(str(exc))
+    threshold, dev = manifest["threshold"], manifest["provenance"]["dev"]
+    band = (f", retry from {threshold['spoof_below']:.4f} ({100 * dev['live_in_retry_band']:.1f} %"
+            " of dev live checks)" if "spoof_below" in threshold else "")
+    print(f"{args.model}: threshold {threshold['default']:.4f}{band}; dev BPCER "
+          f"{100 * dev['bpcer']:.2f} %, APCER "
+          + ", ".join(f"{k} {100 * v:.2f} %" for k, v in dev["apcer"].items()))
     return 0
 
 

@@ -158,7 +158,7 @@ def run_evaluation(
         report["dev"] = evaluate_scores(dev_scores, dev.labels, threshold).to_dict()
     elif scorer.manifest_threshold is not None:
         threshold = float(scorer.manifest_threshold)
-        report["threshold"] = {"value": threshold, "source": f"{scorer.kind} (dev EER at training)"}
+        report["threshold"] = {"value": threshold, "source": f"the {scorer.kind}'s own"}
     else:
         raise DataError(f"{data_dir}: no dev split and the model carries no threshold")
     test = load_split_for(test_dir, scorer.model_config, cache_root)

@@ -85,6 +85,38 @@ def eer_threshold(scores: np.ndarray, labels: list[str] | np.ndarray) -> tuple[f
     return float(eer), threshold
 
 
+def apcer_target_threshold(scores: np.ndarray, labels: list[str] | np.ndarray,
+                           target_apcer: float) -> float:
+    """The lowest threshold at which every attack type's APCER on this split is at most
+    ``target_apcer`` (APCER_PAIS of ISO/IEC 30107-3): of ``n`` attacks of a type at most
+    ``floor(target · n)`` may score at or above it, so with fewer than ``1 / target`` of a type
+    none may. Placed mid-gap (logit space) between the highest attack score it must reject and
+    the next score of any class above it, as :func:`eer_threshold` places its point."""
+    scores = np.asarray(scores, dtype=np.float64)
+    labels = np.asarray(labels)
+    if not 0.0 <= target_apcer < 1.0:
+        raise MetricsError(f"target APCER must be in [0, 1), got {target_apcer}")
+    if not (labels == LIVE).any():
+        raise MetricsError("no bona fide presentations")
+    attack_types = [t for t in np.unique(labels) if t != LIVE]
+    if not attack_types:
+        raise MetricsError("no attack presentations")
+    must_reject = -np.inf  # the highest attack score that has to fall below the threshold
+    for kind in attack_types:
+        ranked = np.sort(scores[labels == kind])[::-1]
+        allowed = int(np.floor(target_apcer * len(ranked) + 1e-9))
+        if allowed < len(ranked):
+            must_reject = max(must_reject, float(ranked[allowed]))
+    if not np.isfinite(must_reject):
+        return float(np.min(scores))
+    if must_reject >= 1.0:
+        raise MetricsError("an attack scores P(live) = 1: no threshold in (0, 1] rejects it")
+    above = scores[scores > must_reject]
+    if not len(above):
+        return float(np.nextafter(must_reject, np.inf))
+    return _logit_midpoint(must_reject, float(above.min()))
+
+
 def _logit_midpoint(low: float, high: float) -> float:
     """Halfway between two ascending scores: in logit space for probabilities strictly inside
     (0, 1), else arithmetically. The result lies in (low, high]."""
