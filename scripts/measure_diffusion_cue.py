@@ -58,6 +58,7 @@ from flashfas_edge.sim.mask_attack import draw_mask
 from flashfas_edge.sim.protocol import draw_request
 from flashfas_edge.sim.scene import build_scene
 from flashfas_edge.sim.spectral_render import device_spectra, skin_material
+from flashfas_edge.sim.synth_dataset import first_rendered
 from flashfas_edge.sim.synth_session import SessionOptions, render_session
 
 SCALES_MM = (1.5, 3.0)  # high-pass scales: skin's blue and red diffusion lengths lie about here
@@ -237,21 +238,6 @@ def summarise(rows: list[dict], scale: float) -> dict:
     return report
 
 
-def rendered(n: int, seed: int, workers: int) -> list[dict]:
-    from flashfas_edge.sim.synth_dataset import imap_tasks
-
-    rows: list[dict] = []
-    index = 0
-    while len(rows) < n:
-        batch = [(seed, index + k) for k in range(max(2 * (n - len(rows)), 8))]
-        index += len(batch)
-        done = [row for row in imap_tasks(_rendered, batch, workers, progress=False,
-                                          desc="render", total=len(batch), count=lambda _r: 1)
-                if row is not None]
-        rows += sorted(done, key=lambda row: row["index"])[: n - len(rows)]
-    return rows
-
-
 def stored(folder: Path) -> list[dict]:
     rows = []
     for session in iter_sessions(folder):
@@ -302,8 +288,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name:16}{skin:>22}{sil:>22}{row['skin_red_over_blue_median']:10.2f}"
               f"{f'{lo:.2f}-{hi:.2f}':>13}{row['silicone_red_over_blue_median']:14.2f}"
               f"{100 * row['silicone_inside_skin_range']:12.0f}%")
-    for source, rows in (("rendered", rendered(args.render, args.seed + 51, args.workers)
-                          if args.render else None),
+    rendered = (first_rendered(_rendered, args.seed + 51, args.render, args.workers)
+                if args.render else None)
+    for source, rows in (("rendered", rendered),
                          ("measured", stored(args.data) if args.data is not None else None)):
         if rows is None:
             continue

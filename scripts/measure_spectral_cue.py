@@ -202,18 +202,9 @@ def _rendered(args: tuple[int, int]) -> dict | None:
 def rendered(n: int, seed: int, directions: dict[str, tuple[np.ndarray, np.ndarray]],
              workers: int) -> dict:
     """The measurement error against the physical difference, per build (``--render``)."""
-    from flashfas_edge.sim.synth_dataset import imap_tasks
+    from flashfas_edge.sim.synth_dataset import first_rendered
 
-    rows: list[dict] = []
-    index = 0
-    while len(rows) < n:
-        batch = [(seed, index + k) for k in range(max(2 * (n - len(rows)), 8))]
-        index += len(batch)
-        done = [row for row in imap_tasks(_rendered, batch, workers, progress=False,
-                                          desc="render", total=len(batch), count=lambda _r: 1)
-                if row is not None]
-        # the first n in index order, whichever worker finished first
-        rows += sorted(done, key=lambda row: row["index"])[: n - len(rows)]
+    rows = first_rendered(_rendered, seed, n, workers)
     report: dict = {}
     for build in sorted({r["device"] for r in rows}):
         fisher, mean_dir = directions[build]

@@ -148,6 +148,24 @@ def imap_tasks(fn: Callable[[T], R], tasks: list[T], workers: int, *, progress: 
             bar.close()
 
 
+def first_rendered(fn: Callable[[tuple[int, int]], dict | None], seed: int, n: int,
+                   workers: int) -> list[dict]:
+    """The first ``n`` non-None results of ``fn((seed, index))`` for index 0, 1, … in index
+    order, whichever worker finished first (measurement scripts: ``fn`` renders one session of
+    the test protocol and returns None for the attack types it does not measure). Each result
+    must carry its ``"index"``."""
+    rows: list[dict] = []
+    index = 0
+    while len(rows) < n:
+        batch = [(seed, index + k) for k in range(max(2 * (n - len(rows)), 8))]
+        index += len(batch)
+        done = [row for row in imap_tasks(fn, batch, workers, progress=False, desc="render",
+                                          total=len(batch), count=lambda _r: 1)
+                if row is not None]
+        rows += sorted(done, key=lambda row: row["index"])[: n - len(rows)]
+    return rows
+
+
 def generate_splits(job: SynthJob, splits: dict[str, int], workers: int,
                     progress: bool = True) -> dict[str, Any]:
     """One dataset folder per split under ``job.out`` plus ``dataset.json`` (provenance)."""

@@ -408,43 +408,39 @@ def run_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_ensemble(args: argparse.Namespace) -> int:
+def _bundle_writing_errors() -> tuple[type[BaseException], ...]:
+    """What writing a bundle's threshold on a dev split can raise that the user can act on."""
     from flashfas_edge.inference.backend import BackendError
     from flashfas_edge.inference.bundle import BundleError
     from flashfas_edge.train.cache import CacheError
-    from flashfas_edge.train.ensemble import manifest_summary, write_ensemble
     from flashfas_edge.train.export import ExportError
     from flashfas_edge.train.metrics import MetricsError
     from flashfas_edge.train.splits import DataError
+
+    return (BundleError, BackendError, ExportError, DataError, CacheError, MetricsError, OSError)
+
+
+def run_ensemble(args: argparse.Namespace) -> int:
+    from flashfas_edge.train.ensemble import manifest_summary, write_ensemble
 
     try:
         manifest = write_ensemble(
             args.member, args.data, args.out, name=args.name, cache_root=args.cache,
             target_apcer=args.target_apcer,
         )
-    except (
-        BundleError, BackendError, ExportError, DataError, CacheError, MetricsError, OSError
-    ) as exc:
+    except _bundle_writing_errors() as exc:
         return _fail(str(exc))
     print(manifest_summary(manifest))
     return 0
 
 
 def run_threshold(args: argparse.Namespace) -> int:
-    from flashfas_edge.inference.backend import BackendError
-    from flashfas_edge.inference.bundle import BundleError
-    from flashfas_edge.train.cache import CacheError
     from flashfas_edge.train.ensemble import rethreshold_bundle
-    from flashfas_edge.train.export import ExportError
-    from flashfas_edge.train.metrics import MetricsError
-    from flashfas_edge.train.splits import DataError
 
     try:
         manifest = rethreshold_bundle(args.model, args.data, args.target_apcer,
                                       cache_root=args.cache)
-    except (
-        BundleError, BackendError, ExportError, DataError, CacheError, MetricsError, OSError
-    ) as exc:
+    except _bundle_writing_errors() as exc:
         return _fail(str(exc))
     threshold, dev = manifest["threshold"], manifest["provenance"]["dev"]
     band = (f", retry from {threshold['spoof_below']:.4f} ({100 * dev['live_in_retry_band']:.1f} %"
