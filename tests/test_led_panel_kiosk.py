@@ -32,10 +32,11 @@ def rig(tmp_path_factory):
     from flashfas_edge.inference.factory import create_backend
 
     backend = create_backend(BUNDLE, "onnxruntime", intra_op_threads=1)
-    # the panel, not faces: the procedural head these tests were written with (office seed 11 shows
-    # a weaker flash as a scanned face and is sometimes asked to retry, challenge_unclear)
-    kiosk = SimKiosk(profile=led_panel_profile(PROFILES[1]), width=320, height=240, seed=9,
-                     face_shape="procedural")
+    # scanned faces, the simulated kiosk's default and what the shipped bundle was fine-tuned on:
+    # at its threshold (every attack type's dev APCER <= 1 %) the older procedural heads land in
+    # the retry band (score_uncertain) for 5 of 12 live checks here, scanned faces for none; an
+    # occasional challenge_unclear is what the one-retry allowance below is for
+    kiosk = SimKiosk(profile=led_panel_profile(PROFILES[1]), width=320, height=240, seed=9)
     panel = start_led_panel(kiosk, tmp_path_factory.mktemp("panel") / "ttyPANEL")
     flash = LedSerialFlash(str(panel.port))
     pipeline = Pipeline(SimCamera(kiosk), flash, GroundTruthLandmarks(), backend,

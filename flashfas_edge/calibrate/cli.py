@@ -220,7 +220,6 @@ def _full(args, config, rig, scene, ui, options, out, started) -> int:  # type: 
     from flashfas_edge.inference.factory import create_backend
     from flashfas_edge.kiosk.assembly import default_bundle_dir
     from flashfas_edge.pipeline.pipeline import Pipeline, PipelineSetupError
-    from flashfas_edge.pipeline.result import Verdict
 
     daemon = config.daemon
     backend = create_backend(daemon.model.bundle or default_bundle_dir(), daemon.model.backend,
@@ -253,7 +252,7 @@ def _full(args, config, rig, scene, ui, options, out, started) -> int:  # type: 
             ui.prompt(f"Live check {k + 1}: one person steps in front of the kiosk as a user "
                       "would; press Enter")
         result = pipeline.run_check()
-        if result.verdict in (Verdict.LIVE, Verdict.SPOOF) and result.score is not None:
+        if result.decided_by_score and result.score is not None:
             return float(result.score), result.reason.value
         return None, result.reason.value
 

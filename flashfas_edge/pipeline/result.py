@@ -81,3 +81,11 @@ class CheckResult:
     nonce: str = ""
     depth: np.ndarray | None = None  # float32 [D, D] x̂, only kept when asked for
     detail: dict[str, Any] = field(default_factory=dict)  # gate measurements behind the reason
+
+    @property
+    def decided_by_score(self) -> bool:
+        """The networks scored this check and the score decided the answer: ``live`` or
+        ``spoof``, or a ``retry`` for a score in the bundle's uncertain band (its score counts
+        like any other, e.g. in a site's live-score sample)."""
+        return self.score is not None and (
+            self.verdict in (Verdict.LIVE, Verdict.SPOOF) or self.reason is Reason.SCORE_UNCERTAIN)
