@@ -278,7 +278,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     report: dict = {"physics": physics(args.people, args.seed)}
     print(f"physics alone, {args.people} people per kiosk build: diffusion length (mm) each "
-          "camera channel sees under the white flash")
+          "camera channel sees under the white flash, medians (docs/RESULTS.md: 200 people; "
+          "fewer give noisier medians)")
     print(f"{'build':16}{'skin R, G, B':>22}{'silicone R, G, B':>22}{'skin R/B':>10}"
           f"{'(5-95 %)':>13}{'silicone R/B':>14}{'inside skin':>13}")
     for name, row in report["physics"].items():
