@@ -162,9 +162,12 @@ def test_threshold_meets_its_bpcer_on_fresh_live_checks_and_never_lets_more_atta
         flash.stop()
         camera.stop()
     choice = choose_threshold(site, bundle_threshold, target_bpcer=0.1)
-    assert choice.threshold >= bundle_threshold
+    assert choice.threshold == max(choice.fitted, bundle_threshold)
     assert len(fresh) >= 30
-    refused = sum(s < choice.threshold for s in fresh)
+    # the site's own estimate meets its target; the bundle's floor (every attack type's dev APCER
+    # <= 1 %) may then raise the threshold above it, and what that floor refuses is the bundle's
+    # BPCER, not the calibration's (docs/RESULTS.md, "The shipped threshold")
+    refused = sum(s < choice.fitted for s in fresh)
     # BPCER 10 % on 40 checks: more than 11 refused would be a 1-in-200 event (binomial) at a
     # threshold exactly at 10 %; the threshold's own estimate from 20 checks adds to that
     assert refused <= 11, (choice.summary(), fresh)

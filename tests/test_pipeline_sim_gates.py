@@ -234,7 +234,13 @@ def test_colour_challenge_is_verified_per_channel_and_a_colour_replay_mismatches
         assert len(frames) >= 7  # the camera kept up while recording (~0.28 s at 30 fps)
         kiosk.inject_stream([f.image for f in frames], [f.meta.get("landmarks") for f in frames])
         try:
-            replays = [pipeline.run_check() for _ in range(3)]
+            # each replay meets a fresh challenge; where the recording's flash lines up weakly
+            # with it the answer is low_flash_snr (retry), so up to six tries for a mismatch
+            replays = []
+            for _ in range(6):
+                replays.append(pipeline.run_check())
+                if replays[-1].reason is Reason.CHALLENGE_MISMATCH:
+                    break
         finally:
             kiosk.inject_stream(None)
         assert all(r.verdict is not Verdict.LIVE for r in replays)
