@@ -43,6 +43,6 @@ def decide(output: ModelOutput, threshold: float,
         raise ImplausibleModelOutput(f"P(live) = {p_live!r} is not a probability")
     if p_live >= threshold:
         return Verdict.LIVE, Reason.SCORE_ABOVE_THRESHOLD
-    if spoof_below is not None and p_live >= min(spoof_below, threshold):
+    if spoof_below is not None and p_live >= spoof_below:
         return Verdict.RETRY, Reason.SCORE_UNCERTAIN
     return Verdict.SPOOF, Reason.SCORE_BELOW_THRESHOLD

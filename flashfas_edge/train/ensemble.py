@@ -118,8 +118,8 @@ def rethreshold_bundle(bundle_dir: Path, data_dir: Path, target_apcer: float | N
     dev = load_split_for(dev_dir, scorer.model_config, cache_root)
     scores = scorer.score(dev)
     what = "the ensemble" if "ensemble" in bundle.manifest else "the network"
-    manifest = json.loads(bundle.manifest_path.read_text())
     old_text = bundle.manifest_path.read_text()
+    manifest = json.loads(old_text)
     manifest["threshold"], dev_provenance = dev_threshold(scores, dev.labels, dev_dir,
                                                           target_apcer, what)
     manifest.setdefault("provenance", {})["dev"] = dev_provenance

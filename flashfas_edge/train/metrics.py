@@ -101,14 +101,13 @@ def apcer_target_threshold(scores: np.ndarray, labels: list[str] | np.ndarray,
     attack_types = [t for t in np.unique(labels) if t != LIVE]
     if not attack_types:
         raise MetricsError("no attack presentations")
-    must_reject = -np.inf  # the highest attack score that has to fall below the threshold
+    # the highest attack score that has to fall below the threshold: with target < 1, at most
+    # floor(target · n) < n of a type may pass, so every type leaves one to reject
+    limits = []
     for kind in attack_types:
         ranked = np.sort(scores[labels == kind])[::-1]
-        allowed = int(np.floor(target_apcer * len(ranked) + 1e-9))
-        if allowed < len(ranked):
-            must_reject = max(must_reject, float(ranked[allowed]))
-    if not np.isfinite(must_reject):
-        return float(np.min(scores))
+        limits.append(float(ranked[int(np.floor(target_apcer * len(ranked) + 1e-9))]))
+    must_reject = max(limits)
     if must_reject >= 1.0:
         raise MetricsError("an attack scores P(live) = 1: no threshold in (0, 1] rejects it")
     above = scores[scores > must_reject]
