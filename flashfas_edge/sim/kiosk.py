@@ -257,21 +257,3 @@ class SimKiosk:
             lm_out = None
             self.last_other_faces = []
         return develop(lin, self.profile, sensor, rng), lm_out
-
-
-def check_subject(kiosk: SimKiosk, pipeline: Any, subject: Subject) -> Any:
-    """``subject`` in front of the simulated kiosk, then one check of ``pipeline`` (a
-    ``pipeline.Pipeline`` on this kiosk's camera and flash); asked again (3 tries in all) only
-    when an overloaded CPU made the simulated camera drop a needed frame (``no_clean_frame``),
-    as a kiosk's own retry would. Returns the ``CheckResult``."""
-    import time
-
-    from flashfas_edge.pipeline.result import Reason
-
-    kiosk.set_subject(subject)
-    time.sleep(0.1)
-    for _ in range(3):
-        result = pipeline.run_check()
-        if result.reason is not Reason.NO_CLEAN_FRAME:
-            break
-    return result
